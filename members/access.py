@@ -1,0 +1,109 @@
+"""Who may see whom: the one place that answers it.
+
+Every role is bound to a node of the organisation tree and covers that node's subtree.
+Views that take an id call ``get_*_or_404`` here; lists start from ``visible_*`` here.
+"""
+
+from functools import wraps
+
+from django.contrib.auth.decorators import login_required
+from django.http import Http404
+
+from .models import Member, Organization, Role, RoleAssignment
+
+STAFF_ROLES = (Role.TRAINER, Role.SECRETARY, Role.OPERATOR)
+# Roles that work with members by phone (calling, re-importing); site operators see masked numbers.
+ROLES_SEEING_PHONES = (Role.TRAINER, Role.SECRETARY)
+# Roles that change who is on a roster.
+ROLES_MANAGING_ROSTER = (Role.TRAINER, Role.SECRETARY)
+
+
+def role_assignments(user):
+    """The user's role assignments, loaded once per user object."""
+    if not user.is_authenticated:
+        return []
+    cached = getattr(user, "_lunxun_roles", None)
+    if cached is None:
+        cached = list(RoleAssignment.objects.for_user(user))
+        user._lunxun_roles = cached
+    return cached
+
+
+def role_roots(user, roles=STAFF_ROLES):
+    """The organisations at which ``user`` holds any of ``roles``; ``None`` means everything."""
+    if user.is_authenticated and user.is_superuser:
+        return None
+    return [a.organization for a in role_assignments(user) if a.role in roles]
+
+
+def has_role(user, roles=STAFF_ROLES) -> bool:
+    roots = role_roots(user, roles)
+    return roots is None or bool(roots)
+
+
+def visible_organizations(user, roles=STAFF_ROLES):
+    roots = role_roots(user, roles)
+    if roots is None:
+        return Organization.objects.all()
+    return Organization.objects.in_subtree(*roots)
+
+
+def visible_members(user, roles=STAFF_ROLES):
+    roots = role_roots(user, roles)
+    if roots is None:
+        return Member.objects.all()
+    return Member.objects.in_subtree(*roots)
+
+
+def can_see_organization(user, organization, roles=STAFF_ROLES) -> bool:
+    roots = role_roots(user, roles)
+    return roots is None or any(root.contains(organization) for root in roots)
+
+
+def can_see_member(user, member, roles=STAFF_ROLES) -> bool:
+    if user.is_authenticated and member.user_id == user.pk:
+        return True
+    return can_see_organization(user, member.organization, roles)
+
+
+def can_see_phone(user, member) -> bool:
+    return can_see_member(user, member, ROLES_SEEING_PHONES)
+
+
+def get_organization_or_404(user, pk, roles=STAFF_ROLES) -> Organization:
+    """The organisation ``pk`` if ``user`` may see it; 404 otherwise, so ids reveal nothing."""
+    try:
+        organization = Organization.objects.get(pk=pk)
+    except (Organization.DoesNotExist, ValueError, TypeError):
+        raise Http404 from None
+    if not can_see_organization(user, organization, roles):
+        raise Http404
+    return organization
+
+
+def get_member_or_404(user, pk, roles=STAFF_ROLES) -> Member:
+    """The member ``pk`` if ``user`` may see them; 404 otherwise."""
+    try:
+        member = Member.objects.select_related("organization", "user").get(pk=pk)
+    except (Member.DoesNotExist, ValueError, TypeError):
+        raise Http404 from None
+    if not can_see_member(user, member, roles):
+        raise Http404
+    return member
+
+
+def role_required(*roles):
+    """Guard a view: logged in, and holding one of ``roles`` somewhere in the tree (else 404)."""
+    roles = roles or STAFF_ROLES
+
+    def decorator(view):
+        @login_required
+        @wraps(view)
+        def wrapper(request, *args, **kwargs):
+            if not has_role(request.user, roles):
+                raise Http404
+            return view(request, *args, **kwargs)
+
+        return wrapper
+
+    return decorator

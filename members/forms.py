@@ -1,0 +1,91 @@
+from django import forms
+from django.contrib.auth.forms import AuthenticationForm
+from django.utils.translation import gettext_lazy as _
+
+from .models import Member
+
+
+class LoginForm(AuthenticationForm):
+    username = forms.CharField(
+        label=_("Mobile number or username"),
+        max_length=150,
+        widget=forms.TextInput(attrs={"autofocus": True, "autocomplete": "username"}),
+    )
+    error_messages = {
+        "invalid_login": _(
+            "The login or the password is not correct. After %(limit)s failed attempts the "
+            "account is locked for a while."
+        ),
+        "inactive": _("This account is inactive."),
+    }
+
+    def get_invalid_login_error(self):
+        from django.conf import settings
+
+        return forms.ValidationError(
+            self.error_messages["invalid_login"],
+            code="invalid_login",
+            params={"limit": settings.AXES_FAILURE_LIMIT},
+        )
+
+
+class ImportUploadForm(forms.Form):
+    file = forms.FileField(
+        label=_("Spreadsheet (.xlsx or .csv)"),
+        widget=forms.ClearableFileInput(attrs={"accept": ".xlsx,.csv"}),
+    )
+
+
+class RosterFilterForm(forms.Form):
+    q = forms.CharField(label=_("Name or phone"), required=False)
+    org = forms.IntegerField(required=False, widget=forms.HiddenInput)
+    status = forms.ChoiceField(
+        label=_("Status"), required=False, choices=[("", _("All")), *Member.Status.choices]
+    )
+    position = forms.ChoiceField(
+        label=_("Category"), required=False, choices=[("", _("All")), *Member.Position.choices]
+    )
+    active = forms.ChoiceField(
+        label=_("On record"),
+        required=False,
+        choices=[("1", _("Active")), ("0", _("Inactive")), ("all", _("All"))],
+    )
+    activated = forms.ChoiceField(
+        label=_("Account"),
+        required=False,
+        choices=[("", _("All")), ("1", _("Activated")), ("0", _("Not activated"))],
+    )
+
+    def filter(self, members):
+        data = self.cleaned_data
+        members = members.search(data.get("q"))
+        if data.get("status"):
+            members = members.filter(status=data["status"])
+        if data.get("position"):
+            members = members.filter(position=data["position"])
+        active = data.get("active") or "1"
+        if active != "all":
+            members = members.filter(is_active=active == "1")
+        if data.get("activated") == "1":
+            members = members.filter(activated_at__isnull=False)
+        elif data.get("activated") == "0":
+            members = members.filter(activated_at__isnull=True)
+        return members
+
+
+class ActivationForm(forms.Form):
+    phone = forms.CharField(label=_("Mobile number"), max_length=32)
+    code = forms.CharField(label=_("Activation code"), max_length=32)
+    password1 = forms.CharField(
+        label=_("New password"), widget=forms.PasswordInput(attrs={"autocomplete": "new-password"})
+    )
+    password2 = forms.CharField(
+        label=_("New password again"),
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+    )
+
+    def clean(self):
+        data = super().clean()
+        if data.get("password1") and data.get("password1") != data.get("password2"):
+            self.add_error("password2", _("The two passwords differ."))
+        return data

@@ -1,0 +1,342 @@
+import re
+import secrets
+import unicodedata
+from datetime import timedelta
+
+from django.conf import settings
+from django.contrib.auth.hashers import check_password, make_password
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+from treebeard.mp_tree import MP_Node, MP_NodeManager, MP_NodeQuerySet
+
+PHONE_RE = re.compile(r"^1[3-9]\d{9}$")
+
+
+def normalize_phone(raw) -> str:
+    """Return the 11-digit mainland mobile number in ``raw``, or "" when there is none.
+
+    Accepts what people type and spreadsheets store: full-width digits, spaces, dashes,
+    brackets, a ``+86``/``0086``/``86`` prefix, or a number Excel turned into a float.
+    """
+    if raw is None:
+        return ""
+    if isinstance(raw, float) and raw.is_integer():
+        raw = int(raw)
+    text = unicodedata.normalize("NFKC", str(raw)).strip()
+    digits = re.sub(r"[\s\-()（）.]", "", text)
+    if digits.startswith("+"):
+        digits = digits[1:]
+    if digits.startswith("0086"):
+        digits = digits[4:]
+    elif digits.startswith("86") and len(digits) == 13:
+        digits = digits[2:]
+    return digits if PHONE_RE.match(digits) else ""
+
+
+def mask_phone(phone: str) -> str:
+    """138****5678: enough to recognise a number, not enough to call it."""
+    if len(phone) != 11:
+        return "*" * len(phone)
+    return f"{phone[:3]}****{phone[7:]}"
+
+
+def mask_name(name: str) -> str:
+    """张*三 / 李* : the first and last character stay, the rest are hidden."""
+    if len(name) <= 1:
+        return name
+    if len(name) == 2:
+        return name[0] + "*"
+    return name[0] + "*" * (len(name) - 2) + name[-1]
+
+
+class OrganizationQuerySet(MP_NodeQuerySet):
+    def in_subtree(self, *roots):
+        """Nodes under any of ``roots`` (inclusive), by materialized path prefix."""
+        if not roots:
+            return self.none()
+        condition = Q()
+        for root in roots:
+            condition |= Q(path__startswith=root.path)
+        return self.filter(condition)
+
+
+class Organization(MP_Node):
+    """A node of the organisation tree: city committee > county > township > village > branch."""
+
+    class Kind(models.TextChoices):
+        COMMITTEE = "committee", _("Party committee (党委)")
+        GENERAL_BRANCH = "general_branch", _("General branch (党总支)")
+        BRANCH = "branch", _("Branch (党支部)")
+
+    class Domain(models.TextChoices):
+        RURAL = "rural", _("Rural (农村)")
+        COMMUNITY = "community", _("Community (社区)")
+        ORGAN = "organ", _("Government organ (机关)")
+        INSTITUTION = "institution", _("Public institution (事业单位)")
+        STATE_ENTERPRISE = "state_enterprise", _("State-owned enterprise (国有企业)")
+        PRIVATE_ENTERPRISE = "private_enterprise", _("Non-public enterprise (非公企业)")
+        SOCIAL = "social", _("Social organisation (社会组织)")
+        SCHOOL = "school", _("School (学校)")
+        OTHER = "other", _("Other (其他)")
+
+    name = models.CharField(_("name"), max_length=120)
+    code = models.CharField(_("organisation code"), max_length=40, unique=True)
+    kind = models.CharField(_("kind"), max_length=20, choices=Kind.choices, default=Kind.BRANCH)
+    domain = models.CharField(
+        _("domain"), max_length=20, choices=Domain.choices, default=Domain.OTHER
+    )
+    is_site = models.BooleanField(
+        _("remote-education site"),
+        default=False,
+        help_text=_("This organisation runs a remote-education site (远程教育站点)."),
+    )
+
+    node_order_by = ["code"]
+    objects = MP_NodeManager.from_queryset(OrganizationQuerySet)()
+
+    class Meta:
+        verbose_name = _("organisation (党组织)")
+        verbose_name_plural = _("organisations (党组织)")
+
+    def __str__(self):
+        return self.name
+
+    def contains(self, other: "Organization") -> bool:
+        """True when ``other`` is this node or lies below it."""
+        return other.path.startswith(self.path)
+
+    def subtree(self):
+        return Organization.objects.filter(path__startswith=self.path)
+
+    def ancestors_and_self(self):
+        paths = [self.path[:i] for i in range(self.steplen, len(self.path) + 1, self.steplen)]
+        return Organization.objects.filter(path__in=paths).order_by("depth")
+
+
+class MemberQuerySet(models.QuerySet):
+    def in_subtree(self, *roots):
+        """Members whose organisation lies under any of ``roots``."""
+        if not roots:
+            return self.none()
+        condition = Q()
+        for root in roots:
+            condition |= Q(organization__path__startswith=root.path)
+        return self.filter(condition)
+
+    def active(self):
+        return self.filter(is_active=True)
+
+    def search(self, text):
+        text = (text or "").strip()
+        if not text:
+            return self
+        digits = re.sub(r"\D", "", text)
+        condition = Q(name__contains=text)
+        if len(digits) >= 4:
+            condition |= Q(phone__contains=digits)
+        return self.filter(condition)
+
+
+class Member(models.Model):
+    """A Party member (党员). Only what training needs: no ID-card numbers."""
+
+    class Status(models.TextChoices):
+        FULL = "full", _("Full member (正式党员)")
+        PROBATIONARY = "probationary", _("Probationary member (预备党员)")
+
+    class Position(models.TextChoices):
+        MEMBER = "member", _("Member (普通党员)")
+        SECRETARY = "secretary", _("Branch secretary (支部书记)")
+        COMMITTEE = "committee", _("Committee member (支委委员)")
+
+    class Gender(models.TextChoices):
+        MALE = "male", _("Male")
+        FEMALE = "female", _("Female")
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="member"
+    )
+    name = models.CharField(_("name"), max_length=50)
+    phone = models.CharField(_("mobile phone"), max_length=11, unique=True)
+    organization = models.ForeignKey(
+        Organization,
+        on_delete=models.PROTECT,
+        related_name="members",
+        verbose_name=_("organisation"),
+    )
+    status = models.CharField(
+        _("membership status"), max_length=20, choices=Status.choices, default=Status.FULL
+    )
+    position = models.CharField(
+        _("position"), max_length=20, choices=Position.choices, default=Position.MEMBER
+    )
+    gender = models.CharField(_("gender"), max_length=10, choices=Gender.choices, blank=True)
+    joined_on = models.DateField(_("date joined the Party"), null=True, blank=True)
+    is_active = models.BooleanField(
+        _("active"),
+        default=True,
+        help_text=_("Members transferred out or deceased stay on record but leave future rounds."),
+    )
+    activated_at = models.DateTimeField(_("activated at"), null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = MemberQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("member (党员)")
+        verbose_name_plural = _("members (党员)")
+        ordering = ["organization__path", "name"]
+        indexes = [models.Index(fields=["organization", "is_active"])]
+
+    def __str__(self):
+        return self.name
+
+    @property
+    def masked_phone(self):
+        return mask_phone(self.phone)
+
+    @property
+    def masked_name(self):
+        return mask_name(self.name)
+
+
+class Role(models.TextChoices):
+    TRAINER = "trainer", _("Trainer (培训管理员)")
+    SECRETARY = "secretary", _("Secretary (支部书记/组织委员)")
+    OPERATOR = "operator", _("Site operator (站点管理员)")
+
+
+class RoleAssignmentQuerySet(models.QuerySet):
+    def for_user(self, user):
+        return self.filter(user=user).select_related("organization")
+
+
+class RoleAssignment(models.Model):
+    """A power bound to a node: it covers that node's whole subtree and nothing else."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="role_assignments",
+        verbose_name=_("user"),
+    )
+    role = models.CharField(_("role"), max_length=20, choices=Role.choices)
+    organization = models.ForeignKey(
+        Organization,
+        on_delete=models.CASCADE,
+        related_name="role_assignments",
+        verbose_name=_("organisation"),
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = RoleAssignmentQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("role assignment")
+        verbose_name_plural = _("role assignments")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "role", "organization"], name="unique_role_per_node"
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.user} · {self.get_role_display()} · {self.organization}"
+
+
+# Letters and digits that survive being read aloud and printed: no 0/O, 1/I/L.
+ACTIVATION_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
+
+
+class ActivationCodeQuerySet(models.QuerySet):
+    def usable(self):
+        return self.filter(used_at__isnull=True, revoked=False, expires_at__gt=timezone.now())
+
+
+class ActivationCode(models.Model):
+    """A one-time code printed on a slip; with it a member sets their own password.
+
+    Only a hash is stored: the code itself exists on the slip and nowhere else.
+    """
+
+    member = models.ForeignKey(Member, on_delete=models.CASCADE, related_name="activation_codes")
+    code_hash = models.CharField(max_length=128)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+    failures = models.PositiveSmallIntegerField(default=0)
+    revoked = models.BooleanField(default=False)
+
+    objects = ActivationCodeQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("activation code")
+        verbose_name_plural = _("activation codes")
+
+    def __str__(self):
+        return f"{self.member} · {self.created_at:%Y-%m-%d}"
+
+    @staticmethod
+    def generate_code() -> str:
+        return "".join(secrets.choice(ACTIVATION_ALPHABET) for _ in range(10))
+
+    @classmethod
+    def expiry_from_now(cls):
+        return timezone.now() + timedelta(days=settings.LUNXUN_ACTIVATION_CODE_DAYS)
+
+    def set_code(self, code: str):
+        self.code_hash = make_password(self.clean_code(code))
+
+    def matches(self, code: str) -> bool:
+        return check_password(self.clean_code(code), self.code_hash)
+
+    @staticmethod
+    def clean_code(code: str) -> str:
+        return re.sub(r"[\s\-]", "", unicodedata.normalize("NFKC", code or "")).upper()
+
+    @property
+    def is_usable(self):
+        return self.used_at is None and not self.revoked and self.expires_at > timezone.now()
+
+
+class RosterImport(models.Model):
+    """One uploaded roster or organisation file: its dry-run report, then whether it was applied.
+
+    The parsed, normalised rows are kept (not the uploaded file), so the confirmation applies
+    exactly what the dry run showed and a second click finds the import already applied.
+    """
+
+    class Kind(models.TextChoices):
+        ROSTER = "roster", _("Member roster")
+        ORGANIZATIONS = "organizations", _("Organisations")
+
+    class State(models.TextChoices):
+        CHECKED = "checked", _("Checked (dry run)")
+        APPLIED = "applied", _("Applied")
+        REJECTED = "rejected", _("Rejected")
+
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    state = models.CharField(max_length=20, choices=State.choices, default=State.CHECKED)
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    file_name = models.CharField(max_length=255)
+    file_sha256 = models.CharField(max_length=64)
+    rows = models.JSONField(default=list)
+    report = models.JSONField(default=dict)
+    created_at = models.DateTimeField(auto_now_add=True)
+    applied_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("import")
+        verbose_name_plural = _("imports")
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return f"{self.get_kind_display()} · {self.file_name}"

@@ -1,0 +1,328 @@
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth import login
+from django.contrib.auth import views as auth_views
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
+from django.db.models import Count, Q
+from django.http import Http404, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_POST
+
+from . import access, services
+from .forms import ActivationForm, ImportUploadForm, LoginForm, RosterFilterForm
+from .models import Member, Organization, RosterImport
+from .tabular import TableError
+
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+ROSTER_PAGE_SIZE = 50
+
+
+class LoginView(auth_views.LoginView):
+    template_name = "members/login.html"
+    form_class = LoginForm
+    redirect_authenticated_user = True
+
+
+def lockout_response(request, response=None, credentials=None):
+    """django-axes: the same words whether or not the account exists."""
+    minutes = int(settings.AXES_COOLOFF_TIME.total_seconds() // 60)
+    return render(
+        request,
+        "members/locked.html",
+        {"minutes": minutes, "limit": settings.AXES_FAILURE_LIMIT},
+        status=429,
+    )
+
+
+def xlsx_response(content: bytes, filename: str) -> HttpResponse:
+    response = HttpResponse(content, content_type=XLSX)
+    response["Content-Disposition"] = f"attachment; filename*=UTF-8''{filename}"
+    return response
+
+
+def _selected_org(request, members_roles=access.STAFF_ROLES):
+    """The organisation named by ?org=, checked against the user's scope; None for all."""
+    org_id = request.GET.get("org")
+    if not org_id:
+        return None
+    return access.get_organization_or_404(request.user, org_id, members_roles)
+
+
+def _roster_queryset(request, form):
+    members = access.visible_members(request.user)
+    organization = _selected_org(request)
+    if organization is not None:
+        members = members.filter(organization__path__startswith=organization.path)
+    if form.is_valid():
+        members = form.filter(members)
+    else:
+        members = members.active()
+    return members, organization
+
+
+@access.role_required()
+def roster(request):
+    form = RosterFilterForm(request.GET or None)
+    members, organization = _roster_queryset(request, form)
+    page = Paginator(
+        members.select_related("organization").order_by("organization__path", "name", "pk"),
+        ROSTER_PAGE_SIZE,
+    ).get_page(request.GET.get("page"))
+    roots = access.role_roots(request.user)
+    top = Organization.get_root_nodes() if roots is None else sorted(roots, key=lambda o: o.path)
+    query = request.GET.copy()
+    query.pop("page", None)
+    return render(
+        request,
+        "members/roster.html",
+        {
+            "form": form,
+            "page": page,
+            "organization": organization,
+            "top_organizations": top,
+            "query": query.urlencode(),
+            "can_manage": access.has_role(request.user, access.ROLES_MANAGING_ROSTER),
+        },
+    )
+
+
+@access.role_required()
+def roster_export(request):
+    form = RosterFilterForm(request.GET or None)
+    members, organization = _roster_queryset(request, form)
+    content = services.roster_export(
+        members=members.order_by("organization__path", "name", "pk"),
+        user=request.user,
+        request=request,
+        scope_label=organization.code if organization else "",
+    )
+    stamp = timezone.localtime().strftime("%Y%m%d-%H%M")
+    return xlsx_response(content, f"roster-{stamp}.xlsx")
+
+
+@access.role_required()
+def member_detail(request, pk):
+    member = access.get_member_or_404(request.user, pk)
+    return render(
+        request,
+        "members/member_detail.html",
+        {
+            "member": member,
+            "show_phone": access.can_see_phone(request.user, member),
+            "roles": member.user.role_assignments.select_related("organization"),
+            "can_manage": access.can_see_member(request.user, member, access.ROLES_MANAGING_ROSTER),
+        },
+    )
+
+
+@access.role_required()
+def organization_detail(request, pk):
+    organization = access.get_organization_or_404(request.user, pk)
+    children = organization.get_children().annotate(
+        direct_members=Count("members", filter=Q(members__is_active=True))
+    )
+    subtree_members = Member.objects.active().in_subtree(organization).count()
+    return render(
+        request,
+        "members/organization_detail.html",
+        {
+            "organization": organization,
+            "ancestors": [
+                o
+                for o in organization.ancestors_and_self()
+                if access.can_see_organization(request.user, o)
+            ],
+            "children": children,
+            "subtree_members": subtree_members,
+            "direct_members": organization.members.active().count(),
+        },
+    )
+
+
+# --- Imports -----------------------------------------------------------------------------------
+
+IMPORT_KINDS = {
+    "roster": (RosterImport.Kind.ROSTER, access.ROLES_MANAGING_ROSTER),
+    "organizations": (RosterImport.Kind.ORGANIZATIONS, (access.Role.TRAINER,)),
+}
+CHECKERS = {
+    RosterImport.Kind.ROSTER: (services.roster_check, services.roster_apply),
+    RosterImport.Kind.ORGANIZATIONS: (services.orgs_check, services.orgs_apply),
+}
+
+
+def _import_kind(request, kind):
+    if kind not in IMPORT_KINDS:
+        raise Http404
+    model_kind, roles = IMPORT_KINDS[kind]
+    if not access.has_role(request.user, roles):
+        raise Http404
+    return model_kind
+
+
+@login_required
+def import_upload(request, kind):
+    model_kind = _import_kind(request, kind)
+    form = ImportUploadForm(request.POST or None, request.FILES or None)
+    if request.method == "POST" and form.is_valid():
+        upload = form.cleaned_data["file"]
+        if upload.size > settings.LUNXUN_IMPORT_MAX_BYTES:
+            form.add_error(
+                "file",
+                _("The file is larger than %(mb)d MB.")
+                % {"mb": settings.LUNXUN_IMPORT_MAX_BYTES // (1024 * 1024)},
+            )
+        else:
+            check, _apply = CHECKERS[model_kind]
+            try:
+                record = check(data=upload.read(), file_name=upload.name, user=request.user)
+            except TableError as error:
+                form.add_error("file", str(error))
+            else:
+                return redirect("members:import_detail", pk=record.pk)
+    return render(
+        request,
+        "members/import_upload.html",
+        {"form": form, "kind": kind, "kind_label": RosterImport.Kind(model_kind).label},
+    )
+
+
+def _own_import(request, pk):
+    """An import is visible to the person who uploaded it (and to superusers)."""
+    qs = RosterImport.objects.all()
+    if not request.user.is_superuser:
+        qs = qs.filter(uploaded_by=request.user)
+    return get_object_or_404(qs, pk=pk)
+
+
+@login_required
+def import_detail(request, pk):
+    record = _own_import(request, pk)
+    kind = "roster" if record.kind == RosterImport.Kind.ROSTER else "organizations"
+    _import_kind(request, kind)
+    report = record.report
+    errors = report.get("errors", [])
+    return render(
+        request,
+        "members/import_detail.html",
+        {
+            "record": record,
+            "kind": kind,
+            "report": report,
+            "counts": report.get("counts", {}),
+            "errors": errors[:1000],
+            "more_errors": max(0, len(errors) - 1000),
+            "changes": report.get("changes", [])[:200],
+            "missing": report.get("missing", []),
+        },
+    )
+
+
+@login_required
+@require_POST
+def import_apply(request, pk):
+    record = _own_import(request, pk)
+    kind = "roster" if record.kind == RosterImport.Kind.ROSTER else "organizations"
+    _import_kind(request, kind)
+    _check, apply = CHECKERS[record.kind]
+    try:
+        report = apply(roster_import=record, user=request.user, request=request)
+    except services.ImportAlreadyApplied:
+        messages.info(request, _("This file was already imported; nothing was changed again."))
+    except services.ImportRejected as rejected:
+        record.report = rejected.report
+        record.state = RosterImport.State.REJECTED
+        record.save(update_fields=["report", "state"])
+        messages.error(
+            request,
+            _(
+                "The data changed since the check and some rows are now invalid; nothing was "
+                "imported. Correct the file and upload it again."
+            ),
+        )
+    else:
+        counts = report["counts"]
+        messages.success(
+            request,
+            _("Imported: %(new)d new, %(changed)d changed, %(unchanged)d unchanged.") % counts,
+        )
+    return redirect("members:import_detail", pk=record.pk)
+
+
+@access.role_required(*access.ROLES_MANAGING_ROSTER)
+@require_POST
+def members_deactivate(request):
+    ids = [int(i) for i in request.POST.getlist("member") if i.isdigit()]
+    count = services.members_deactivate(member_ids=ids, user=request.user, request=request)
+    messages.success(request, _("%(n)d members marked as no longer on record.") % {"n": count})
+    back = request.POST.get("next")
+    if back and back.startswith("/") and not back.startswith("//"):
+        return redirect(back)
+    return redirect("members:roster")
+
+
+@login_required
+def import_template(request, kind):
+    _import_kind(request, kind)
+    if kind == "roster":
+        return xlsx_response(services.roster_template(), "roster-template.xlsx")
+    return xlsx_response(services.org_template(), "organizations-template.xlsx")
+
+
+# --- Activation --------------------------------------------------------------------------------
+
+
+@access.role_required(*access.ROLES_MANAGING_ROSTER)
+@require_POST
+def activation_slips(request):
+    """Issue one-time codes for the chosen members and show the printable slips once."""
+    visible = access.visible_members(request.user, access.ROLES_MANAGING_ROSTER).active()
+    ids = [int(i) for i in request.POST.getlist("member") if i.isdigit()]
+    if request.POST.get("org"):
+        organization = access.get_organization_or_404(
+            request.user, request.POST["org"], access.ROLES_MANAGING_ROSTER
+        )
+        members = visible.in_subtree(organization).filter(activated_at__isnull=True)
+    else:
+        members = visible.filter(pk__in=ids)
+    members = members.select_related("organization").order_by("organization__path", "name")
+    issued = services.activation_codes_issue(members=members, user=request.user, request=request)
+    if not issued:
+        messages.info(request, _("No members were selected, or all of them are activated."))
+        return redirect("members:roster")
+    return render(
+        request,
+        "members/activation_slips.html",
+        {
+            "issued": issued,
+            "activate_url": request.build_absolute_uri("/activate/"),
+            "expires": timezone.localtime()
+            + (services.ActivationCode.expiry_from_now() - timezone.now()),
+        },
+    )
+
+
+def activate(request):
+    form = ActivationForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            member = services.member_activate(
+                phone=form.cleaned_data["phone"],
+                code=form.cleaned_data["code"],
+                password=form.cleaned_data["password1"],
+            )
+        except services.ActivationError as error:
+            form.add_error(None, str(error))
+        except ValidationError as error:
+            form.add_error("password1", error)
+        else:
+            login(request, member.user, backend="members.backends.PhoneOrUsernameBackend")
+            messages.success(
+                request, _("Your password is set. Welcome, %(name)s.") % {"name": member.name}
+            )
+            return redirect("/")
+    return render(request, "members/activate.html", {"form": form})

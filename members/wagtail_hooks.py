@@ -1,0 +1,154 @@
+"""Trainers manage organisations, members and roles in the Wagtail admin, within their subtree."""
+
+from django.db import transaction
+from django.http import Http404
+from django.utils.translation import gettext_lazy as _
+from wagtail import hooks
+from wagtail.admin.views import generic
+from wagtail.admin.viewsets.model import ModelViewSet, ModelViewSetGroup
+
+from . import access, services
+from .admin_forms import MemberForm, OrganizationForm, RoleAssignmentForm
+from .models import Member, Organization, Role, RoleAssignment
+
+
+class ScopedMixin:
+    """Every admin view, list or single object, sees only the trainer's subtree."""
+
+    path_lookup = "path"
+
+    def scope(self, queryset):
+        roots = access.role_roots(self.request.user, (Role.TRAINER,))
+        if roots is None:
+            return queryset
+        if not roots:
+            return queryset.none()
+        from django.db.models import Q
+
+        condition = Q()
+        for root in roots:
+            condition |= Q(**{f"{self.path_lookup}__startswith": root.path})
+        return queryset.filter(condition)
+
+    def get_base_queryset(self):
+        return self.scope(super().get_base_queryset())
+
+    def get_queryset(self):
+        if isinstance(self, generic.IndexView):
+            return super().get_queryset()
+        return self.scope(self.model._default_manager.all())
+
+    def get_object(self, queryset=None):
+        obj = super().get_object(queryset)
+        if not self.scope(self.model._default_manager.filter(pk=obj.pk)).exists():
+            raise Http404
+        return obj
+
+
+class ScopedModelViewSet(ModelViewSet):
+    """A ModelViewSet whose every view is limited to the trainer's subtree."""
+
+    path_lookup = "path"
+
+    def construct_view(self, view_class, **kwargs):
+        scoped = type(
+            view_class.__name__, (ScopedMixin, view_class), {"path_lookup": self.path_lookup}
+        )
+        return super().construct_view(scoped, **kwargs)
+
+
+class OrganizationCreateView(generic.CreateView):
+    def save_instance(self):
+        parent = self.form.cleaned_data.get("parent")
+        instance = self.form.instance
+        values = {f: getattr(instance, f) for f in ("name", "code", "kind", "domain", "is_site")}
+        if parent is None:
+            return Organization.add_root(**values)
+        return parent.add_child(**values)
+
+
+class OrganizationEditView(generic.EditView):
+    def save_instance(self):
+        with transaction.atomic():
+            instance = self.form.save()
+            parent = self.form.cleaned_data.get("parent")
+            current = instance.get_parent()
+            if parent is not None and (current is None or current.pk != parent.pk):
+                instance.move(parent, "sorted-child")
+                instance.refresh_from_db()
+        return instance
+
+
+class OrganizationViewSet(ScopedModelViewSet):
+    model = Organization
+    add_view_class = OrganizationCreateView
+    edit_view_class = OrganizationEditView
+    icon = "group"
+    menu_label = _("Organisations")
+    list_display = ["name", "code", "kind", "domain", "depth"]
+    list_filter = ["kind", "domain", "is_site"]
+    search_fields = ["name", "code"]
+    ordering = ["path"]
+
+    def get_form_class(self, for_update=False):
+        return OrganizationForm
+
+
+class MemberCreateView(generic.CreateView):
+    def save_instance(self):
+        data = self.form.cleaned_data
+        return services.member_create(
+            name=data["name"],
+            phone=data["phone"],
+            organization=data["organization"],
+            status=data["status"],
+            position=data["position"],
+            gender=data["gender"],
+            joined_on=data["joined_on"],
+            is_active=data["is_active"],
+        )
+
+
+class MemberViewSet(ScopedModelViewSet):
+    path_lookup = "organization__path"
+    add_view_class = MemberCreateView
+    model = Member
+    icon = "user"
+    menu_label = _("Members")
+    list_display = ["name", "masked_phone", "organization", "status", "position", "is_active"]
+    list_filter = ["status", "position", "is_active"]
+    search_fields = ["name", "phone"]
+    ordering = ["organization__path", "name"]
+
+    def get_form_class(self, for_update=False):
+        return MemberForm
+
+
+class RoleAssignmentViewSet(ScopedModelViewSet):
+    path_lookup = "organization__path"
+    model = RoleAssignment
+    icon = "key"
+    menu_label = _("Roles")
+    list_display = ["user", "role", "organization", "created_at"]
+    list_filter = ["role"]
+    search_fields = ["user__username", "organization__name", "organization__code"]
+    ordering = ["organization__path"]
+
+    def get_form_class(self, for_update=False):
+        return RoleAssignmentForm
+
+
+class MembersGroup(ModelViewSetGroup):
+    menu_label = _("Organisations and members")
+    menu_icon = "group"
+    menu_order = 200
+    items = (
+        OrganizationViewSet("org_tree"),
+        MemberViewSet("party_members"),
+        RoleAssignmentViewSet("org_roles"),
+    )
+
+
+@hooks.register("register_admin_viewset")
+def register_viewset():
+    return MembersGroup()

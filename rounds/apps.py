@@ -1,0 +1,12 @@
+from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
+
+
+class RoundsConfig(AppConfig):
+    """Training rounds on django-scheduler, attendance, coverage and the study-hours ledger.
+
+    Filled in by the rounds issue; nothing here yet.
+    """
+
+    name = "rounds"
+    verbose_name = _("Training rounds")
