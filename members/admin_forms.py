@@ -8,6 +8,7 @@ from wagtail.admin.forms import WagtailAdminModelForm
 from . import access
 from .backends import resolve_username
 from .models import Member, Organization, Role, RoleAssignment, normalize_phone
+from .tabular import clean_name
 
 
 class OrganizationCodeField(forms.ModelChoiceField):
@@ -63,6 +64,8 @@ class OrganizationForm(WagtailAdminModelForm):
 
 class MemberForm(WagtailAdminModelForm):
     organization = OrganizationCodeField(label=_("Organisation code"))
+    # Longer than the stored 11 digits: "+86 138-0013-8000" is normalised in clean_phone.
+    phone = forms.CharField(label=_("Mobile phone"), max_length=32)
 
     class Meta:
         model = Member
@@ -80,6 +83,9 @@ class MemberForm(WagtailAdminModelForm):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["organization"].queryset = trainer_organizations(self.for_user)
+
+    def clean_name(self):
+        return clean_name(self.cleaned_data["name"])
 
     def clean_phone(self):
         phone = normalize_phone(self.cleaned_data["phone"])

@@ -62,6 +62,12 @@ class OrganizationQuerySet(MP_NodeQuerySet):
         return self.filter(condition)
 
 
+class OrganizationManager(MP_NodeManager.from_queryset(OrganizationQuerySet)):
+    def get_queryset(self):
+        # treebeard's manager builds its own queryset class; keep ours, in tree order.
+        return OrganizationQuerySet(self.model, using=self._db).order_by("path")
+
+
 class Organization(MP_Node):
     """A node of the organisation tree: city committee > county > township > village > branch."""
 
@@ -94,7 +100,7 @@ class Organization(MP_Node):
     )
 
     node_order_by = ["code"]
-    objects = MP_NodeManager.from_queryset(OrganizationQuerySet)()
+    objects = OrganizationManager()
 
     class Meta:
         verbose_name = _("organisation (党组织)")

@@ -13,6 +13,8 @@ from django.utils.translation import gettext_lazy as _
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 VAR_DIR = Path(os.environ.get("LUNXUN_VAR_DIR", BASE_DIR / "var"))
+# The SQLite database and local media live here; create it so a fresh clone just runs.
+VAR_DIR.mkdir(parents=True, exist_ok=True)
 
 
 def env_bool(name, default=False):

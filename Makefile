@@ -1,0 +1,53 @@
+# The two commands a newcomer needs:  make demo  and  make test  (see README.md).
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+APP_STAMP := $(VENV)/.stamp-app
+DEV_STAMP := $(VENV)/.stamp-dev
+TEST_ENV := DJANGO_SETTINGS_MODULE=config.settings.test
+
+.PHONY: demo test lint messages system-deps system-deps-test bench seed-scale
+
+demo: system-deps $(APP_STAMP) messages
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py seed_demo
+	scripts/run-demo.sh
+
+test: system-deps-test $(DEV_STAMP) messages lint
+	$(TEST_ENV) $(PY) manage.py check
+	$(TEST_ENV) $(PY) manage.py makemigrations --check --dry-run
+	@echo "=== Test suite on SQLite ==="
+	$(VENV)/bin/pytest
+	@echo "=== Test suite on PostgreSQL ==="
+	scripts/with-postgres.sh $(VENV)/bin/pytest
+
+lint: $(DEV_STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+system-deps:
+	scripts/system-deps.sh demo
+
+system-deps-test:
+	scripts/system-deps.sh test
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(APP_STAMP): pyproject.toml | $(VENV)/bin/python
+	$(VENV)/bin/pip install -q -e .
+	touch $@
+
+$(DEV_STAMP): pyproject.toml $(APP_STAMP)
+	$(VENV)/bin/pip install -q -e ".[dev]"
+	touch $@
+
+messages: $(APP_STAMP)
+	$(PY) manage.py compilemessages --ignore=.venv -v 0
+
+seed-scale: system-deps $(APP_STAMP)
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py seed_demo --members 300000
+
+bench: system-deps $(DEV_STAMP)
+	$(PY) bench/run.py

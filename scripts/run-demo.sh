@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Start the site and the background task worker together; Ctrl-C stops both.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+py=.venv/bin/python
+$py manage.py db_worker --interval 1 &
+worker=$!
+trap 'kill $worker 2>/dev/null || true' EXIT INT TERM
+echo ""
+echo "Lunxun is starting on http://127.0.0.1:8000  (admin: http://127.0.0.1:8000/admin/)"
+$py manage.py runserver 127.0.0.1:8000
