@@ -368,6 +368,10 @@ def _lock_import(roster_import, kind):
     locked = RosterImport.objects.select_for_update().get(pk=roster_import.pk, kind=kind)
     if locked.state == RosterImport.State.APPLIED:
         raise ImportAlreadyApplied
+    if locked.report.get("errors"):
+        # Rows that failed the cell checks were never stored: applying the rest would be a
+        # partial import. A file with any error imports nothing.
+        raise ImportRejected(locked.report)
     return locked
 
 

@@ -1,0 +1,9 @@
+from members import services
+
+from ._import import ImportCommand
+
+
+class Command(ImportCommand):
+    help = "Import organisations (.xlsx or .csv), parents before children. Exit 1 on any error."
+    check_import = staticmethod(services.orgs_check)
+    apply_import = staticmethod(services.orgs_apply)

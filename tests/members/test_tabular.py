@@ -1,0 +1,142 @@
+from datetime import date, datetime
+
+import pytest
+
+from members.models import mask_name, mask_phone, normalize_phone
+from members.services import ROSTER_COLUMNS
+from members.tabular import TableError, clean_name, parse_date, read_table
+
+from .spreadsheets import csv_bytes, xlsx
+
+HEADER = ["姓名", "手机号码", "党组织编码"]
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("13800138000", "13800138000"),
+        (" 138 0013 8000 ", "13800138000"),
+        ("138-0013-8000", "13800138000"),
+        ("+86 138 0013 8000", "13800138000"),
+        ("+8613800138000", "13800138000"),
+        ("008613800138000", "13800138000"),
+        ("8613800138000", "13800138000"),
+        ("１３８００１３８０００", "13800138000"),  # full-width digits
+        (13800138000, "13800138000"),
+        (13800138000.0, "13800138000"),  # Excel stored it as a number
+        ("1380013800", ""),
+        ("23800138000", ""),
+        ("12800138000", ""),
+        ("", ""),
+        (None, ""),
+    ],
+)
+def test_phone_numbers_are_normalised(raw, expected):
+    assert normalize_phone(raw) == expected
+
+
+def test_phones_and_names_are_masked():
+    assert mask_phone("13812345678") == "138****5678"
+    assert mask_name("张三丰") == "张*丰"
+    assert mask_name("李四") == "李*"
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("2021-07-01", date(2021, 7, 1)),
+        ("2021/7/1", date(2021, 7, 1)),
+        ("2021.7.1", date(2021, 7, 1)),
+        ("2021年7月1日", date(2021, 7, 1)),
+        ("2021年07月01日", date(2021, 7, 1)),
+        ("20210701", date(2021, 7, 1)),
+        (" ２０２１－０７－０１ ", date(2021, 7, 1)),
+        ("2021-07-01 00:00:00", date(2021, 7, 1)),
+        (datetime(2021, 7, 1), date(2021, 7, 1)),
+        (44378, date(2021, 7, 1)),  # an Excel serial number
+        ("", None),
+        (None, None),
+    ],
+)
+def test_dates_in_every_form_people_write_them(raw, expected):
+    assert parse_date(raw) == expected
+
+
+@pytest.mark.parametrize("raw", ["2021-13-01", "七月一日", "2021/2/30", "abc"])
+def test_nonsense_dates_are_refused(raw):
+    with pytest.raises(ValueError):
+        parse_date(raw)
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("张  三", "张三"),
+        ("\u3000王芳\u3000", "王芳"),
+        ("𠮷祥", "𠮷祥"),
+        ("刘䶮", "刘䶮"),
+        ("买买提·艾力", "买买提·艾力"),
+        ("  John   Smith ", "John Smith"),
+    ],
+)
+def test_names_keep_rare_characters_and_lose_padding(raw, expected):
+    assert clean_name(raw) == expected
+
+
+def _rows(table):
+    return [values for _number, values in table.rows]
+
+
+def test_xlsx_columns_in_any_order_with_extra_columns():
+    data = xlsx(
+        [
+            ["序号", "党组织编码", " 姓 名 ", "备注", "手机号码"],
+            [1, "A-01", "王芳", "x", "13800000001"],
+            [None, None, None, None, None],
+            [2, "A-01", "李强", "", 13900000002],
+        ]
+    )
+    table = read_table(data, "名册.xlsx", ROSTER_COLUMNS)
+    assert [number for number, _v in table.rows] == [2, 4]
+    assert _rows(table)[1]["name"] == "李强"
+    assert _rows(table)[1]["org_code"] == "A-01"
+
+
+@pytest.mark.parametrize(
+    ("encoding", "bom"), [("utf-8", False), ("utf-8", True), ("gbk", False), ("gb18030", False)]
+)
+def test_csv_in_utf8_with_or_without_bom_and_gbk(encoding, bom):
+    data = csv_bytes([HEADER, ["王芳", "13800000001", "A-01"]], encoding=encoding, bom=bom)
+    table = read_table(data, "roster.csv", ROSTER_COLUMNS)
+    assert _rows(table) == [{"name": "王芳", "phone": "13800000001", "org_code": "A-01"}]
+
+
+def test_missing_required_column_names_it_in_chinese():
+    data = csv_bytes([["姓名", "党组织编码"], ["王芳", "A-01"]])
+    with pytest.raises(TableError) as error:
+        read_table(data, "roster.csv", ROSTER_COLUMNS)
+    assert "手机号码" in str(error.value)
+    assert "缺少" in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("data", "name", "words"),
+    [
+        (b"hello", "roster.xlsx", "xlsx"),
+        (b"PK\x03\x04broken", "roster.xlsx", "xlsx"),
+        (b"\xd0\xcf\x11\xe0old excel", "roster.xls", ".xlsx"),
+        (b"<svg/>", "roster.svg", ".xlsx"),
+        (b"", "roster.csv", "空"),
+        ("姓名,手机号码,党组织编码\n".encode(), "roster.csv", "没有数据"),
+    ],
+)
+def test_unreadable_files_get_a_clear_message(data, name, words):
+    with pytest.raises(TableError) as error:
+        read_table(data, name, ROSTER_COLUMNS)
+    assert words in str(error.value)
+
+
+def test_oversized_file_is_refused_before_parsing(settings):
+    settings.LUNXUN_IMPORT_MAX_BYTES = 1024
+    with pytest.raises(TableError):
+        read_table(b"x" * 2048, "roster.csv", ROSTER_COLUMNS)
