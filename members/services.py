@@ -814,26 +814,29 @@ def member_activate(*, phone: str, code: str, password: str) -> Member:
     from django.contrib.auth.password_validation import validate_password
 
     generic = _("The mobile number or the activation code is not correct.")
+    member = Member.objects.filter(phone=normalize_phone(phone), is_active=True).first()
+    if member is None:
+        raise ActivationError(generic)
+    candidates = list(ActivationCode.objects.usable().filter(member=member))
+    match = next((c for c in candidates if c.matches(code)), None)
+    if match is None:
+        # Counted outside any transaction that the error would roll back.
+        for candidate in candidates:
+            candidate.failures += 1
+            candidate.revoked = candidate.failures >= settings.LUNXUN_ACTIVATION_MAX_FAILURES
+            candidate.save(update_fields=["failures", "revoked"])
+        raise ActivationError(generic)
+    validate_password(password, member.user)
     with transaction.atomic():
-        member = Member.objects.filter(phone=normalize_phone(phone), is_active=True).first()
-        if member is None:
+        # Claim the code atomically: two submissions of the same slip activate once.
+        claimed = ActivationCode.objects.usable().filter(pk=match.pk).update(used_at=timezone.now())
+        if not claimed:
             raise ActivationError(generic)
-        candidates = list(ActivationCode.objects.usable().filter(member=member))
-        match = next((c for c in candidates if c.matches(code)), None)
-        if match is None:
-            for candidate in candidates:
-                candidate.failures += 1
-                candidate.revoked = candidate.failures >= settings.LUNXUN_ACTIVATION_MAX_FAILURES
-                candidate.save(update_fields=["failures", "revoked"])
-            raise ActivationError(generic)
-        validate_password(password, member.user)
         user = member.user
         user.set_password(password)
         user.is_active = True
         user.save(update_fields=["password", "is_active"])
-        match.used_at = timezone.now()
-        match.save(update_fields=["used_at"])
-        member.activated_at = match.used_at
+        member.activated_at = timezone.now()
         member.save(update_fields=["activated_at", "updated_at"])
         audit_event(event="member_activated", obj=member, actor=user)
     return member

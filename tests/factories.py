@@ -30,9 +30,7 @@ def next_phone():
 
 def member(organization, name="张三", password=PASSWORD, **fields):
     fields.setdefault("phone", next_phone())
-    return services.member_create(
-        name=name, organization=organization, password=password, **fields
-    )
+    return services.member_create(name=name, organization=organization, password=password, **fields)
 
 
 def staff(username, role: Role, organization, password=PASSWORD):

@@ -26,7 +26,11 @@ def test_dry_run_counts_and_changes_nothing(city):
         ]
     )
     assert record.report["counts"] == {
-        "new": 2, "changed": 1, "unchanged": 0, "errors": 0, "total": 3
+        "new": 2,
+        "changed": 1,
+        "unchanged": 0,
+        "errors": 0,
+        "total": 3,
     }
     assert not Member.objects.filter(phone__in=["13700009001", "13700009002"]).exists()
 
@@ -181,7 +185,10 @@ def test_excel_dates_and_numeric_phones(city):
     from datetime import datetime
 
     data = xlsx(
-        [HEADER, ["新人甲", 13700009001, "A-01", "男", "正式党员", "普通党员", datetime(2021, 7, 1)]],
+        [
+            HEADER,
+            ["新人甲", 13700009001, "A-01", "男", "正式党员", "普通党员", datetime(2021, 7, 1)],
+        ],
         date_format="yyyy年m月d日",
     )
     record = services.roster_check(data=data, file_name="roster.xlsx")
