@@ -1,6 +1,5 @@
 """The site as a whole: home page, language, the database profile, demo data."""
 
-import pytest
 from django.core.management import call_command
 from django.db import connection
 from django.urls import reverse
@@ -28,21 +27,21 @@ def test_language_switcher_speaks_english(db, client):
     assert "Log in" in text
 
 
-@pytest.mark.skipif(connection.vendor != "sqlite", reason="SQLite profile only")
-def test_sqlite_runs_in_wal_with_immediate_transactions(db):
+def test_database_profile_is_what_the_environment_says(db):
+    """SQLite by default (WAL, IMMEDIATE transactions); PostgreSQL when DATABASE_URL is set."""
+    import os
+
+    if os.environ.get("DATABASE_URL"):
+        assert connection.vendor == "postgresql"
+        assert connection.pg_version >= 150000
+        return
+    assert connection.vendor == "sqlite"
     with connection.cursor() as cursor:
         cursor.execute("PRAGMA journal_mode")
         assert cursor.fetchone()[0] == "wal"
         cursor.execute("PRAGMA busy_timeout")
         assert cursor.fetchone()[0] >= 5000
     assert connection.transaction_mode == "IMMEDIATE"
-
-
-def test_database_is_what_the_environment_says(db):
-    import os
-
-    expected = "postgresql" if os.environ.get("DATABASE_URL") else "sqlite"
-    assert connection.vendor == expected
 
 
 def test_seed_demo_is_idempotent(db, capsys):
