@@ -86,6 +86,7 @@ def roster(request):
             "top_organizations": top,
             "query": query.urlencode(),
             "can_manage": access.has_role(request.user, access.ROLES_MANAGING_ROSTER),
+            "can_import_organizations": access.has_role(request.user, (access.Role.TRAINER,)),
         },
     )
 

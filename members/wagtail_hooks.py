@@ -85,7 +85,7 @@ class OrganizationViewSet(ScopedModelViewSet):
     edit_view_class = OrganizationEditView
     icon = "group"
     menu_label = _("Organisations")
-    list_display = ["name", "code", "kind", "domain", "depth"]
+    list_display = ["name", "code", "kind", "domain", "is_site"]
     list_filter = ["kind", "domain", "is_site"]
     search_fields = ["name", "code"]
     ordering = ["path"]
@@ -152,3 +152,20 @@ class MembersGroup(ModelViewSetGroup):
 @hooks.register("register_admin_viewset")
 def register_viewset():
     return MembersGroup()
+
+
+@hooks.register("register_admin_menu_item")
+def register_import_menu_item():
+    from django.urls import reverse
+    from wagtail.admin.menu import MenuItem
+
+    class ImportMenuItem(MenuItem):
+        def is_shown(self, request):
+            return access.has_role(request.user, (Role.TRAINER,))
+
+    return ImportMenuItem(
+        _("Import organisations"),
+        reverse("members:import_upload", args=["organizations"]),
+        icon_name="upload",
+        order=210,
+    )
