@@ -10,5 +10,4 @@ def roles(request):
     return {
         "user_roles": assignments,
         "user_is_staff_role": user.is_superuser or bool(assignments),
-        "user_member": getattr(user, "member", None) if hasattr(user, "member") else None,
     }

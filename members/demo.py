@@ -338,6 +338,8 @@ def seed_scale_city(members: int, stdout=None) -> dict:
                 stdout.write(f"  {done} / {members} members")
     return {
         "created": True,
-        "organizations": len(rows) and Organization.objects.filter(code__startswith="S").count(),
+        "organizations": Organization.objects.in_subtree(
+            Organization.objects.get(code=SCALE_ROOT_CODE)
+        ).count(),
         "members": members,
     }

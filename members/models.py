@@ -51,15 +51,21 @@ def mask_name(name: str) -> str:
     return name[0] + "*" * (len(name) - 2) + name[-1]
 
 
+def subtree_q(roots, path_lookup="path") -> Q:
+    """Rows whose ``path_lookup`` lies under any of ``roots`` (inclusive): a path prefix, never
+    recursion. With no roots, a condition that matches nothing."""
+    if not roots:
+        return Q(pk__in=[])
+    condition = Q()
+    for root in roots:
+        condition |= Q(**{f"{path_lookup}__startswith": root.path})
+    return condition
+
+
 class OrganizationQuerySet(MP_NodeQuerySet):
     def in_subtree(self, *roots):
-        """Nodes under any of ``roots`` (inclusive), by materialized path prefix."""
-        if not roots:
-            return self.none()
-        condition = Q()
-        for root in roots:
-            condition |= Q(path__startswith=root.path)
-        return self.filter(condition)
+        """Nodes under any of ``roots`` (inclusive)."""
+        return self.filter(subtree_q(roots))
 
 
 class OrganizationManager(MP_NodeManager.from_queryset(OrganizationQuerySet)):
@@ -124,12 +130,7 @@ class Organization(MP_Node):
 class MemberQuerySet(models.QuerySet):
     def in_subtree(self, *roots):
         """Members whose organisation lies under any of ``roots``."""
-        if not roots:
-            return self.none()
-        condition = Q()
-        for root in roots:
-            condition |= Q(organization__path__startswith=root.path)
-        return self.filter(condition)
+        return self.filter(subtree_q(roots, "organization__path"))
 
     def active(self):
         return self.filter(is_active=True)

@@ -3,12 +3,15 @@
 import hashlib
 import io
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import make_password
 from django.contrib.auth.models import Group, Permission
+from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
@@ -318,44 +321,6 @@ def _plan_roster(rows, roots, plan):
     ]
 
 
-def _import_record(*, kind, data, file_name, user, rows, plan):
-    return RosterImport.objects.create(
-        kind=kind,
-        state=RosterImport.State.CHECKED,
-        uploaded_by=user if user is not None and user.is_authenticated else None,
-        file_name=file_name[:255],
-        file_sha256=hashlib.sha256(data).hexdigest(),
-        rows=rows,
-        report=plan.report(),
-    )
-
-
-def roster_check(*, data: bytes, file_name: str, user=None) -> RosterImport:
-    """Dry run: read a roster file, check every row, and keep the report and the rows.
-
-    ``user`` None means the system (management command): no scope limit. Raises TableError
-    when the file as a whole cannot be read.
-    """
-    table = read_table(data, file_name, ROSTER_COLUMNS)
-    plan = Plan()
-    rows = _parse_roster_rows(table, plan)
-    _plan_roster(rows, _roots(user), plan)
-    return _import_record(
-        kind=RosterImport.Kind.ROSTER,
-        data=data,
-        file_name=file_name,
-        user=user,
-        rows=rows,
-        plan=plan,
-    )
-
-
-def _roots(user):
-    if user is None:
-        return None
-    return access.role_roots(user, access.ROLES_MANAGING_ROSTER)
-
-
 def _free_usernames(phones):
     User = get_user_model()
     taken = set()
@@ -364,99 +329,62 @@ def _free_usernames(phones):
     return {p: (p if p not in taken else f"{p}.{secrets.token_hex(3)}") for p in phones}
 
 
-def _lock_import(roster_import, kind):
-    locked = RosterImport.objects.select_for_update().get(pk=roster_import.pk, kind=kind)
-    if locked.state == RosterImport.State.APPLIED:
-        raise ImportAlreadyApplied
-    if locked.report.get("errors"):
-        # Rows that failed the cell checks were never stored: applying the rest would be a
-        # partial import. A file with any error imports nothing.
-        raise ImportRejected(locked.report)
-    return locked
-
-
-def roster_apply(*, roster_import: RosterImport, user=None, request=None) -> dict:
-    """Apply a checked roster import: all rows or none.
-
-    The rows are checked again against the database as it is now; if any row fails,
-    ImportRejected carries the new report and nothing changes. Applying twice raises
-    ImportAlreadyApplied and changes nothing.
-    """
-    with transaction.atomic():
-        locked = _lock_import(roster_import, RosterImport.Kind.ROSTER)
-        plan = Plan()
-        _plan_roster(locked.rows, _roots(user), plan)
-        if plan.errors:
-            raise ImportRejected(plan.report())
-        now = timezone.now()
-        new_rows = [row for row, action, _m, _f in plan.actions if action == "new"]
-        if new_rows:
-            organizations = _fetch_by(
-                Organization.objects.all(), "code", (r["org_code"] for r in new_rows)
-            )
-            usernames = _free_usernames([r["phone"] for r in new_rows])
-            User = get_user_model()
-            users = User.objects.bulk_create(
-                [
-                    User(
-                        username=usernames[r["phone"]],
-                        first_name=r["name"][:150],
-                        password=make_password(None),
-                    )
-                    for r in new_rows
-                ],
-                batch_size=500,
-            )
-            Member.objects.bulk_create(
-                [
-                    Member(
-                        user=u,
-                        name=r["name"],
-                        phone=r["phone"],
-                        organization=organizations[r["org_code"]],
-                        gender=r["gender"] or "",
-                        status=r["status"] or Member.Status.FULL,
-                        position=r["position"] or Member.Position.MEMBER,
-                        joined_on=date.fromisoformat(r["joined_on"]) if r["joined_on"] else None,
-                    )
-                    for u, r in zip(users, new_rows, strict=True)
-                ],
-                batch_size=500,
-            )
-        changed = [(row, m) for row, action, m, _f in plan.actions if action == "changed"]
-        if changed:
-            organizations = _fetch_by(
-                Organization.objects.all(), "code", (r["org_code"] for r, _m in changed)
-            )
-            for row, member in changed:
-                member.name = row["name"]
-                member.organization = organizations[row["org_code"]]
-                for key in ("gender", "status", "position"):
-                    if row[key] is not None:
-                        setattr(member, key, row[key])
-                if row["joined_on"]:
-                    member.joined_on = date.fromisoformat(row["joined_on"])
-                member.is_active = True
-                member.updated_at = now
-            Member.objects.bulk_update(
-                [m for _r, m in changed],
-                [*MEMBER_FIELDS, "is_active", "updated_at"],
-                batch_size=500,
-            )
-        report = plan.report()
-        locked.state = RosterImport.State.APPLIED
-        locked.applied_at = now
-        locked.report = report
-        locked.save(update_fields=["state", "applied_at", "report"])
-        audit_event(
-            event="roster_import",
-            obj=locked,
-            actor=user,
-            request=request,
-            file=locked.file_name,
-            **{k: v for k, v in report["counts"].items()},
+def _write_roster(plan, now):
+    """Create the new members (with their accounts) and update the changed ones, in bulk."""
+    new_rows = [row for row, action, _m, _f in plan.actions if action == "new"]
+    if new_rows:
+        organizations = _fetch_by(
+            Organization.objects.all(), "code", (r["org_code"] for r in new_rows)
         )
-    return report
+        usernames = _free_usernames([r["phone"] for r in new_rows])
+        User = get_user_model()
+        users = User.objects.bulk_create(
+            [
+                User(
+                    username=usernames[r["phone"]],
+                    first_name=r["name"][:150],
+                    password=make_password(None),
+                )
+                for r in new_rows
+            ],
+            batch_size=500,
+        )
+        Member.objects.bulk_create(
+            [
+                Member(
+                    user=u,
+                    name=r["name"],
+                    phone=r["phone"],
+                    organization=organizations[r["org_code"]],
+                    gender=r["gender"] or "",
+                    status=r["status"] or Member.Status.FULL,
+                    position=r["position"] or Member.Position.MEMBER,
+                    joined_on=date.fromisoformat(r["joined_on"]) if r["joined_on"] else None,
+                )
+                for u, r in zip(users, new_rows, strict=True)
+            ],
+            batch_size=500,
+        )
+    changed = [(row, m) for row, action, m, _f in plan.actions if action == "changed"]
+    if changed:
+        organizations = _fetch_by(
+            Organization.objects.all(), "code", (r["org_code"] for r, _m in changed)
+        )
+        for row, member in changed:
+            member.name = row["name"]
+            member.organization = organizations[row["org_code"]]
+            for key in ("gender", "status", "position"):
+                if row[key] is not None:
+                    setattr(member, key, row[key])
+            if row["joined_on"]:
+                member.joined_on = date.fromisoformat(row["joined_on"])
+            member.is_active = True
+            member.updated_at = now
+        Member.objects.bulk_update(
+            [m for _r, m in changed],
+            [*MEMBER_FIELDS, "is_active", "updated_at"],
+            batch_size=500,
+        )
 
 
 def members_deactivate(*, member_ids, user=None, request=None) -> int:
@@ -617,70 +545,144 @@ def _plan_orgs(rows, roots, plan):
         plan.actions.append((row, "changed" if changed else "unchanged", current, changed))
 
 
+def _write_orgs(plan, now):
+    """Create and change organisations through treebeard, parents before children."""
+    for row, action, current, fields in plan.actions:
+        if action == "unchanged":
+            continue
+        values = {"name": row["name"]}
+        for key in ("kind", "domain"):
+            if row[key] is not None:
+                values[key] = row[key]
+        if action == "new":
+            if row["parent_code"]:
+                parent = Organization.objects.get(code=row["parent_code"])
+                parent.add_child(code=row["code"], **values)
+            else:
+                Organization.add_root(code=row["code"], **values)
+            continue
+        current.refresh_from_db()
+        for key, value in values.items():
+            setattr(current, key, value)
+        current.save()
+        if "parent" in fields:
+            current.move(Organization.objects.get(code=row["parent_code"]), "sorted-child")
+
+
+@dataclass(frozen=True)
+class Importer:
+    """One kind of spreadsheet import: how rows are read, checked and written.
+
+    ``check`` is the dry run; ``apply`` writes all rows or none. Both share the rules, so the
+    confirmation re-checks exactly what the dry run showed, against the database as it is then.
+    """
+
+    kind: str
+    columns: list
+    parse: Callable  # (table, plan) -> normalised rows
+    plan: Callable  # (rows, roots or None, plan) -> None
+    write: Callable  # (plan, now) -> None
+    roles: tuple  # the roles whose subtrees bound what a user may import
+    event: str
+
+    def roots(self, user):
+        return None if user is None else access.role_roots(user, self.roles)
+
+    def check(self, *, data: bytes, file_name: str, user=None) -> RosterImport:
+        table = read_table(data, file_name, self.columns)
+        plan = Plan()
+        rows = self.parse(table, plan)
+        self.plan(rows, self.roots(user), plan)
+        return RosterImport.objects.create(
+            kind=self.kind,
+            state=RosterImport.State.CHECKED,
+            uploaded_by=user if user is not None and user.is_authenticated else None,
+            file_name=file_name[:255],
+            file_sha256=hashlib.sha256(data).hexdigest(),
+            rows=rows,
+            report=plan.report(),
+        )
+
+    def apply(self, *, roster_import: RosterImport, user=None, request=None) -> dict:
+        with transaction.atomic():
+            locked = RosterImport.objects.select_for_update().get(
+                pk=roster_import.pk, kind=self.kind
+            )
+            if locked.state == RosterImport.State.APPLIED:
+                raise ImportAlreadyApplied
+            if locked.report.get("errors"):
+                # Rows that failed the cell checks were never stored: applying the rest would
+                # be a partial import. A file with any error imports nothing.
+                raise ImportRejected(locked.report)
+            plan = Plan()
+            self.plan(locked.rows, self.roots(user), plan)
+            if plan.errors:
+                raise ImportRejected(plan.report())
+            now = timezone.now()
+            self.write(plan, now)
+            report = plan.report()
+            locked.state = RosterImport.State.APPLIED
+            locked.applied_at = now
+            locked.report = report
+            locked.save(update_fields=["state", "applied_at", "report"])
+            audit_event(
+                event=self.event,
+                obj=locked,
+                actor=user,
+                request=request,
+                file=locked.file_name,
+                **report["counts"],
+            )
+        return report
+
+
+ROSTER_IMPORT = Importer(
+    kind=RosterImport.Kind.ROSTER,
+    columns=ROSTER_COLUMNS,
+    parse=_parse_roster_rows,
+    plan=_plan_roster,
+    write=_write_roster,
+    roles=access.ROLES_MANAGING_ROSTER,
+    event="roster_import",
+)
+ORGANIZATION_IMPORT = Importer(
+    kind=RosterImport.Kind.ORGANIZATIONS,
+    columns=ORG_COLUMNS,
+    parse=_parse_org_rows,
+    plan=_plan_orgs,
+    write=_write_orgs,
+    roles=(Role.TRAINER,),
+    event="organization_import",
+)
+
+
+def roster_check(*, data: bytes, file_name: str, user=None) -> RosterImport:
+    """Dry run of a roster file: check every row, keep the report and the normalised rows.
+
+    ``user`` None means the system (management command): no scope limit. Raises TableError
+    when the file as a whole cannot be read.
+    """
+    return ROSTER_IMPORT.check(data=data, file_name=file_name, user=user)
+
+
+def roster_apply(*, roster_import: RosterImport, user=None, request=None) -> dict:
+    """Apply a checked roster import: all rows or none.
+
+    The rows are checked again against the database as it is now; if any row fails,
+    ImportRejected carries the new report and nothing changes. Applying twice raises
+    ImportAlreadyApplied and changes nothing.
+    """
+    return ROSTER_IMPORT.apply(roster_import=roster_import, user=user, request=request)
+
+
 def orgs_check(*, data: bytes, file_name: str, user=None) -> RosterImport:
     """Dry run of an organisation file (trainers and the command line)."""
-    table = read_table(data, file_name, ORG_COLUMNS)
-    plan = Plan()
-    rows = _parse_org_rows(table, plan)
-    _plan_orgs(rows, _org_roots(user), plan)
-    return _import_record(
-        kind=RosterImport.Kind.ORGANIZATIONS,
-        data=data,
-        file_name=file_name,
-        user=user,
-        rows=rows,
-        plan=plan,
-    )
-
-
-def _org_roots(user):
-    if user is None:
-        return None
-    return access.role_roots(user, (Role.TRAINER,))
+    return ORGANIZATION_IMPORT.check(data=data, file_name=file_name, user=user)
 
 
 def orgs_apply(*, roster_import: RosterImport, user=None, request=None) -> dict:
     """Apply a checked organisation import, all rows or none, parents before children."""
-    with transaction.atomic():
-        locked = _lock_import(roster_import, RosterImport.Kind.ORGANIZATIONS)
-        plan = Plan()
-        _plan_orgs(locked.rows, _org_roots(user), plan)
-        if plan.errors:
-            raise ImportRejected(plan.report())
-        for row, action, current, fields in plan.actions:
-            if action == "unchanged":
-                continue
-            values = {"name": row["name"]}
-            for key in ("kind", "domain"):
-                if row[key] is not None:
-                    values[key] = row[key]
-            if action == "new":
-                if row["parent_code"]:
-                    parent = Organization.objects.get(code=row["parent_code"])
-                    parent.add_child(code=row["code"], **values)
-                else:
-                    Organization.add_root(code=row["code"], **values)
-                continue
-            current.refresh_from_db()
-            for key, value in values.items():
-                setattr(current, key, value)
-            current.save()
-            if "parent" in fields:
-                current.move(Organization.objects.get(code=row["parent_code"]), "sorted-child")
-        report = plan.report()
-        locked.state = RosterImport.State.APPLIED
-        locked.applied_at = timezone.now()
-        locked.report = report
-        locked.save(update_fields=["state", "applied_at", "report"])
-        audit_event(
-            event="organization_import",
-            obj=locked,
-            actor=user,
-            request=request,
-            file=locked.file_name,
-            **report["counts"],
-        )
-    return report
+    return ORGANIZATION_IMPORT.apply(roster_import=roster_import, user=user, request=request)
 
 
 # --- Templates and export ----------------------------------------------------------------------
@@ -757,10 +759,9 @@ def roster_export(*, members, user, request=None, scope_label="") -> bytes:
         )
         count += 1
     content = _workbook_bytes(workbook)
-    audit_obj = user
     audit_event(
         event="roster_export",
-        obj=audit_obj,
+        obj=user,
         actor=user,
         request=request,
         rows=count,
@@ -810,9 +811,6 @@ def activation_codes_issue(*, members, user=None, request=None) -> list[tuple[Me
 
 def member_activate(*, phone: str, code: str, password: str) -> Member:
     """Set a member's password with a one-time code; raise ActivationError or ValidationError."""
-    from django.conf import settings
-    from django.contrib.auth.password_validation import validate_password
-
     generic = _("The mobile number or the activation code is not correct.")
     member = Member.objects.filter(phone=normalize_phone(phone), is_active=True).first()
     if member is None:

@@ -14,7 +14,7 @@ from django.views.decorators.http import require_POST
 
 from . import access, services
 from .forms import ActivationForm, ImportUploadForm, LoginForm, RosterFilterForm
-from .models import Member, Organization, RosterImport
+from .models import ActivationCode, Member, Organization, RosterImport
 from .tabular import TableError
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -301,8 +301,7 @@ def activation_slips(request):
         {
             "issued": issued,
             "activate_url": request.build_absolute_uri("/activate/"),
-            "expires": timezone.localtime()
-            + (services.ActivationCode.expiry_from_now() - timezone.now()),
+            "expires": timezone.localtime(ActivationCode.expiry_from_now()),
         },
     )
 

@@ -9,7 +9,7 @@ from wagtail.admin.viewsets.model import ModelViewSet, ModelViewSetGroup
 
 from . import access, services
 from .admin_forms import MemberForm, OrganizationForm, RoleAssignmentForm
-from .models import Member, Organization, Role, RoleAssignment
+from .models import Member, Organization, Role, RoleAssignment, subtree_q
 
 
 class ScopedMixin:
@@ -21,14 +21,7 @@ class ScopedMixin:
         roots = access.role_roots(self.request.user, (Role.TRAINER,))
         if roots is None:
             return queryset
-        if not roots:
-            return queryset.none()
-        from django.db.models import Q
-
-        condition = Q()
-        for root in roots:
-            condition |= Q(**{f"{self.path_lookup}__startswith": root.path})
-        return queryset.filter(condition)
+        return queryset.filter(subtree_q(roots, self.path_lookup))
 
     def get_base_queryset(self):
         return self.scope(super().get_base_queryset())

@@ -5,8 +5,6 @@ fail loudly (`make test` installs it as root, or prints the apt-get command).
 """
 
 import os
-import shutil
-import tempfile
 
 import pytest
 
@@ -34,14 +32,12 @@ def browser():
 
     if not os.path.exists(CHROMIUM):
         pytest.fail(f"Chromium not found at {CHROMIUM}: apt-get install chromium")
-    profile = tempfile.mkdtemp(prefix="lunxun-chromium-")
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
         )
         yield browser
         browser.close()
-    shutil.rmtree(profile, ignore_errors=True)
 
 
 @pytest.fixture
