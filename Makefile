@@ -9,7 +9,7 @@ TEST_ENV := DJANGO_SETTINGS_MODULE=config.settings.test
 .PHONY: demo test lint messages system-deps system-deps-test bench seed-scale
 
 demo: system-deps $(APP_STAMP) messages
-	$(PY) manage.py migrate --noinput
+	$(PY) manage.py migrate --noinput -v 0
 	$(PY) manage.py seed_demo
 	scripts/run-demo.sh
 
@@ -46,7 +46,7 @@ messages: $(APP_STAMP)
 	$(PY) manage.py compilemessages --ignore=.venv -v 0
 
 seed-scale: system-deps $(APP_STAMP)
-	$(PY) manage.py migrate --noinput
+	$(PY) manage.py migrate --noinput -v 0
 	$(PY) manage.py seed_demo --members 300000
 
 bench: system-deps $(DEV_STAMP)

@@ -3,9 +3,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 py=.venv/bin/python
-$py manage.py db_worker --interval 1 &
+$py manage.py db_worker --interval 1 -v 0 &
 worker=$!
 trap 'kill $worker 2>/dev/null || true' EXIT INT TERM
 echo ""
 echo "Lunxun is starting on http://127.0.0.1:8000  (admin: http://127.0.0.1:8000/admin/)"
+echo "Demo logins are listed above and in README.md; every password is Lunxun@2026."
 $py manage.py runserver 127.0.0.1:8000

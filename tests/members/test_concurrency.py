@@ -1,0 +1,39 @@
+"""Concurrent writers queue instead of failing with "database is locked"."""
+
+import threading
+
+import pytest
+from django.db import connection, transaction
+
+from members.models import Member
+
+from .. import factories
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_read_then_write_transactions_all_succeed(city):
+    # Each transaction reads, then writes: with SQLite's default DEFERRED transactions the
+    # upgrade from reader to writer fails at once ("database is locked"); IMMEDIATE queues.
+    member_ids = [factories.member(city.branch_a, name=f"并发{i}").pk for i in range(4)]
+    errors = []
+    rounds = 25
+
+    def worker(member_id):
+        try:
+            for _ in range(rounds):
+                with transaction.atomic():
+                    member = Member.objects.get(pk=member_id)
+                    Member.objects.filter(pk=member_id).update(name=member.name + "+")
+        except Exception as error:  # collected and reported below
+            errors.append(repr(error))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker, args=(pk,)) for pk in member_ids * 2]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    for pk in member_ids:
+        assert Member.objects.get(pk=pk).name.count("+") == 2 * rounds
