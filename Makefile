@@ -4,16 +4,17 @@ VENV := .venv
 PY := $(VENV)/bin/python
 APP_STAMP := $(VENV)/.stamp-app
 DEV_STAMP := $(VENV)/.stamp-dev
+NPM_STAMP := node_modules/.stamp
 TEST_ENV := DJANGO_SETTINGS_MODULE=config.settings.test
 
 .PHONY: demo test lint messages system-deps system-deps-test bench seed-scale
 
-demo: system-deps $(APP_STAMP) messages
+demo: system-deps $(APP_STAMP) $(NPM_STAMP) messages
 	$(PY) manage.py migrate --noinput -v 0
 	$(PY) manage.py seed_demo
 	scripts/run-demo.sh
 
-test: system-deps-test $(DEV_STAMP) messages lint
+test: system-deps-test $(DEV_STAMP) $(NPM_STAMP) messages lint
 	$(TEST_ENV) $(PY) manage.py check
 	$(TEST_ENV) $(PY) manage.py makemigrations --check --dry-run
 	@echo "=== Test suite on SQLite ==="
@@ -42,8 +43,13 @@ $(DEV_STAMP): pyproject.toml $(APP_STAMP)
 	$(VENV)/bin/pip install -q -e ".[dev]"
 	touch $@
 
+# hls.js from the npm registry, at the version package-lock.json pins; served as a static file.
+$(NPM_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
 messages: $(APP_STAMP)
-	$(PY) manage.py compilemessages --ignore=.venv -v 0
+	$(PY) manage.py compilemessages --ignore=.venv --ignore=node_modules -v 0
 
 seed-scale: system-deps $(APP_STAMP)
 	$(PY) manage.py migrate --noinput -v 0

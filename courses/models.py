@@ -1,7 +1,24 @@
+import os
+import uuid
+from decimal import ROUND_HALF_UP, Decimal
+
+from django.conf import settings
+from django.core.files.storage import default_storage
+from django.db import models
+from django.db.models import Sum
+from django.utils import timezone
+from django.utils.functional import cached_property
 from django.utils.translation import gettext_lazy as _
-from wagtail.admin.panels import FieldPanel
-from wagtail.fields import RichTextField
+from modelcluster.fields import ParentalManyToManyField
+from wagtail import blocks
+from wagtail.admin.panels import FieldPanel, HelpPanel
+from wagtail.documents.blocks import DocumentChooserBlock
+from wagtail.fields import RichTextField, StreamField
+from wagtail.images.blocks import ImageChooserBlock
 from wagtail.models import Page
+from wagtail.search import index
+from wagtail.snippets.models import register_snippet
+from wagtailmedia.models import AbstractMedia
 
 
 class HomePage(Page):
@@ -11,6 +28,7 @@ class HomePage(Page):
 
     content_panels = [*Page.content_panels, FieldPanel("intro")]
     parent_page_types = ["wagtailcore.Page"]
+    subpage_types = ["courses.CourseIndexPage"]
     max_count = 1
 
     class Meta:
@@ -20,4 +38,342 @@ class HomePage(Page):
         context = super().get_context(request, *args, **kwargs)
         user = request.user
         context["member"] = getattr(user, "member", None) if user.is_authenticated else None
+        context["course_index"] = CourseIndexPage.objects.live().first()
         return context
+
+
+# --- Video ---------------------------------------------------------------------------------------
+
+
+def video_source_path(instance, filename):
+    """Stored under a generated name, never the uploader's."""
+    extension = os.path.splitext(filename)[1].lower()[:8]
+    return f"videos/sources/{uuid.uuid4().hex}{extension}"
+
+
+class LessonVideo(AbstractMedia):
+    """A lecture video (wagtailmedia media model) and what the pipeline made of it."""
+
+    class State(models.TextChoices):
+        UPLOADED = "uploaded", _("Uploaded")
+        PROBING = "probing", _("Checking")
+        TRANSCODING = "transcoding", _("Transcoding")
+        READY = "ready", _("Ready")
+        FAILED = "failed", _("Failed")
+
+    file = models.FileField(_("file"), upload_to=video_source_path)
+    state = models.CharField(
+        _("processing state"), max_length=20, choices=State.choices, default=State.UPLOADED
+    )
+    progress = models.PositiveSmallIntegerField(_("progress (%)"), default=0)
+    failure_reason = models.TextField(_("why processing failed"), blank=True)
+    source_codec = models.CharField(max_length=40, blank=True)
+    output_prefix = models.CharField(max_length=255, blank=True)
+    master_playlist = models.CharField(max_length=255, blank=True)
+    audio_playlist = models.CharField(max_length=255, blank=True)
+    mp4_fallback = models.CharField(max_length=255, blank=True)
+    poster = models.CharField(max_length=255, blank=True)
+    renditions = models.JSONField(default=list, blank=True)
+    processing_started_at = models.DateTimeField(null=True, blank=True)
+    processed_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+
+    admin_form_fields = ("title", "file", "collection", "tags")
+
+    class Meta:
+        verbose_name = _("lesson video")
+        verbose_name_plural = _("lesson videos")
+
+    @property
+    def is_ready(self):
+        return self.state == self.State.READY
+
+    @property
+    def is_stale(self):
+        """Processing that has not moved for a long time: its worker died; it may be retried."""
+        if self.state not in (self.State.PROBING, self.State.TRANSCODING):
+            return False
+        started = self.processing_started_at
+        limit = settings.LUNXUN_VIDEO_STALE_MINUTES * 60
+        return started is None or (timezone.now() - started).total_seconds() > limit
+
+    @property
+    def can_reprocess(self):
+        return bool(self.file) and (self.state == self.State.FAILED or self.is_stale)
+
+    def _url(self, name):
+        return default_storage.url(name) if name else ""
+
+    @property
+    def master_url(self):
+        return self._url(self.master_playlist)
+
+    @property
+    def audio_url(self):
+        return self._url(self.audio_playlist)
+
+    @property
+    def mp4_url(self):
+        return self._url(self.mp4_fallback)
+
+    @property
+    def poster_url(self):
+        return self._url(self.poster)
+
+
+# --- Courses ------------------------------------------------------------------------------------
+
+
+@register_snippet
+class Topic(models.Model):
+    """A subject a course belongs to (党史, 党章党规, 理论学习 …), for filtering the course list."""
+
+    name = models.CharField(_("name"), max_length=50, unique=True)
+    slug = models.SlugField(_("slug"), max_length=50, unique=True, allow_unicode=True)
+
+    panels = [FieldPanel("name"), FieldPanel("slug")]
+
+    class Meta:
+        verbose_name = _("topic")
+        verbose_name_plural = _("topics")
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+
+def hours_for_seconds(seconds) -> Decimal:
+    """Study hours (学时) for a duration: LUNXUN_MINUTES_PER_STUDY_HOUR minutes each, to 0.1."""
+    minutes = Decimal(str(seconds or 0)) / 60
+    hours = minutes / Decimal(settings.LUNXUN_MINUTES_PER_STUDY_HOUR)
+    return hours.quantize(Decimal("0.1"), rounding=ROUND_HALF_UP)
+
+
+class CourseIndexPage(Page):
+    """课程中心: every published course, with topic filters and search."""
+
+    intro = RichTextField(_("introduction"), blank=True)
+
+    content_panels = [*Page.content_panels, FieldPanel("intro")]
+    parent_page_types = ["courses.HomePage"]
+    subpage_types = ["courses.CoursePage"]
+    max_count = 1
+
+    class Meta:
+        verbose_name = _("course centre")
+
+    def get_context(self, request, *args, **kwargs):
+        from django.core.paginator import Paginator
+
+        context = super().get_context(request, *args, **kwargs)
+        courses = (
+            CoursePage.objects.live()
+            .child_of(self)
+            .select_related("cover")
+            .prefetch_related("topics")
+            .order_by("-first_published_at")
+        )
+        topic = Topic.objects.filter(slug=request.GET.get("topic", "")).first()
+        if topic is not None:
+            courses = courses.filter(topics=topic)
+        query = request.GET.get("q", "").strip()
+        if query:
+            courses = courses.filter(
+                models.Q(title__icontains=query)
+                | models.Q(summary__icontains=query)
+                | models.Q(lecturer__icontains=query)
+            )
+        context.update(
+            {
+                "courses": Paginator(courses, 12).get_page(request.GET.get("page")),
+                "topics": Topic.objects.all(),
+                "topic": topic,
+                "query": query,
+            }
+        )
+        return context
+
+
+class CoursePage(Page):
+    summary = models.TextField(_("summary"), blank=True)
+    cover = models.ForeignKey(
+        "wagtailimages.Image",
+        verbose_name=_("cover image"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    topics = ParentalManyToManyField(Topic, verbose_name=_("topics"), blank=True)
+    lecturer = models.CharField(_("lecturer"), max_length=100, blank=True)
+
+    content_panels = [
+        *Page.content_panels,
+        FieldPanel("summary"),
+        FieldPanel("cover"),
+        FieldPanel("topics"),
+        FieldPanel("lecturer"),
+        HelpPanel(content=_("Lessons are the child pages of a course, in the order shown.")),
+    ]
+    search_fields = [
+        *Page.search_fields,
+        index.SearchField("summary"),
+        index.SearchField("lecturer"),
+    ]
+    parent_page_types = ["courses.CourseIndexPage"]
+    subpage_types = ["courses.LessonPage"]
+
+    class Meta:
+        verbose_name = _("course")
+
+    def lessons(self):
+        return LessonPage.objects.live().child_of(self).select_related("video")
+
+    @cached_property
+    def total_hours(self) -> Decimal:
+        return sum((lesson.hours for lesson in self.lessons()), Decimal("0"))
+
+    def get_context(self, request, *args, **kwargs):
+        context = super().get_context(request, *args, **kwargs)
+        lessons = list(self.lessons())
+        context["lessons"] = lessons
+        context["progress"] = progress_by_lesson(request.user, lessons)
+        return context
+
+
+class LessonPage(Page):
+    video = models.ForeignKey(
+        LessonVideo,
+        verbose_name=_("video"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="lessons",
+    )
+    body = StreamField(
+        [
+            ("text", blocks.RichTextBlock(label=_("Text"))),
+            ("image", ImageChooserBlock(label=_("Image"))),
+            ("document", DocumentChooserBlock(label=_("Document"))),
+        ],
+        blank=True,
+        verbose_name=_("body"),
+    )
+    hours_override = models.DecimalField(
+        _("study hours (override)"),
+        max_digits=4,
+        decimal_places=1,
+        null=True,
+        blank=True,
+        help_text=_("Leave empty to derive study hours from the video's duration."),
+    )
+
+    content_panels = [
+        *Page.content_panels,
+        FieldPanel("video"),
+        FieldPanel("body"),
+        FieldPanel("hours_override"),
+    ]
+    parent_page_types = ["courses.CoursePage"]
+    subpage_types = []
+
+    class Meta:
+        verbose_name = _("lesson")
+
+    @property
+    def duration(self) -> float:
+        return float(self.video.duration) if self.video_id and self.video.duration else 0.0
+
+    @property
+    def hours(self) -> Decimal:
+        if self.hours_override is not None:
+            return self.hours_override
+        return hours_for_seconds(self.duration)
+
+    def serve(self, request, *args, **kwargs):
+        from django.contrib.auth.views import redirect_to_login
+
+        if not request.user.is_authenticated:
+            return redirect_to_login(request.get_full_path())
+        return super().serve(request, *args, **kwargs)
+
+    def get_context(self, request, *args, **kwargs):
+        from .views import lesson_context
+
+        context = super().get_context(request, *args, **kwargs)
+        context.update(lesson_context(request, self))
+        return context
+
+
+# --- Watch progress -----------------------------------------------------------------------------
+
+
+class LessonProgressQuerySet(models.QuerySet):
+    def completed(self):
+        return self.filter(completed_at__isnull=False)
+
+    def hours_in_year(self, member, year):
+        return self.filter(member=member, completed_at__year=year).aggregate(h=Sum("hours_earned"))[
+            "h"
+        ] or Decimal("0")
+
+
+class LessonProgress(models.Model):
+    """One row per member and lesson: the union of seconds actually played, validated.
+
+    ``segments`` is the merged list of [start, end] seconds credited so far. A viewing is one
+    play session on one device; starting a new one supersedes the old, and ``base_segments``
+    is what was credited before it began, so each report (which carries the whole viewing's
+    segment list) can be re-applied any number of times, in any order.
+    """
+
+    member = models.ForeignKey(
+        "members.Member", on_delete=models.CASCADE, related_name="lesson_progress"
+    )
+    lesson = models.ForeignKey(LessonPage, on_delete=models.CASCADE, related_name="progress")
+    duration = models.FloatField(_("lesson duration (s)"), default=0)
+    segments = models.JSONField(default=list)
+    watched_seconds = models.FloatField(_("seconds watched"), default=0)
+    furthest = models.FloatField(_("furthest point (s)"), default=0)
+    last_position = models.FloatField(_("last position (s)"), default=0)
+    viewing = models.UUIDField(null=True, blank=True)
+    viewing_started_at = models.DateTimeField(null=True, blank=True)
+    base_segments = models.JSONField(default=list)
+    completed_at = models.DateTimeField(_("completed at"), null=True, blank=True)
+    hours_earned = models.DecimalField(
+        _("study hours earned"), max_digits=4, decimal_places=1, default=Decimal("0")
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = LessonProgressQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("lesson progress")
+        verbose_name_plural = _("lesson progress")
+        constraints = [
+            models.UniqueConstraint(fields=["member", "lesson"], name="one_progress_per_lesson")
+        ]
+
+    def __str__(self):
+        return f"{self.member} · {self.lesson}"
+
+    @property
+    def percent(self) -> int:
+        if not self.duration:
+            return 0
+        return min(100, int(self.watched_seconds * 100 // self.duration))
+
+    @property
+    def is_complete(self):
+        return self.completed_at is not None
+
+
+def progress_by_lesson(user, lessons):
+    """{lesson id: LessonProgress} for the member behind ``user`` (empty for anyone else)."""
+    member = getattr(user, "member", None) if user.is_authenticated else None
+    if member is None or not lessons:
+        return {}
+    rows = LessonProgress.objects.filter(
+        member=member, lesson__in=[lesson.pk for lesson in lessons]
+    )
+    return {row.lesson_id: row for row in rows}

@@ -9,6 +9,7 @@ from datetime import date, timedelta
 
 from django.contrib.auth import get_user_model
 from django.db import transaction
+from django.dispatch import Signal
 
 from . import services
 from .models import Member, Organization, Role
@@ -25,6 +26,8 @@ GIVEN = (
 RARE_GIVEN = ("𠮷", "䶮", "赟", "堃", "喆", "淼", "燚", "昇")
 
 DEMO_PASSWORD = "Lunxun@2026"
+# Sent after the demo city is in place; receivers return a line to print, or None.
+demo_city_seeded = Signal()
 
 COUNTIES = (("城关区", "community"), ("青山县", "rural"))
 TOWNSHIPS = {

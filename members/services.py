@@ -14,6 +14,7 @@ from django.contrib.auth.models import Group, Permission
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.dispatch import Signal
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from openpyxl import Workbook
@@ -843,6 +844,7 @@ def member_activate(*, phone: str, code: str, password: str) -> Member:
 # --- Members and roles -------------------------------------------------------------------------
 
 TRAINER_GROUP = "培训管理员"
+trainer_group_ready = Signal()  # sent with group=…: apps above members grant their permissions
 
 
 def member_create(*, name, phone, organization, password=None, **fields) -> Member:
@@ -876,6 +878,8 @@ def trainer_group() -> Group:
         + ["delete_roleassignment"],
     ) | Permission.objects.filter(content_type__app_label="wagtailadmin", codename="access_admin")
     group.permissions.add(*wanted)
+    # Higher apps (courses, rounds) add what trainers need of theirs.
+    trainer_group_ready.send(sender=Group, group=group)
     return group
 
 

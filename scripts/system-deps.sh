@@ -27,6 +27,10 @@ for pkg in "${packages[@]}"; do
   status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)
   [ "$status" = "install ok installed" ] || missing+=("$pkg")
 done
+# hls.js (the player) comes from the npm registry; any npm on PATH will do.
+if ! command -v npm >/dev/null 2>&1; then
+  missing+=(npm)
+fi
 # A Debian python3 without ensurepip cannot create the virtual environment.
 if ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
   missing+=(python3-venv)

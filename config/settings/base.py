@@ -234,3 +234,27 @@ LUNXUN_ROLE_LABELS = {
     "secretary": _("Branch secretary"),
     "operator": _("Site operator"),
 }
+
+# --- Courses and video ----------------------------------------------------------------------------
+WAGTAILMEDIA = {
+    "MEDIA_MODEL": "courses.LessonVideo",
+    "MEDIA_FORM_BASE": "courses.forms.LessonVideoForm",
+}
+# One 学时 (study hour) is this many minutes of study unless the deployment says otherwise.
+LUNXUN_MINUTES_PER_STUDY_HOUR = env_int("LUNXUN_MINUTES_PER_STUDY_HOUR", 45)
+# A lesson is complete when this share of its duration has been watched (union of seconds).
+LUNXUN_COMPLETION_THRESHOLD = float(os.environ.get("LUNXUN_COMPLETION_THRESHOLD", "0.9"))
+# The player keeps 1x speed and refuses seeking past the furthest point watched.
+LUNXUN_FIXED_PLAYBACK_SPEED = env_bool("LUNXUN_FIXED_PLAYBACK_SPEED", True)
+LUNXUN_BLOCK_SEEK_AHEAD = env_bool("LUNXUN_BLOCK_SEEK_AHEAD", True)
+# The server credits at most (time since the viewing began) x this speed, plus the tolerance.
+LUNXUN_MAX_PLAYBACK_SPEED = float(os.environ.get("LUNXUN_MAX_PLAYBACK_SPEED", "1.0"))
+LUNXUN_PROGRESS_TOLERANCE_SECONDS = float(os.environ.get("LUNXUN_PROGRESS_TOLERANCE", "3"))
+LUNXUN_PROGRESS_REPORT_SECONDS = env_int("LUNXUN_PROGRESS_REPORT_SECONDS", 15)
+# Video uploads.
+LUNXUN_VIDEO_MAX_BYTES = env_int("LUNXUN_VIDEO_MAX_BYTES", 4 * 1024**3)
+LUNXUN_VIDEO_STALE_MINUTES = env_int("LUNXUN_VIDEO_STALE_MINUTES", 120)
+LUNXUN_FFMPEG_PRESET = os.environ.get("LUNXUN_FFMPEG_PRESET", "veryfast")
+# The embedded default serves MEDIA_ROOT itself; the scale profile serves it from storage/CDN.
+LUNXUN_SERVE_MEDIA = env_bool("LUNXUN_SERVE_MEDIA", True)
+STATICFILES_DIRS += [("vendor/hls", BASE_DIR / "node_modules" / "hls.js" / "dist")]

@@ -2,7 +2,7 @@ import time
 
 from django.core.management.base import BaseCommand
 
-from members.demo import seed_demo_city, seed_scale_city
+from members.demo import demo_city_seeded, seed_demo_city, seed_scale_city
 
 
 class Command(BaseCommand):
@@ -29,6 +29,10 @@ class Command(BaseCommand):
                 self.stdout.write("Scale city already present; nothing changed.")
             return
         logins = seed_demo_city()
+        # Apps above members (courses, rounds, …) add their demo data on this signal.
+        for _receiver, message in demo_city_seeded.send(sender=self.__class__):
+            if message:
+                self.stdout.write(str(message))
         self.stdout.write(self.style.SUCCESS("Demo city ready. Logins:"))
         for login in logins:
             self.stdout.write(

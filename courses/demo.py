@@ -1,0 +1,97 @@
+"""The demo course: short lessons whose videos ffmpeg generates at setup (a test pattern, a
+tone and burned-in Chinese captions), uploaded through the same pipeline as any video."""
+
+import subprocess
+import tempfile
+from pathlib import Path
+
+from django.db import transaction
+
+from .models import CourseIndexPage, CoursePage, HomePage, LessonPage, LessonVideo, Topic
+from .services import video_create_from_path
+
+FONT = "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc"
+LESSONS = (
+    ("第一课：党章的由来", "学习党章 第一课", 440),
+    ("第二课：党员的权利和义务", "学习党章 第二课", 660),
+    ("第三课：基层组织建设", "学习党章 第三课", 880),
+)
+
+
+def make_clip(path: Path, caption: str, tone: int, seconds: int = 20):
+    """A small test video with a caption, written by ffmpeg."""
+    drawtext = (
+        f"drawtext=fontfile={FONT}:text='{caption}':fontsize=36:fontcolor=white:"
+        "box=1:boxcolor=black@0.6:x=(w-text_w)/2:y=h-80"
+    )
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-nostdin",
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            f"testsrc2=size=854x480:rate=25:duration={seconds}",
+            "-f",
+            "lavfi",
+            "-i",
+            f"sine=frequency={tone}:duration={seconds}",
+            "-vf",
+            drawtext,
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "aac",
+            "-shortest",
+            str(path),
+        ],
+        check=True,
+    )
+
+
+@transaction.atomic
+def seed_demo_course() -> CourseIndexPage:
+    """Course centre, one course, three lessons; videos queued for the worker. Idempotent."""
+    home = HomePage.objects.first()
+    index = CourseIndexPage.objects.first()
+    if index is None:
+        index = CourseIndexPage(
+            title="课程中心", slug="courses", intro="<p>全市党员远程教育课程。</p>"
+        )
+        home.add_child(instance=index)
+    topic, _created = Topic.objects.get_or_create(slug="党章党规", defaults={"name": "党章党规"})
+    course = CoursePage.objects.filter(slug="learn-party-constitution").first()
+    if course is None:
+        course = CoursePage(
+            title="学习党章 做合格党员",
+            slug="learn-party-constitution",
+            summary="三节短课，了解党章的由来、党员的权利和义务、基层组织建设。",
+            lecturer="市委党校 示范讲师",
+        )
+        index.add_child(instance=course)
+        course.topics.add(topic)
+        course.save_revision().publish()
+    with tempfile.TemporaryDirectory() as work:
+        for number, (title, caption, tone) in enumerate(LESSONS, start=1):
+            slug = f"lesson-{number}"
+            if LessonPage.objects.child_of(course).filter(slug=slug).exists():
+                continue
+            clip = Path(work) / f"demo-{number}.mp4"
+            make_clip(clip, caption, tone)
+            video = video_create_from_path(path=clip, title=title)
+            lesson = LessonPage(title=title, slug=slug, video=video)
+            course.add_child(instance=lesson)
+            lesson.save_revision().publish()
+    return index
+
+
+def demo_videos_pending():
+    return LessonVideo.objects.exclude(state=LessonVideo.State.READY).count()

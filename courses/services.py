@@ -1,0 +1,258 @@
+"""Writes that span models: video processing, lesson progress."""
+
+import logging
+import shutil
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from django.conf import settings
+from django.core.files import File
+from django.core.files.storage import default_storage
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from . import progress as segments_math
+from .models import LessonPage, LessonProgress, LessonVideo
+from .video import TranscodeError, VideoRejected, probe, transcode, validate_upload
+
+log = logging.getLogger(__name__)
+
+
+# --- Video -------------------------------------------------------------------------------------
+
+
+def video_schedule(*, video: LessonVideo) -> None:
+    """Mark ``video`` for processing and enqueue the transcode once the transaction commits."""
+    from .tasks import transcode_video
+
+    LessonVideo.objects.filter(pk=video.pk).update(
+        state=LessonVideo.State.UPLOADED, progress=0, failure_reason="", processing_started_at=None
+    )
+    video.state = LessonVideo.State.UPLOADED
+    transaction.on_commit(lambda: transcode_video.enqueue(video.pk))
+
+
+def video_create_from_path(*, path, title=None, user=None) -> LessonVideo:
+    """A video from a file on disk, through the same checks and pipeline as an upload.
+
+    Raises VideoRejected with the reason when the file is not an acceptable video.
+    """
+    path = Path(path)
+    result = validate_upload(str(path), path.name, path.stat().st_size)
+    with path.open("rb") as handle, transaction.atomic():
+        video = LessonVideo(
+            title=title or path.stem,
+            type="video",
+            duration=result.duration,
+            width=result.width,
+            height=result.height,
+            source_codec=result.video_codec,
+            uploaded_by_user=user,
+        )
+        video.file.save(path.name, File(handle), save=False)
+        video.save()
+        video_schedule(video=video)
+    return video
+
+
+def _local_source(video, workdir: Path) -> Path:
+    """A local path for the source: the file itself on disk storage, else a copy."""
+    try:
+        return Path(video.file.path)
+    except NotImplementedError:
+        target = workdir / ("source" + Path(video.file.name).suffix)
+        with video.file.open("rb") as source, target.open("wb") as copy:
+            shutil.copyfileobj(source, copy, 1024 * 1024)
+        return target
+
+
+def _store_tree(local_dir: Path, prefix: str) -> None:
+    for path in sorted(local_dir.rglob("*")):
+        if path.is_file():
+            name = f"{prefix}/{path.relative_to(local_dir).as_posix()}"
+            with path.open("rb") as handle:
+                saved = default_storage.save(name, File(handle))
+            if saved != name:
+                raise TranscodeError(f"storage renamed {name} to {saved}")
+
+
+def _delete_tree(prefix: str) -> None:
+    if not prefix:
+        return
+    directories, files = default_storage.listdir(prefix)
+    for name in files:
+        default_storage.delete(f"{prefix}/{name}")
+    for directory in directories:
+        _delete_tree(f"{prefix}/{directory}")
+
+
+def video_process(*, video_id: int) -> LessonVideo:
+    """Probe, transcode and store one video. Runs in the worker, never in a request.
+
+    On any failure the video is marked failed with the reason and can be processed again;
+    a worker that dies leaves it 'transcoding', which turns retryable once it is stale.
+    """
+    claimed = LessonVideo.objects.filter(pk=video_id).update(
+        state=LessonVideo.State.PROBING,
+        progress=0,
+        failure_reason="",
+        processing_started_at=timezone.now(),
+    )
+    if not claimed:
+        raise LessonVideo.DoesNotExist(video_id)
+    video = LessonVideo.objects.get(pk=video_id)
+    LessonVideo.objects.filter(pk=video_id).update(attempts=video.attempts + 1)
+    old_prefix = video.output_prefix
+    last = {"percent": 0, "at": 0.0}
+
+    def report(fraction):
+        percent = max(0, min(99, int(fraction * 100)))
+        now = time.monotonic()
+        if percent > last["percent"] and now - last["at"] >= 1:
+            last.update(percent=percent, at=now)
+            LessonVideo.objects.filter(pk=video_id).update(progress=percent)
+
+    try:
+        with tempfile.TemporaryDirectory(prefix="lunxun-video-") as work:
+            work = Path(work)
+            source = _local_source(video, work)
+            result_probe = probe(str(source))
+            LessonVideo.objects.filter(pk=video_id).update(
+                state=LessonVideo.State.TRANSCODING,
+                duration=result_probe.duration,
+                width=result_probe.width,
+                height=result_probe.height,
+                source_codec=result_probe.video_codec,
+            )
+            out = work / "out"
+            out.mkdir()
+            result = transcode(str(source), str(out), probe=result_probe, on_progress=report)
+            prefix = f"videos/hls/{uuid.uuid4().hex}"
+            _store_tree(out, prefix)
+    except (VideoRejected, TranscodeError, OSError) as error:
+        log.warning("video %s failed: %s", video_id, error)
+        LessonVideo.objects.filter(pk=video_id).update(
+            state=LessonVideo.State.FAILED, failure_reason=str(error)[-2000:]
+        )
+        return LessonVideo.objects.get(pk=video_id)
+    LessonVideo.objects.filter(pk=video_id).update(
+        state=LessonVideo.State.READY,
+        progress=100,
+        output_prefix=prefix,
+        master_playlist=f"{prefix}/{result.master_playlist}",
+        audio_playlist=f"{prefix}/{result.audio_playlist}",
+        mp4_fallback=f"{prefix}/{result.mp4_fallback}",
+        poster=f"{prefix}/{result.poster}",
+        renditions=[
+            {"name": rung.name, "height": rung.height, "bitrate": rung.video_bitrate}
+            for rung in result.rungs
+        ],
+        processed_at=timezone.now(),
+    )
+    if old_prefix and old_prefix != prefix:
+        _delete_tree(old_prefix)
+    return LessonVideo.objects.get(pk=video_id)
+
+
+# --- Progress ----------------------------------------------------------------------------------
+
+
+class ViewingSuperseded(Exception):
+    """A newer viewing of the same lesson by the same member exists; this one stops counting."""
+
+
+class LessonNotPlayable(Exception):
+    pass
+
+
+def progress_start(*, member, lesson: LessonPage) -> LessonProgress:
+    """Begin a viewing: it supersedes any other viewing of this lesson by this member."""
+    video = lesson.video
+    if video is None or video.state != LessonVideo.State.READY or not video.duration:
+        raise LessonNotPlayable(_("This lesson's video is not ready yet."))
+    with transaction.atomic():
+        progress, _created = LessonProgress.objects.get_or_create(
+            member=member, lesson=lesson, defaults={"duration": video.duration}
+        )
+        progress = LessonProgress.objects.select_for_update().get(pk=progress.pk)
+        progress.viewing = uuid.uuid4()
+        progress.viewing_started_at = timezone.now()
+        progress.base_segments = progress.segments
+        progress.duration = float(video.duration)
+        progress.save(
+            update_fields=[
+                "viewing",
+                "viewing_started_at",
+                "base_segments",
+                "duration",
+                "updated_at",
+            ]
+        )
+    return progress
+
+
+def progress_report(
+    *, progress_id: int, member_id: int, viewing, segments, position
+) -> LessonProgress:
+    """Credit a viewing's played segments: the hottest write in the system.
+
+    Only seconds inside the lesson count, never more new seconds than the time since the
+    viewing began allows at the permitted speed, and a report from a superseded viewing
+    counts nothing (ViewingSuperseded). Reports carry the viewing's whole segment list, so
+    repeated or reordered reports are harmless. One SELECT … FOR UPDATE and one UPDATE.
+    """
+    now = timezone.now()
+    with transaction.atomic():
+        progress = LessonProgress.objects.select_for_update().get(
+            pk=progress_id, member_id=member_id
+        )
+        if progress.viewing is None or str(progress.viewing) != str(viewing):
+            raise ViewingSuperseded
+        claimed = segments_math.clean(segments, progress.duration)
+        elapsed = max(0.0, (now - progress.viewing_started_at).total_seconds())
+        # The tolerance covers network delay; it never exceeds the time actually elapsed, so
+        # a jump to the end right after starting credits nothing.
+        allowance = elapsed * settings.LUNXUN_MAX_PLAYBACK_SPEED + min(
+            settings.LUNXUN_PROGRESS_TOLERANCE_SECONDS, elapsed
+        )
+        credited = segments_math.credit(
+            progress.segments, progress.base_segments, claimed, allowance
+        )
+        progress.segments = credited
+        progress.watched_seconds = round(segments_math.total(credited), 3)
+        progress.furthest = max([progress.furthest, *(end for _s, end in credited)])
+        try:
+            progress.last_position = min(max(0.0, float(position)), progress.duration)
+        except (TypeError, ValueError):
+            pass
+        fields = ["segments", "watched_seconds", "furthest", "last_position", "updated_at"]
+        threshold = settings.LUNXUN_COMPLETION_THRESHOLD * progress.duration
+        if progress.completed_at is None and progress.watched_seconds + 1e-6 >= threshold:
+            progress.completed_at = now
+            progress.hours_earned = (
+                LessonPage.objects.select_related("video").get(pk=progress.lesson_id).hours
+            )
+            fields += ["completed_at", "hours_earned"]
+        progress.updated_at = now
+        LessonProgress.objects.filter(pk=progress.pk).update(
+            **{name: getattr(progress, name) for name in fields}
+        )
+    return progress
+
+
+def status_text(progress: LessonProgress | None) -> str:
+    """The member's own status for a lesson, in words."""
+    threshold = round(settings.LUNXUN_COMPLETION_THRESHOLD * 100)
+    if progress is None or not progress.watched_seconds:
+        return _("Not started. Watch at least %(threshold)d%% to complete this lesson.") % {
+            "threshold": threshold
+        }
+    if progress.completed_at:
+        return _("Completed: %(hours)s study hours earned.") % {"hours": progress.hours_earned}
+    return _("Watched %(percent)d%%; %(threshold)d%% is needed to complete this lesson.") % {
+        "percent": progress.percent,
+        "threshold": threshold,
+    }

@@ -1,0 +1,10 @@
+from django.urls import path
+
+from . import views
+
+app_name = "courses"
+
+urlpatterns = [
+    path("lessons/<int:lesson_id>/viewings/", views.viewing_start, name="viewing_start"),
+    path("progress/<int:progress_id>/", views.progress_report, name="progress_report"),
+]

@@ -1,0 +1,51 @@
+"""Course pages and videos for tests. Videos here are records only (no transcoding); the
+pipeline has its own tests on real clips."""
+
+from decimal import Decimal
+
+from courses.models import CourseIndexPage, CoursePage, HomePage, LessonPage, LessonVideo
+
+
+def course_index():
+    index = CourseIndexPage.objects.first()
+    if index is None:
+        index = CourseIndexPage(title="课程中心", slug="courses")
+        HomePage.objects.first().add_child(instance=index)
+    return index
+
+
+def course(title="学习党章", **fields):
+    page = CoursePage(
+        title=title, slug=fields.pop("slug", None) or f"c{CoursePage.objects.count()}", **fields
+    )
+    course_index().add_child(instance=page)
+    return page
+
+
+def ready_video(duration=100.0, title="示范视频"):
+    return LessonVideo.objects.create(
+        title=title,
+        type="video",
+        file="videos/sources/x.mp4",
+        duration=duration,
+        width=640,
+        height=360,
+        state=LessonVideo.State.READY,
+        master_playlist="videos/hls/x/master.m3u8",
+        audio_playlist="videos/hls/x/audio/index.m3u8",
+        mp4_fallback="videos/hls/x/fallback.mp4",
+        poster="videos/hls/x/poster.jpg",
+    )
+
+
+def lesson(parent=None, duration=100.0, hours=Decimal("0.5"), **fields):
+    parent = parent or course()
+    page = LessonPage(
+        title=fields.pop("title", "第一课"),
+        slug=fields.pop("slug", None) or f"l{LessonPage.objects.count()}",
+        video=ready_video(duration),
+        hours_override=hours,
+        **fields,
+    )
+    parent.add_child(instance=page)
+    return page
