@@ -1,0 +1,220 @@
+"""Transcoding a 60 s 1280x720 30 fps clip with sound into the full streaming set.
+
+Measured (generating the clip is not counted):
+  (a) courses.video.transcode(): probe, the one ffmpeg run (4-rung HLS ladder + audio-only
+      rendition + MP4 fallback + poster) with progress parsing, reading the result back;
+  (b) the same argv from build_command(), run by hand with subprocess, progress discarded;
+  (c) reference baseline: a hand-written one-pass 720p + 360p HLS ladder, -preset veryfast.
+
+Targets: (a) at least 2x real time; (a) no more than 5 % slower than (b).
+Runs are interleaved and the best of --repeat is kept, as other work on the machine adds noise.
+
+    .venv/bin/python bench/bench_transcode.py [--seconds 60] [--repeat 2] [--keep]
+"""
+
+import argparse
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "bench" / "out" / "transcode"
+TARGET_SPEED = 2.0  # x real time
+TARGET_OVERHEAD = 5.0  # %
+
+
+def setup_django():
+    sys.path.insert(0, str(ROOT))
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.base")
+    import django
+
+    django.setup()
+
+
+def make_source(path: Path, seconds: int):
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-hide_banner",
+            "-nostdin",
+            "-loglevel",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            f"testsrc2=size=1280x720:rate=30:duration={seconds}",
+            "-f",
+            "lavfi",
+            "-i",
+            f"sine=frequency=440:sample_rate=48000:duration={seconds}",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-crf",
+            "18",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "aac",
+            "-b:a",
+            "128k",
+            str(path),
+        ],
+        check=True,
+    )
+
+
+def baseline_argv(source: Path, out: Path) -> list[str]:
+    """What one would write by hand: 720p + 360p in one pass, 2 s GOP, 6 s VOD segments."""
+    return [
+        "ffmpeg",
+        "-hide_banner",
+        "-nostdin",
+        "-nostats",
+        "-loglevel",
+        "error",
+        "-y",
+        "-protocol_whitelist",
+        "file",
+        "-i",
+        str(source),
+        "-filter_complex",
+        "[0:v]split=2[a][b];[a]scale=-2:720[v720];[b]scale=-2:360[v360]",
+        "-map",
+        "[v720]",
+        "-map",
+        "0:a",
+        "-map",
+        "[v360]",
+        "-map",
+        "0:a",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "veryfast",
+        "-b:v:0",
+        "2500k",
+        "-b:v:1",
+        "600k",
+        "-g",
+        "60",
+        "-keyint_min",
+        "60",
+        "-sc_threshold",
+        "0",
+        "-c:a",
+        "aac",
+        "-b:a",
+        "64k",
+        "-f",
+        "hls",
+        "-hls_time",
+        "6",
+        "-hls_playlist_type",
+        "vod",
+        "-master_pl_name",
+        "master.m3u8",
+        "-var_stream_map",
+        "v:0,a:0 v:1,a:1",
+        "-hls_segment_filename",
+        f"{out}/%v/seg_%05d.ts",
+        f"{out}/%v/index.m3u8",
+    ]
+
+
+def fresh(path: Path) -> Path:
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
+    return path
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=int, default=60)
+    parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--keep", action="store_true", help="leave bench/out/transcode behind")
+    args = parser.parse_args()
+    setup_django()
+
+    from courses import video
+
+    fresh(OUT)
+    source = OUT / "source-720p30.mp4"
+    make_source(source, args.seconds)
+    info = video.probe(source)
+    argv = video.build_command(source, OUT / "b", info)
+
+    times = {"a": [], "b": [], "c": []}
+    result = None
+    try:
+        for _round in range(args.repeat):
+            out = fresh(OUT / "b")
+            started = time.perf_counter()
+            subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, check=True)
+            times["b"].append(time.perf_counter() - started)
+
+            shutil.rmtree(OUT / "a", ignore_errors=True)
+            started = time.perf_counter()
+            result = video.transcode(source, OUT / "a")
+            times["a"].append(time.perf_counter() - started)
+
+            out = fresh(OUT / "c")
+            started = time.perf_counter()
+            subprocess.run(baseline_argv(source, out), stdin=subprocess.DEVNULL, check=True)
+            times["c"].append(time.perf_counter() - started)
+    finally:
+        if not args.keep:
+            shutil.rmtree(OUT, ignore_errors=True)
+
+    best = {key: min(values) for key, values in times.items()}
+    speed = {key: args.seconds / value for key, value in best.items()}
+    overhead = (best["a"] / best["b"] - 1) * 100
+    rungs = " + ".join(rung.name for rung in result.rungs)
+    version = subprocess.run(["ffmpeg", "-version"], capture_output=True, text=True).stdout
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+
+    print(
+        f"bench_transcode  machine: {platform.processor() or platform.machine()}, "
+        f"{os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"{version.split(' Copyright')[0]}; load average now {load}"
+    )
+    print(
+        f"  source: {args.seconds} s 1280x720 30 fps H.264 + AAC; "
+        f"best of {args.repeat} interleaved run(s)"
+    )
+    print(
+        f"  (a) transcode(), {rungs} + audio-only + MP4 + poster: "
+        f"{best['a']:6.2f} s = {speed['a']:.2f}x real time   (runs: {fmt(times['a'])})"
+    )
+    print(
+        f"  (b) same argv by hand, no progress parsing           : "
+        f"{best['b']:6.2f} s = {speed['b']:.2f}x real time   (runs: {fmt(times['b'])})"
+    )
+    print(
+        f"  (c) baseline: hand-written 720p + 360p ladder        : "
+        f"{best['c']:6.2f} s = {speed['c']:.2f}x real time   (runs: {fmt(times['c'])})"
+    )
+    print(f"  overhead of (a) over (b): {overhead:+.1f} %")
+    print(
+        f"  target: full ladder >= {TARGET_SPEED:g}x real time: "
+        f"{'met' if speed['a'] >= TARGET_SPEED else 'NOT met'} ({speed['a']:.2f}x)"
+    )
+    print(
+        f"  target: overhead <= {TARGET_OVERHEAD:g} %: "
+        f"{'met' if overhead <= TARGET_OVERHEAD else 'NOT met'} ({overhead:+.1f} %)"
+    )
+    return 0
+
+
+def fmt(values):
+    return ", ".join(f"{v:.2f}" for v in values)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
