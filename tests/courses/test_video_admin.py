@@ -1,4 +1,4 @@
-"""Trainers upload videos in the Wagtail admin; the worker transcodes them; failures can be retried."""
+"""Trainers upload videos in the admin; the worker transcodes them; failures can be retried."""
 
 from pathlib import Path
 
