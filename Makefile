@@ -55,5 +55,6 @@ seed-scale: system-deps $(APP_STAMP)
 	$(PY) manage.py migrate --noinput -v 0
 	$(PY) manage.py seed_demo --members 300000
 
-bench: system-deps $(DEV_STAMP)
+bench: $(DEV_STAMP) $(NPM_STAMP)
+	scripts/system-deps.sh bench
 	$(PY) bench/run.py

@@ -15,6 +15,7 @@ Runs are interleaved and the best of --repeat is kept, as other work on the mach
 import argparse
 import os
 import platform
+import resource
 import shutil
 import subprocess
 import sys
@@ -128,6 +129,38 @@ def baseline_argv(source: Path, out: Path) -> list[str]:
     ]
 
 
+class Meter:
+    """Wall time, CPU time of our child processes (ffmpeg, ffprobe), and CPU time the rest of
+    the machine used meanwhile (from /proc/stat): the last shows when others competed."""
+
+    def __enter__(self):
+        self.wall = time.perf_counter()
+        self.ours = children_cpu()
+        self.machine = machine_cpu()
+        return self
+
+    def __exit__(self, *exc):
+        self.wall = time.perf_counter() - self.wall
+        self.ours = children_cpu() - self.ours
+        busy = machine_cpu() - self.machine
+        self.others = max(0.0, busy - self.ours) if busy else float("nan")
+
+
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def machine_cpu() -> float:
+    try:
+        fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    except OSError:
+        return 0.0
+    user, nice, system, _idle, _iowait, irq, softirq, *rest = (int(x) for x in fields)
+    steal = rest[0] if rest else 0
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
 def fresh(path: Path) -> Path:
     shutil.rmtree(path, ignore_errors=True)
     path.mkdir(parents=True)
@@ -150,57 +183,61 @@ def main():
     info = video.probe(source)
     argv = video.build_command(source, OUT / "b", info)
 
-    times = {"a": [], "b": [], "c": []}
+    runs = {"a": [], "b": [], "c": []}
     result = None
     try:
         for _round in range(args.repeat):
             out = fresh(OUT / "b")
-            started = time.perf_counter()
-            subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, check=True)
-            times["b"].append(time.perf_counter() - started)
+            with Meter() as meter:
+                subprocess.run(
+                    argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, check=True
+                )
+            runs["b"].append(meter)
 
             shutil.rmtree(OUT / "a", ignore_errors=True)
-            started = time.perf_counter()
-            result = video.transcode(source, OUT / "a")
-            times["a"].append(time.perf_counter() - started)
+            with Meter() as meter:
+                result = video.transcode(source, OUT / "a")
+            runs["a"].append(meter)
 
             out = fresh(OUT / "c")
-            started = time.perf_counter()
-            subprocess.run(baseline_argv(source, out), stdin=subprocess.DEVNULL, check=True)
-            times["c"].append(time.perf_counter() - started)
+            with Meter() as meter:
+                subprocess.run(baseline_argv(source, out), stdin=subprocess.DEVNULL, check=True)
+            runs["c"].append(meter)
     finally:
         if not args.keep:
             shutil.rmtree(OUT, ignore_errors=True)
 
-    best = {key: min(values) for key, values in times.items()}
-    speed = {key: args.seconds / value for key, value in best.items()}
-    overhead = (best["a"] / best["b"] - 1) * 100
+    best = {key: min(meters, key=lambda m: m.wall) for key, meters in runs.items()}
+    speed = {key: args.seconds / meter.wall for key, meter in best.items()}
+    overhead = (best["a"].wall / best["b"].wall - 1) * 100
+    cpu_overhead = (best["a"].ours / best["b"].ours - 1) * 100
     rungs = " + ".join(rung.name for rung in result.rungs)
     version = subprocess.run(["ffmpeg", "-version"], capture_output=True, text=True).stdout
-    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
 
     print(
         f"bench_transcode  machine: {platform.processor() or platform.machine()}, "
         f"{os.cpu_count()} cores, Python {platform.python_version()}, "
-        f"{version.split(' Copyright')[0]}; load average now {load}"
+        f"{version.split(' Copyright')[0]}"
     )
     print(
-        f"  source: {args.seconds} s 1280x720 30 fps H.264 + AAC; "
-        f"best of {args.repeat} interleaved run(s)"
+        f"  source: {args.seconds} s 1280x720 30 fps H.264 + AAC; best of {args.repeat} "
+        "interleaved run(s); 'others' = CPU s used meanwhile by other processes"
     )
+    labels = {
+        "a": f"(a) transcode(): {rungs} + audio + MP4 + poster",
+        "b": "(b) same argv by hand, no progress parsing",
+        "c": "(c) baseline: hand-written 720p + 360p ladder",
+    }
+    for key, label in labels.items():
+        meter = best[key]
+        print(
+            f"  {label:<58} {meter.wall:6.2f} s = {speed[key]:4.2f}x real time"
+            f"  (ffmpeg CPU {meter.ours:5.1f} s, others {meter.others:5.1f} s;"
+            f" all runs: {', '.join(f'{m.wall:.2f}' for m in runs[key])} s)"
+        )
     print(
-        f"  (a) transcode(), {rungs} + audio-only + MP4 + poster: "
-        f"{best['a']:6.2f} s = {speed['a']:.2f}x real time   (runs: {fmt(times['a'])})"
+        f"  overhead of (a) over (b): {overhead:+.1f} % wall clock, {cpu_overhead:+.1f} % CPU time"
     )
-    print(
-        f"  (b) same argv by hand, no progress parsing           : "
-        f"{best['b']:6.2f} s = {speed['b']:.2f}x real time   (runs: {fmt(times['b'])})"
-    )
-    print(
-        f"  (c) baseline: hand-written 720p + 360p ladder        : "
-        f"{best['c']:6.2f} s = {speed['c']:.2f}x real time   (runs: {fmt(times['c'])})"
-    )
-    print(f"  overhead of (a) over (b): {overhead:+.1f} %")
     print(
         f"  target: full ladder >= {TARGET_SPEED:g}x real time: "
         f"{'met' if speed['a'] >= TARGET_SPEED else 'NOT met'} ({speed['a']:.2f}x)"
@@ -209,11 +246,13 @@ def main():
         f"  target: overhead <= {TARGET_OVERHEAD:g} %: "
         f"{'met' if overhead <= TARGET_OVERHEAD else 'NOT met'} ({overhead:+.1f} %)"
     )
+    contended = max(m.others for m in best.values())
+    if contended > 0.05 * best["c"].wall:
+        print(
+            f"  note: other processes used up to {contended:.1f} CPU s during a measured run;"
+            " figures are pessimistic"
+        )
     return 0
-
-
-def fmt(values):
-    return ", ".join(f"{v:.2f}" for v in values)
 
 
 if __name__ == "__main__":

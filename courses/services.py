@@ -195,7 +195,7 @@ def progress_start(*, member, lesson: LessonPage) -> LessonProgress:
 
 
 def progress_report(
-    *, progress_id: int, member_id: int, viewing, segments, position
+    *, progress_id: int, user_id: int, viewing, segments, position
 ) -> LessonProgress:
     """Credit a viewing's played segments: the hottest write in the system.
 
@@ -206,8 +206,9 @@ def progress_report(
     """
     now = timezone.now()
     with transaction.atomic():
-        progress = LessonProgress.objects.select_for_update().get(
-            pk=progress_id, member_id=member_id
+        # Found through the member's user: no separate query for the member.
+        progress = LessonProgress.objects.select_for_update(of=("self",)).get(
+            pk=progress_id, member__user_id=user_id
         )
         if progress.viewing is None or str(progress.viewing) != str(viewing):
             raise ViewingSuperseded

@@ -91,7 +91,6 @@ def viewing_start(request, lesson_id):
 @require_POST
 def progress_report(request, progress_id):
     """A player's report: form-encoded (sendBeacon can only send that with a CSRF token)."""
-    member = _member_or_404(request)
     try:
         segments = json.loads(request.POST.get("segments", "[]"))
     except ValueError:
@@ -99,7 +98,7 @@ def progress_report(request, progress_id):
     try:
         progress = services.progress_report(
             progress_id=progress_id,
-            member_id=member.pk,
+            user_id=request.user.pk,
             viewing=request.POST.get("viewing", ""),
             segments=segments,
             position=request.POST.get("position", 0),

@@ -13,6 +13,12 @@ packages=(
   libpango-1.0-0 libpangoft2-1.0-0  # WeasyPrint's text layout
   gettext               # compiles the translations (msgfmt)
 )
+if [ "$profile" = bench ]; then
+  packages+=(
+    wrk                 # HTTP load generator for the progress-report benchmark
+    postgresql          # benchmarks run on SQLite and on PostgreSQL
+  )
+fi
 if [ "$profile" = test ]; then
   packages+=(
     chromium            # the real browser the end-to-end tests drive through Playwright

@@ -176,9 +176,10 @@ SILENCED_SYSTEM_CHECKS = [
     "axes.W006",
 ]
 
-# Idle timeout: the cookie is renewed on every request, so it expires after this much idleness.
+# Idle timeout: members.middleware.SessionLifetimeMiddleware renews the session (and cookie)
+# at most every SESSION_REFRESH_SECONDS, so it expires after this much idleness.
 SESSION_COOKIE_AGE = env_int("SESSION_IDLE_MINUTES", 30) * 60
-SESSION_SAVE_EVERY_REQUEST = True
+SESSION_REFRESH_SECONDS = 60
 # Absolute limit, enforced by members.middleware.SessionLifetimeMiddleware.
 SESSION_MAX_AGE = env_int("SESSION_MAX_HOURS", 12) * 3600
 SESSION_COOKIE_HTTPONLY = True

@@ -32,7 +32,7 @@ def start(member, page):
 def report(progress, segments, position=0, viewing=None):
     return services.progress_report(
         progress_id=progress.pk,
-        member_id=progress.member_id,
+        user_id=progress.member.user_id,
         viewing=viewing or progress.viewing,
         segments=segments,
         position=position,
@@ -125,7 +125,7 @@ def test_another_members_progress_is_not_found(city, viewer, clock):
     with pytest.raises(LessonProgress.DoesNotExist):
         services.progress_report(
             progress_id=progress.pk,
-            member_id=other.pk,
+            user_id=other.user_id,
             viewing=progress.viewing,
             segments=[[0, 1]],
             position=0,
