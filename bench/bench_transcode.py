@@ -228,10 +228,11 @@ def main():
         "b": "(b) same argv by hand, no progress parsing",
         "c": "(c) baseline: hand-written 720p + 360p ladder",
     }
+    width = max(map(len, labels.values()))
     for key, label in labels.items():
         meter = best[key]
         print(
-            f"  {label:<58} {meter.wall:6.2f} s = {speed[key]:4.2f}x real time"
+            f"  {label:<{width}} {meter.wall:6.2f} s = {speed[key]:4.2f}x real time"
             f"  (ffmpeg CPU {meter.ours:5.1f} s, others {meter.others:5.1f} s;"
             f" all runs: {', '.join(f'{m.wall:.2f}' for m in runs[key])} s)"
         )

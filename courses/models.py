@@ -37,8 +37,15 @@ class HomePage(Page):
     def get_context(self, request, *args, **kwargs):
         context = super().get_context(request, *args, **kwargs)
         user = request.user
-        context["member"] = getattr(user, "member", None) if user.is_authenticated else None
+        member = getattr(user, "member", None) if user.is_authenticated else None
+        context["member"] = member
         context["course_index"] = CourseIndexPage.objects.live().first()
+        if member is not None:
+            context["recent_progress"] = (
+                LessonProgress.objects.filter(member=member)
+                .select_related("lesson")
+                .order_by("completed_at", "-updated_at")[:5]
+            )
         return context
 
 

@@ -199,7 +199,6 @@ _IMAGE_MAGIC = (
     b"BM",
     b"II*\x00",  # TIFF
     b"MM\x00*",
-    b"\x00\x00\x01\x00",  # ICO
 )
 _IMAGE_BRANDS = (b"heic", b"heix", b"heim", b"heis", b"mif1", b"msf1", b"avif", b"avis")
 _DOCUMENT_MAGIC = (

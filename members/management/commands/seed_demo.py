@@ -29,12 +29,12 @@ class Command(BaseCommand):
                 self.stdout.write("Scale city already present; nothing changed.")
             return
         logins = seed_demo_city()
-        # Apps above members (courses, rounds, …) add their demo data on this signal.
-        for _receiver, message in demo_city_seeded.send(sender=self.__class__):
-            if message:
-                self.stdout.write(str(message))
         self.stdout.write(self.style.SUCCESS("Demo city ready. Logins:"))
         for login in logins:
             self.stdout.write(
                 f"  {login.role:<17} {login.login:<13} {login.password}   ({login.scope})"
             )
+        # Apps above members (courses, rounds, …) add their demo data on this signal.
+        for _receiver, message in demo_city_seeded.send(sender=self.__class__):
+            if message:
+                self.stdout.write(str(message))

@@ -1,0 +1,620 @@
+"""Members' video players POSTing watch-progress reports to a multi-worker gunicorn server.
+
+Target: >= 1,400 reports/s with p99 <= 150 ms on PostgreSQL, and reports/s at least half of
+what the same server answers on a bare Django JSON view (same middleware stack, no database,
+no work of ours: bench/progress_urls.py), measured in the same run. Both databases: the
+embedded default (SQLite) and PostgreSQL (a throwaway cluster via scripts/with-postgres.sh).
+
+Each member has a session, a CSRF token and a started viewing (backdated two hours so reports
+credit real time); wrk (bench/progress_report.lua) sends each request as a different member's
+report, with segments growing by 15 s a report. A short cProfile of the report view in-process
+goes to bench/out/progress_profile.txt.
+
+    .venv/bin/python bench/bench_progress.py [--members 2000] [--seconds 20] [--connections 64]
+"""
+
+import argparse
+import json
+import math
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+OUT = HERE / "out"
+LUA = HERE / "progress_report.lua"
+SETTINGS = "bench.progress_settings"
+TARGET_RPS = 1400
+TARGET_P99_MS = 150
+TARGET_RATIO = 0.5
+STEP_SECONDS = 15
+GTHREAD_THREADS = 4
+DBS = ("sqlite", "postgresql")
+
+
+def parse_args():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--members", type=int, default=2000)
+    parser.add_argument("--seconds", type=int, default=20, help="each measured wrk run")
+    parser.add_argument("--trial-seconds", type=int, default=5, help="each worker-config trial")
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--wrk-threads", type=int, default=2)
+    parser.add_argument("--profile-requests", type=int, default=300)
+    parser.add_argument("--db", choices=DBS, help="one database only (the default runs both)")
+    return parser.parse_args()
+
+
+# --- Both databases: one child process each ------------------------------------------------------
+
+
+def run_both(args):
+    """Re-run this script once per database; PostgreSQL under scripts/with-postgres.sh."""
+    passed = [
+        f"--members={args.members}",
+        f"--seconds={args.seconds}",
+        f"--trial-seconds={args.trial_seconds}",
+        f"--connections={args.connections}",
+        f"--wrk-threads={args.wrk_threads}",
+        f"--profile-requests={args.profile_requests}",
+    ]
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    failed = 0
+    results = {}
+    for db in DBS:
+        result_file = OUT / f"progress-{db}.json"
+        result_file.unlink(missing_ok=True)
+        command = [sys.executable, str(Path(__file__).resolve()), *passed, f"--db={db}"]
+        if db == "postgresql":
+            command = [str(ROOT / "scripts" / "with-postgres.sh"), *command]
+        returncode = subprocess.run(command, cwd=ROOT, env=env).returncode
+        if returncode or not result_file.exists():
+            print(f"!!! bench_progress: the {db} run did NOT complete (exit {returncode})")
+            failed += 1
+            continue
+        results[db] = json.loads(result_file.read_text())
+    profiles = [OUT / f"progress_profile-{db}.txt" for db in results]
+    (OUT / "progress_profile.txt").write_text(
+        "\n\n".join(path.read_text() for path in profiles if path.exists())
+    )
+    print_summary(results)
+    errors = sum(r["errors"] for r in results.values())
+    return 1 if failed or errors else 0
+
+
+def print_summary(results):
+    print(
+        f"bench_progress summary (targets: >= {TARGET_RPS:,} reports/s with p99 <= "
+        f"{TARGET_P99_MS} ms on PostgreSQL; reports/s / bare req/s >= {TARGET_RATIO})"
+    )
+    print(
+        f"  {'database':<11}{'gunicorn':<18}{'reports/s':>10}{'p50 ms':>8}{'p99 ms':>8}"
+        f"{'non-2xx':>9}{'bare/s':>9}{'bare p99':>9}{'ratio':>7}"
+    )
+    for db, r in results.items():
+        rep, bare = r["reports"], r["bare"]
+        print(
+            f"  {db:<11}{r['config']:<18}{rep['rps']:>10,.0f}{rep['p50']:>8.1f}{rep['p99']:>8.1f}"
+            f"{rep['bad']:>9,}{bare['rps']:>9,.0f}{bare['p99']:>9.1f}{r['ratio']:>7.2f}"
+        )
+    for db in DBS:
+        if db not in results:
+            print(f"  {db:<11}!!! NO FIGURES: this database's run did not happen")
+    print(f"  profiles: {OUT / 'progress_profile.txt'}")
+
+
+# --- One database: data set, gunicorn, wrk --------------------------------------------------------
+
+
+@dataclass
+class Row:
+    progress: int
+    session: str
+    csrf: str
+    viewing: str
+
+
+def build_data(members_count):
+    """Members with a session, a CSRF token and a viewing started two hours ago."""
+    from datetime import timedelta
+
+    from django.conf import settings
+    from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
+    from django.contrib.auth import get_user_model
+    from django.contrib.sessions.backends.base import VALID_KEY_CHARS
+    from django.contrib.sessions.backends.db import SessionStore
+    from django.contrib.sessions.models import Session
+    from django.db import transaction
+    from django.middleware.csrf import _get_new_csrf_string
+    from django.utils import timezone
+    from django.utils.crypto import get_random_string
+
+    from courses import services
+    from courses.models import CourseIndexPage, CoursePage, HomePage, LessonPage, LessonVideo
+    from courses.models import LessonProgress
+    from members.middleware import SESSION_STARTED_KEY
+    from members.models import Member, Organization
+
+    User = get_user_model()
+    branch = Organization.add_root(code="BENCH", name="基准党支部", kind=Organization.Kind.BRANCH)
+    users = []
+    for i in range(members_count):
+        user = User(username=f"bench{i:06d}", first_name="基准")
+        user.set_unusable_password()
+        users.append(user)
+    User.objects.bulk_create(users, batch_size=500)
+    users = list(User.objects.filter(username__startswith="bench").order_by("username"))
+    Member.objects.bulk_create(
+        [
+            Member(user=user, name=f"党员{i}", phone=f"177{i:08d}", organization=branch)
+            for i, user in enumerate(users)
+        ],
+        batch_size=500,
+    )
+    members = list(Member.objects.select_related("user").order_by("user__username"))
+
+    index = CourseIndexPage.objects.first()
+    if index is None:
+        index = CourseIndexPage(title="课程中心", slug="courses")
+        HomePage.objects.first().add_child(instance=index)
+    course = CoursePage(title="基准课程", slug="bench-course")
+    index.add_child(instance=course)
+    video = LessonVideo.objects.create(
+        title="基准视频",
+        type="video",
+        file="videos/sources/bench.mp4",
+        duration=3600,
+        width=640,
+        height=360,
+        state=LessonVideo.State.READY,
+        master_playlist="videos/hls/bench/master.m3u8",
+        audio_playlist="videos/hls/bench/audio/index.m3u8",
+        mp4_fallback="videos/hls/bench/fallback.mp4",
+        poster="videos/hls/bench/poster.jpg",
+    )
+    lesson = LessonPage(title="第一课", slug="bench-lesson", video=video)
+    course.add_child(instance=lesson)
+    lesson = LessonPage.objects.select_related("video").get(pk=lesson.pk)
+
+    with transaction.atomic():
+        progresses = [services.progress_start(member=m, lesson=lesson) for m in members]
+    LessonProgress.objects.update(viewing_started_at=timezone.now() - timedelta(hours=2))
+
+    store = SessionStore()
+    expire = timezone.now() + timedelta(seconds=settings.SESSION_COOKIE_AGE)
+    keys = [get_random_string(32, VALID_KEY_CHARS) for _ in members]
+    now = time.time()
+    Session.objects.bulk_create(
+        [
+            Session(
+                session_key=key,
+                session_data=store.encode(
+                    {
+                        SESSION_KEY: str(member.user.pk),
+                        BACKEND_SESSION_KEY: "members.backends.PhoneOrUsernameBackend",
+                        HASH_SESSION_KEY: member.user.get_session_auth_hash(),
+                        SESSION_STARTED_KEY: now,
+                    }
+                ),
+                expire_date=expire,
+            )
+            for key, member in zip(keys, members, strict=True)
+        ],
+        batch_size=500,
+    )
+    return [
+        Row(progress.pk, key, _get_new_csrf_string(), str(progress.viewing))
+        for key, progress in zip(keys, progresses, strict=True)
+    ]
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def report_body(row, step):
+    from urllib.parse import urlencode
+
+    seconds = step * STEP_SECONDS
+    return urlencode(
+        {
+            "csrfmiddlewaretoken": row.csrf,
+            "viewing": row.viewing,
+            "segments": json.dumps([[0, seconds]]),
+            "position": seconds,
+        }
+    )
+
+
+class Server:
+    """gunicorn serving the project (with /bench/bare/) under bench.progress_settings."""
+
+    def __init__(self, db, workers, worker_class):
+        self.workers, self.worker_class = workers, worker_class
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = OUT / f"progress-gunicorn-{db}.log"
+        gunicorn = Path(sys.executable).parent / "gunicorn"
+        command = [
+            str(gunicorn if gunicorn.exists() else shutil.which("gunicorn")),
+            "config.wsgi:application",
+            f"--bind=127.0.0.1:{self.port}",
+            f"--workers={workers}",
+            f"--worker-class={worker_class}",
+            f"--threads={GTHREAD_THREADS if worker_class == 'gthread' else 1}",
+            f"--chdir={ROOT}",
+            "--log-level=warning",
+            f"--error-logfile={self.log}",
+        ]
+        env = dict(os.environ, DJANGO_SETTINGS_MODULE=SETTINGS, PYTHONPATH=str(ROOT))
+        self.process = subprocess.Popen(command, cwd=ROOT, env=env, start_new_session=True)
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                request = urllib.request.Request(f"{self.url}/bench/bare/", data=b"x=1")
+                with urllib.request.urlopen(request, timeout=5) as response:
+                    if response.status == 200:
+                        break
+            except (OSError, urllib.error.URLError):
+                pass
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise SystemExit(f"!!! gunicorn did not start; see {self.log}")
+            time.sleep(0.2)
+
+    @property
+    def label(self):
+        if self.worker_class == "gthread":
+            return f"{self.workers}w gthread×{GTHREAD_THREADS}"
+        return f"{self.workers}w {self.worker_class}"
+
+    def stop(self):
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+
+
+class Load:
+    """wrk runs against one server, keeping each member's report counter going up."""
+
+    def __init__(self, args, lines_file, members):
+        self.args, self.lines_file, self.members = args, lines_file, members
+        self.base = 1  # the smoke test sent report 1 for the first member
+
+    def run(self, server, mode, seconds):
+        threads = self.args.wrk_threads
+        command = [
+            "wrk",
+            f"-t{threads}",
+            f"-c{self.args.connections}",
+            f"-d{seconds}s",
+            "--latency",
+            "-s",
+            str(LUA),
+            server.url + "/",
+            "--",
+            str(self.lines_file),
+            str(self.base),
+            mode,
+            str(threads),
+        ]
+        output = subprocess.run(
+            command, capture_output=True, text=True, timeout=seconds + 120, check=True
+        ).stdout
+        result = parse_wrk(output)
+        self.base += result["maxn"]
+        (OUT / f"progress-wrk-{self.args.db}-{mode}.txt").write_text(output)
+        return result
+
+
+def parse_wrk(output):
+    def number(pattern, default=0.0):
+        match = re.search(pattern, output, re.M)
+        return float(match.group(1)) if match else default
+
+    units = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0, "h": 3_600_000.0}
+    latency = {
+        int(p): float(v) * units[u]
+        for p, v, u in re.findall(r"^\s+(\d+)%\s+([\d.]+)(us|ms|s|m|h)\s*$", output, re.M)
+    }
+    status = dict(re.findall(r"(\dxx)=(\d+)", output))
+    sockets = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
+    sample = re.search(r"^SAMPLE (.*)$", output, re.M)
+    ok = int(status.get("2xx", 0))
+    result = {
+        "rps": number(r"^Requests/sec:\s+([\d.]+)"),
+        "requests": int(number(r"^\s+(\d+) requests in")),
+        "p50": latency.get(50, math.nan),
+        "p75": latency.get(75, math.nan),
+        "p90": latency.get(90, math.nan),
+        "p99": latency.get(99, math.nan),
+        "ok": ok,
+        # Anything but 2xx is a failed report: a 302 is login_required sending us to the login.
+        "bad": sum(int(status.get(k, 0)) for k in ("3xx", "4xx", "5xx")),
+        "status": status,
+        "sockets": [int(n) for n in sockets.groups()] if sockets else [0, 0, 0, 0],
+        "maxn": int(number(r"^MAXN (\d+)")),
+        "sample": sample.group(1)[:200] if sample else "",
+    }
+    result["errors"] = result["bad"] + result["sockets"][0] + result["sockets"][3]
+    if not status:
+        result["errors"] += 1
+        result["sample"] = "wrk printed no STATUS line: " + output[-300:]
+    return result
+
+
+def figures(result):
+    text = (
+        f"{result['rps']:>8,.0f}/s  p50 {result['p50']:6.1f} ms  p90 {result['p90']:6.1f} ms  "
+        f"p99 {result['p99']:6.1f} ms  non-2xx {result['bad']:,}"
+    )
+    connect, read, write, timeout = result["sockets"]
+    if connect or read or write or timeout:
+        text += f"  socket errors c/r/w/t {connect}/{read}/{write}/{timeout}"
+    if result["errors"]:
+        text += f"\n    !!! ERRORS in this run: {result['status']} first: {result['sample']}"
+    return text
+
+
+def smoke_test(server, row):
+    """One report through the server, before any load: it must be credited, as JSON."""
+    request = urllib.request.Request(
+        f"{server.url}/progress/{row.progress}/",
+        data=report_body(row, 1).encode(),
+        headers={
+            "Cookie": cookie_header(row),
+            "Content-Type": "application/x-www-form-urlencoded",
+        },
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            body = json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        raise SystemExit(
+            f"!!! smoke test: report answered {error.code}: {error.read()[:300]!r}"
+        ) from None
+    if body.get("watched") != STEP_SECONDS:
+        raise SystemExit(f"!!! smoke test: report credited {body!r}, expected {STEP_SECONDS} s")
+
+
+def cookie_header(row):
+    from django.conf import settings
+
+    return (
+        f"{settings.SESSION_COOKIE_NAME}={row.session}; {settings.CSRF_COOKIE_NAME}={row.csrf}"
+    )
+
+
+def profile(db, rows, base, count):
+    """The report view in-process (django.test.Client, same settings): where the time goes."""
+    import cProfile
+    import io
+    import pstats
+
+    from django.conf import settings
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+
+    client = Client(enforce_csrf_checks=True)
+    form = "application/x-www-form-urlencoded"
+
+    def post(mode, i, step):
+        row = rows[i % len(rows)]
+        client.cookies.clear()
+        if mode != "bare":
+            client.cookies[settings.SESSION_COOKIE_NAME] = row.session
+            client.cookies[settings.CSRF_COOKIE_NAME] = row.csrf
+        path = f"/progress/{row.progress}/" if mode == "report" else "/bench/bare/"
+        response = client.post(path, report_body(row, step), content_type=form)
+        if response.status_code != 200:
+            raise SystemExit(f"!!! profile: {mode} answered {response.status_code}")
+
+    for i in range(20):  # warm-up: imports, URL resolver, translations
+        post("report", i, base)
+        post("bare", i, base)
+    base += 1
+    per_request = {}
+    for mode in ("bare", "bare-session", "report"):
+        started = time.perf_counter()
+        for i in range(count):
+            post(mode, i, base)
+        per_request[mode] = (time.perf_counter() - started) / count * 1000
+    base += 1
+    with CaptureQueriesContext(connection) as queries:
+        post("report", count, base)
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for i in range(count):
+        post("report", i, base + 1)
+    profiler.disable()
+
+    site_packages = str(Path(sys.executable).parent.parent / "lib")
+    stats_text = []
+    for order in ("cumulative", "tottime"):
+        buffer = io.StringIO()
+        pstats.Stats(profiler, stream=buffer).sort_stats(order).print_stats(15)
+        text = buffer.getvalue()
+        text = re.sub(re.escape(site_packages) + r"/python[\d.]+/site-packages/", "", text)
+        text = text.replace(str(ROOT) + "/", "").replace(sys.base_prefix, "<python>")
+        stats_text.append(text.strip())
+    lines = [
+        f"bench_progress profile [{db}]: in-process (django.test.Client), same settings and "
+        f"middleware as the server",
+        f"  mean per request over {count}: bare view (anonymous) "
+        f"{per_request['bare']:.2f} ms, bare view with a member's session cookie "
+        f"{per_request['bare-session']:.2f} ms, progress report {per_request['report']:.2f} ms",
+        f"  SQL for one progress report ({len(queries.captured_queries)} queries):",
+        *(
+            f"    {i + 1:>2}. {query['sql'][:160]}"
+            for i, query in enumerate(queries.captured_queries)
+        ),
+        f"  cProfile of {count} progress reports, top 15 by cumulative time:",
+        stats_text[0],
+        f"  cProfile of the same {count} reports, top 15 by own time:",
+        stats_text[1],
+    ]
+    path = OUT / f"progress_profile-{db}.txt"
+    path.write_text("\n".join(lines) + "\n")
+    return path, per_request, len(queries.captured_queries)
+
+
+def run_one(args):
+    if args.db == "postgresql" and not os.environ.get("DATABASE_URL"):
+        raise SystemExit("--db=postgresql needs DATABASE_URL (run under scripts/with-postgres.sh)")
+    if args.db == "sqlite":
+        os.environ.pop("DATABASE_URL", None)
+    if not shutil.which("wrk"):
+        raise SystemExit("!!! wrk is not installed (apt-get install -y wrk)")
+    os.environ["DJANGO_SETTINGS_MODULE"] = SETTINGS
+    sys.path.insert(0, str(HERE))
+    from _setup import django_with_fresh_db, machine
+
+    started = time.perf_counter()
+    django_with_fresh_db("progress")
+    migrated = time.perf_counter() - started
+
+    from django.db import connection
+    from django.db.models import Count, Max, Q, Sum
+    from django.utils import timezone
+
+    from courses.models import LessonProgress
+
+    started = time.perf_counter()
+    rows = build_data(args.members)
+    built = time.perf_counter() - started
+    lines_file = OUT / f"progress-{args.db}.requests"
+    lines_file.write_text(
+        "".join(f"{r.progress}\t{cookie_header(r)}\t{r.csrf}\t{r.viewing}\n" for r in rows)
+    )
+    vendor = connection.vendor
+    machine_line = machine()
+    connection.close()  # the server's workers have the database to themselves
+    load = Load(args, lines_file, len(rows))
+
+    # Worker configuration: 2 x cores and 4 workers, sync and gthread; the best reports/s wins.
+    cores = os.cpu_count() or 1
+    trials = []
+    for workers in sorted({2 * cores, 4}):
+        for worker_class in ("sync", "gthread"):
+            server = Server(args.db, workers, worker_class)
+            try:
+                if not trials:
+                    smoke_test(server, rows[0])
+                load.run(server, "bare", 2)  # warm-up
+                result = load.run(server, "report", args.trial_seconds)
+            finally:
+                server.stop()
+            trials.append(((workers, worker_class), server.label, result))
+    best = max(trials, key=lambda t: (t[2]["errors"] == 0, t[2]["rps"]))
+    (workers, worker_class), label, _result = best
+
+    server = Server(args.db, workers, worker_class)
+    try:
+        load.run(server, "bare", 2)  # warm-up
+        bare = load.run(server, "bare", args.seconds)
+        measured_from = timezone.now()
+        reports = load.run(server, "report", args.seconds)
+        measured_to = timezone.now()
+        bare_session = load.run(server, "bare-session", max(5, args.seconds // 2))
+    finally:
+        server.stop()
+
+    check = LessonProgress.objects.aggregate(
+        updated=Count("pk", filter=Q(updated_at__gte=measured_from, updated_at__lte=measured_to)),
+        credited=Count("pk", filter=Q(watched_seconds__gt=0)),
+        watched=Sum("watched_seconds"),
+        most=Max("watched_seconds"),
+    )
+    profile_path, per_request, query_count = profile(
+        args.db, rows, load.base, args.profile_requests
+    )
+
+    ratio = reports["rps"] / bare["rps"] if bare["rps"] else 0.0
+    errors = sum(r["errors"] for r in (reports, bare, bare_session)) + sum(
+        t[2]["errors"] for t in trials
+    )
+    met = reports["rps"] >= TARGET_RPS and reports["p99"] <= TARGET_P99_MS
+    wrk_line = f"wrk -t{args.wrk_threads} -c{args.connections} -d{args.seconds}s"
+    print(f"bench_progress [{args.db}]  machine: {machine_line}")
+    print(
+        f"  gunicorn {label} (2 x {cores} cores = {2 * cores}; tried "
+        + ", ".join(f"{t[1]} {t[2]['rps']:,.0f} reports/s" for t in trials)
+        + f" over {args.trial_seconds} s each; best kept)"
+    )
+    print(
+        f"  data: {len(rows):,} members, each with a session and a viewing of a 3600 s lesson "
+        f"(migrate {migrated:.1f} s, build {built:.1f} s)"
+    )
+    print(f"  load: {wrk_line}, every request a different member's report")
+    print(f"  progress reports        : {figures(reports)}")
+    print(f"  baseline: bare view     : {figures(bare)}")
+    print(f"  bare view + session     : {figures(bare_session)}  (session load/save, no view)")
+    print(
+        f"  reports/s / bare req/s  : {ratio:.2f} (target >= {TARGET_RATIO} -> "
+        f"{'met' if ratio >= TARGET_RATIO else 'NOT met'})"
+    )
+    target = f">= {TARGET_RPS:,} reports/s with p99 <= {TARGET_P99_MS} ms"
+    if vendor == "postgresql":
+        print(f"  target {target}: {'met' if met else 'NOT met'}")
+    else:
+        print(
+            f"  target {target} is PostgreSQL's; here for reference: "
+            f"{'would be met' if met else 'would NOT be met'}"
+        )
+    print(
+        f"  DB check: {check['updated']:,} of {len(rows):,} progress rows written during the "
+        f"measured run ({reports['ok']:,} reports answered 200); {check['credited']:,} rows "
+        f"credited, {(check['watched'] or 0) / 3600:,.1f} h watched in all, most "
+        f"{check['most'] or 0:,.0f} s"
+    )
+    print(
+        f"  in-process per request: bare {per_request['bare']:.2f} ms, bare + session "
+        f"{per_request['bare-session']:.2f} ms, report {per_request['report']:.2f} ms "
+        f"({query_count} SQL queries); profile: {profile_path}"
+    )
+    if errors:
+        print(f"  !!! {errors:,} FAILED REQUESTS in this run (see the !!! lines above)")
+    if not check["updated"]:
+        print("  !!! NO REPORT LANDED IN THE DATABASE")
+        errors += 1
+    (OUT / f"progress-{args.db}.json").write_text(
+        json.dumps(
+            {
+                "config": label,
+                "reports": reports,
+                "bare": bare,
+                "bare_session": bare_session,
+                "ratio": ratio,
+                "errors": errors,
+            }
+        )
+    )
+    return 1 if errors else 0
+
+
+def main():
+    args = parse_args()
+    OUT.mkdir(parents=True, exist_ok=True)
+    if args.db:
+        return run_one(args)
+    return run_both(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
