@@ -2,8 +2,8 @@
 tone and burned-in Chinese captions), uploaded through the same pipeline as any video."""
 
 import subprocess
-from decimal import Decimal
 import tempfile
+from decimal import Decimal
 from pathlib import Path
 
 from django.db import transaction

@@ -194,23 +194,28 @@ def progress_start(*, member, lesson: LessonPage) -> LessonProgress:
     return progress
 
 
-def progress_report(
-    *, progress_id: int, user_id: int, viewing, segments, position
-) -> LessonProgress:
+def progress_report(*, progress_id: int, viewing, segments, position) -> LessonProgress:
     """Credit a viewing's played segments: the hottest write in the system.
 
-    Only seconds inside the lesson count, never more new seconds than the time since the
-    viewing began allows at the permitted speed, and a report from a superseded viewing
-    counts nothing (ViewingSuperseded). Reports carry the viewing's whole segment list, so
-    repeated or reordered reports are harmless. One SELECT … FOR UPDATE and one UPDATE.
+    The viewing token, issued by progress_start to the member's own session, is the
+    credential: a report for a superseded (or unknown) viewing counts nothing and raises
+    ViewingSuperseded. Only seconds inside the lesson count, never more new seconds than the
+    time since the viewing began allows at the permitted speed. Reports carry the viewing's
+    whole segment list, so repeated or reordered reports are harmless.
+    One SELECT … FOR UPDATE and one UPDATE, nothing else.
     """
+    try:
+        viewing = uuid.UUID(str(viewing))
+    except ValueError:
+        raise ViewingSuperseded from None
     now = timezone.now()
     with transaction.atomic():
-        # Found through the member's user: no separate query for the member.
-        progress = LessonProgress.objects.select_for_update(of=("self",)).get(
-            pk=progress_id, member__user_id=user_id
+        progress = (
+            LessonProgress.objects.select_for_update()
+            .filter(pk=progress_id, viewing=viewing)
+            .first()
         )
-        if progress.viewing is None or str(progress.viewing) != str(viewing):
+        if progress is None:
             raise ViewingSuperseded
         claimed = segments_math.clean(segments, progress.duration)
         elapsed = max(0.0, (now - progress.viewing_started_at).total_seconds())

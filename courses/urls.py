@@ -7,4 +7,5 @@ app_name = "courses"
 urlpatterns = [
     path("lessons/<int:lesson_id>/viewings/", views.viewing_start, name="viewing_start"),
     path("progress/<int:progress_id>/", views.progress_report, name="progress_report"),
+    path("session/keepalive/", views.keepalive, name="keepalive"),
 ]

@@ -2,11 +2,13 @@ import json
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, JsonResponse
+from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
+
+from members.middleware import session_free
 
 from . import services
 from .models import LessonPage, LessonProgress, progress_by_lesson
@@ -26,6 +28,7 @@ def player_config(request, lesson: LessonPage) -> dict:
     return {
         "ready": ready,
         "start_url": reverse("courses:viewing_start", args=[lesson.pk]),
+        "keepalive_url": reverse("courses:keepalive"),
         "master_url": video.master_url if ready else "",
         "audio_url": video.audio_url if ready else "",
         "mp4_url": video.mp4_url if ready else "",
@@ -87,10 +90,15 @@ def viewing_start(request, lesson_id):
     return JsonResponse(_progress_json(progress))
 
 
-@login_required
+@session_free
 @require_POST
 def progress_report(request, progress_id):
-    """A player's report: form-encoded (sendBeacon can only send that with a CSRF token)."""
+    """A player's report, authenticated by its viewing token (see services.progress_report).
+
+    Form-encoded, because sendBeacon can send that with the CSRF token in the body. No session
+    or user is loaded on this path; only a rejected report asks whose progress it was, so
+    the old player of the same member hears 409 (stop counting) and anyone else 404.
+    """
     try:
         segments = json.loads(request.POST.get("segments", "[]"))
     except ValueError:
@@ -98,14 +106,16 @@ def progress_report(request, progress_id):
     try:
         progress = services.progress_report(
             progress_id=progress_id,
-            user_id=request.user.pk,
             viewing=request.POST.get("viewing", ""),
             segments=segments,
             position=request.POST.get("position", 0),
         )
-    except LessonProgress.DoesNotExist:
-        raise Http404 from None
     except services.ViewingSuperseded:
+        own = request.user.is_authenticated and (
+            LessonProgress.objects.filter(pk=progress_id, member__user=request.user).exists()
+        )
+        if not own:
+            raise Http404 from None
         return JsonResponse({"superseded": True}, status=409)
     return JsonResponse(
         {
@@ -116,3 +126,10 @@ def progress_report(request, progress_id):
             "status": services.status_text(progress),
         }
     )
+
+
+@login_required
+@require_POST
+def keepalive(request):
+    """The player calls this every few minutes while a lesson plays: watching is activity."""
+    return HttpResponse(status=204)

@@ -1,5 +1,6 @@
 import time
 
+from auditlog.middleware import AuditlogMiddleware as BaseAuditlogMiddleware
 from django.conf import settings
 from django.contrib.auth import logout
 from django.shortcuts import redirect
@@ -22,6 +23,11 @@ class SessionLifetimeMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
+        return self.get_response(request)
+
+    def process_view(self, request, view_func, view_args, view_kwargs):
+        if getattr(view_func, "session_free", False):
+            return None
         user = getattr(request, "user", None)
         if user is not None and user.is_authenticated:
             session = request.session
@@ -34,4 +40,22 @@ class SessionLifetimeMiddleware:
                 return redirect(settings.LOGIN_URL)
             if now - session.get(SESSION_REFRESHED_KEY, 0) > settings.SESSION_REFRESH_SECONDS:
                 session[SESSION_REFRESHED_KEY] = now
-        return self.get_response(request)
+        return None
+
+
+def session_free(view):
+    """Mark a view that authenticates by other means: no session checks or renewal for it."""
+    view.session_free = True
+    return view
+
+
+class AuditlogMiddleware(BaseAuditlogMiddleware):
+    """django-auditlog's middleware, but the actor stays the lazy request.user.
+
+    The stock one evaluates request.user on every request (a session and a user query);
+    here the user is loaded only when something is actually written to the audit log.
+    """
+
+    @staticmethod
+    def _get_actor(request):
+        return getattr(request, "user", None)

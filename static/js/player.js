@@ -208,6 +208,14 @@
   window.addEventListener("pagehide", function () { closeSegment(); beacon(); });
 
   setInterval(function () { if (!video.paused) report(); }, config.report_seconds * 1000);
+  // Reports do not touch the session; watching still counts as activity for the idle limit.
+  setInterval(function () {
+    if (!video.paused && config.is_member) {
+      var data = new URLSearchParams();
+      data.set("csrfmiddlewaretoken", csrf);
+      fetch(config.keepalive_url, { method: "POST", body: data, credentials: "same-origin" });
+    }
+  }, 5 * 60 * 1000);
 
   if (qualitySelect) qualitySelect.addEventListener("change", chooseQuality);
 

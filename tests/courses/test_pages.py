@@ -108,15 +108,26 @@ def test_superseded_viewing_gets_409(page, city, client_for):
 
 
 def test_someone_elses_progress_is_404(page, city, client_for):
-    started = (
-        client_for(city.member_a.user).post(reverse("courses:viewing_start", args=[page.pk])).json()
-    )
+    started = client_for(city.member_a.user).post(
+        reverse("courses:viewing_start", args=[page.pk])
+    ).json()
     other = client_for(city.member_b.user)
-    response = other.post(
-        started["report_url"],
-        {"viewing": started["viewing"], "segments": "[[0, 1]]", "position": "1"},
-    )
-    assert response.status_code == 404
+    # Without the viewing token, which only the member's own player received, nothing is
+    # credited and nothing is revealed.
+    for viewing in ("", "00000000-0000-0000-0000-000000000000"):
+        response = other.post(
+            started["report_url"], {"viewing": viewing, "segments": "[[0, 1]]", "position": "1"}
+        )
+        assert response.status_code == 404
+    assert Client().post(started["report_url"], {"segments": "[]"}).status_code == 404
+
+
+def test_report_path_loads_no_session_or_user(page, city, client_for, django_assert_num_queries):
+    client = client_for(city.member_a.user)
+    started = client.post(reverse("courses:viewing_start", args=[page.pk])).json()
+    body = {"viewing": started["viewing"], "segments": "[[0, 1]]", "position": "1"}
+    with django_assert_num_queries(4):  # SAVEPOINT, SELECT … FOR UPDATE, UPDATE, RELEASE
+        assert client.post(started["report_url"], body).status_code == 200
 
 
 def test_staff_without_member_record_cannot_start(page, city, client_for):

@@ -10,7 +10,6 @@ from django.utils import timezone
 from courses import services
 from courses.models import LessonProgress
 
-from .. import factories
 from .builders import lesson
 
 
@@ -32,8 +31,7 @@ def start(member, page):
 def report(progress, segments, position=0, viewing=None):
     return services.progress_report(
         progress_id=progress.pk,
-        user_id=progress.member.user_id,
-        viewing=viewing or progress.viewing,
+        viewing=progress.viewing if viewing is None else viewing,
         segments=segments,
         position=position,
     )
@@ -118,18 +116,14 @@ def test_rewatching_costs_no_allowance(viewer, clock):
     assert result.watched_seconds == 60
 
 
-def test_another_members_progress_is_not_found(city, viewer, clock):
+def test_a_report_without_the_viewing_token_counts_nothing(viewer, clock):
     page = lesson(duration=100)
     progress = start(viewer, page)
-    other = factories.member(city.branch_a, name="别人")
-    with pytest.raises(LessonProgress.DoesNotExist):
-        services.progress_report(
-            progress_id=progress.pk,
-            user_id=other.user_id,
-            viewing=progress.viewing,
-            segments=[[0, 1]],
-            position=0,
-        )
+    clock.shift(timedelta(seconds=30))
+    for forged in ("", "not-a-uuid", "00000000-0000-0000-0000-000000000000"):
+        with pytest.raises(services.ViewingSuperseded):
+            report(progress, [[0, 30]], viewing=forged)
+    assert LessonProgress.objects.get(pk=progress.pk).watched_seconds == 0
 
 
 def test_a_lesson_without_a_ready_video_cannot_start(viewer):
