@@ -18,6 +18,7 @@ import json
 import math
 import os
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -77,7 +78,7 @@ def run_both(args):
         if db == "postgresql":
             command = [str(ROOT / "scripts" / "with-postgres.sh"), *command]
         returncode = subprocess.run(command, cwd=ROOT, env=env).returncode
-        if returncode or not result_file.exists():
+        if not result_file.exists():
             print(f"!!! bench_progress: the {db} run did NOT complete (exit {returncode})")
             failed += 1
             continue
@@ -98,14 +99,21 @@ def print_summary(results):
     )
     print(
         f"  {'database':<11}{'gunicorn':<18}{'reports/s':>10}{'p50 ms':>8}{'p99 ms':>8}"
-        f"{'non-2xx':>9}{'bare/s':>9}{'bare p99':>9}{'ratio':>7}"
+        f"{'non-2xx':>9}{'bare/s':>9}{'bare p99':>9}{'ratio':>7}  targets"
     )
     for db, r in results.items():
         rep, bare = r["reports"], r["bare"]
+        verdicts = [f"ratio {'met' if r['ratio'] >= TARGET_RATIO else 'NOT met'}"]
+        if db == "postgresql":
+            met = rep["rps"] >= TARGET_RPS and rep["p99"] <= TARGET_P99_MS
+            verdicts.insert(0, f"reports/s+p99 {'met' if met else 'NOT met'}")
         print(
             f"  {db:<11}{r['config']:<18}{rep['rps']:>10,.0f}{rep['p50']:>8.1f}{rep['p99']:>8.1f}"
-            f"{rep['bad']:>9,}{bare['rps']:>9,.0f}{bare['p99']:>9.1f}{r['ratio']:>7.2f}"
+            f"{rep['bad']:>9,}{bare['rps']:>9,.0f}{bare['p99']:>9.1f}{r['ratio']:>7.2f}  "
+            + ", ".join(verdicts)
         )
+        if r["errors"]:
+            print(f"  !!! {db}: {r['errors']:,} FAILED REQUESTS: its figures are not valid")
     for db in DBS:
         if db not in results:
             print(f"  {db:<11}!!! NO FIGURES: this database's run did not happen")
@@ -128,8 +136,12 @@ def build_data(members_count):
     from datetime import timedelta
 
     from django.conf import settings
-    from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
-    from django.contrib.auth import get_user_model
+    from django.contrib.auth import (
+        BACKEND_SESSION_KEY,
+        HASH_SESSION_KEY,
+        SESSION_KEY,
+        get_user_model,
+    )
     from django.contrib.sessions.backends.base import VALID_KEY_CHARS
     from django.contrib.sessions.backends.db import SessionStore
     from django.contrib.sessions.models import Session
@@ -137,10 +149,17 @@ def build_data(members_count):
     from django.middleware.csrf import _get_new_csrf_string
     from django.utils import timezone
     from django.utils.crypto import get_random_string
+    from wagtail.models import Collection, Locale, Page, Site
 
     from courses import services
-    from courses.models import CourseIndexPage, CoursePage, HomePage, LessonPage, LessonVideo
-    from courses.models import LessonProgress
+    from courses.models import (
+        CourseIndexPage,
+        CoursePage,
+        HomePage,
+        LessonPage,
+        LessonProgress,
+        LessonVideo,
+    )
     from members.middleware import SESSION_STARTED_KEY
     from members.models import Member, Organization
 
@@ -162,10 +181,21 @@ def build_data(members_count):
     )
     members = list(Member.objects.select_related("user").order_by("user__username"))
 
+    home = HomePage.objects.first()
+    if home is None:
+        # _setup flushes a DATABASE_URL database, pages and sites with it: rebuild the root.
+        locale = Locale.objects.get_or_create(language_code=settings.LANGUAGE_CODE)[0]
+        root = Page.get_first_root_node() or Page.add_root(
+            instance=Page(title="Root", slug="root", locale=locale)
+        )
+        home = root.add_child(instance=HomePage(title="轮训", slug="home", locale=locale))
+        Site.objects.create(hostname="localhost", root_page=home, is_default_site=True)
+    if Collection.get_first_root_node() is None:
+        Collection.add_root(name="Root")
     index = CourseIndexPage.objects.first()
     if index is None:
         index = CourseIndexPage(title="课程中心", slug="courses")
-        HomePage.objects.first().add_child(instance=index)
+        home.add_child(instance=index)
     course = CoursePage(title="基准课程", slug="bench-course")
     index.add_child(instance=course)
     video = LessonVideo.objects.create(
@@ -289,6 +319,37 @@ class Server:
                 self.process.wait()
 
 
+def cpu_seconds():
+    """CPU seconds used so far by every process, by (pid, command name), from /proc."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    used = {}
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            continue
+        name = stat[stat.index("(") + 1 : stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2 :].split()
+        used[pid, name] = (int(fields[11]) + int(fields[12])) / ticks
+    return used
+
+
+def cpu_share(before, after, seconds, wrk_cpu):
+    """Cores' worth of CPU each kind of process used between two cpu_seconds() snapshots."""
+    share = {"wrk": wrk_cpu / seconds}
+    for (pid, name), spent in after.items():
+        kind = name if name in ("gunicorn", "postgres", "wrk") else "other"
+        share[kind] = share.get(kind, 0.0) + (spent - before.get((pid, name), 0.0)) / seconds
+    share["idle"] = max(0.0, (os.cpu_count() or 1) - sum(share.values()))
+    return share
+
+
+def cpu_per_request(cores_used, result):
+    return f"{cores_used / result['rps'] * 1000:.2f} ms" if result["rps"] else "n/a"
+
+
 class Load:
     """wrk runs against one server, keeping each member's report counter going up."""
 
@@ -313,10 +374,14 @@ class Load:
             mode,
             str(threads),
         ]
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         output = subprocess.run(
             command, capture_output=True, text=True, timeout=seconds + 120, check=True
         ).stdout
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
         result = parse_wrk(output)
+        # wrk is gone before anyone can read its /proc entry: its CPU, once reaped.
+        result["cpu"] = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
         self.base += result["maxn"]
         (OUT / f"progress-wrk-{self.args.db}-{mode}.txt").write_text(output)
         return result
@@ -333,7 +398,9 @@ def parse_wrk(output):
         for p, v, u in re.findall(r"^\s+(\d+)%\s+([\d.]+)(us|ms|s|m|h)\s*$", output, re.M)
     }
     status = dict(re.findall(r"(\dxx)=(\d+)", output))
-    sockets = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
+    sockets = re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output
+    )
     sample = re.search(r"^SAMPLE (.*)$", output, re.M)
     ok = int(status.get("2xx", 0))
     result = {
@@ -395,9 +462,7 @@ def smoke_test(server, row):
 def cookie_header(row):
     from django.conf import settings
 
-    return (
-        f"{settings.SESSION_COOKIE_NAME}={row.session}; {settings.CSRF_COOKIE_NAME}={row.csrf}"
-    )
+    return f"{settings.SESSION_COOKIE_NAME}={row.session}; {settings.CSRF_COOKIE_NAME}={row.csrf}"
 
 
 def profile(db, rows, base, count):
@@ -409,9 +474,8 @@ def profile(db, rows, base, count):
     from django.conf import settings
     from django.db import connection
     from django.test import Client
-    from django.test.utils import CaptureQueriesContext
 
-    client = Client(enforce_csrf_checks=True)
+    client = Client(enforce_csrf_checks=True, HTTP_HOST="127.0.0.1")
     form = "application/x-www-form-urlencoded"
 
     def post(mode, i, step):
@@ -436,14 +500,20 @@ def profile(db, rows, base, count):
             post(mode, i, base)
         per_request[mode] = (time.perf_counter() - started) / count * 1000
     base += 1
-    with CaptureQueriesContext(connection) as queries:
+    # The request_started signal empties the query log: what is left is this request's.
+    connection.force_debug_cursor = True
+    try:
         post("report", count, base)
+        queries = list(connection.queries_log)
+    finally:
+        connection.force_debug_cursor = False
     profiler = cProfile.Profile()
     profiler.enable()
     for i in range(count):
         post("report", i, base + 1)
     profiler.disable()
 
+    breakdown_lines = breakdown(pstats.Stats(profiler).stats, len(queries))
     site_packages = str(Path(sys.executable).parent.parent / "lib")
     stats_text = []
     for order in ("cumulative", "tottime"):
@@ -459,11 +529,9 @@ def profile(db, rows, base, count):
         f"  mean per request over {count}: bare view (anonymous) "
         f"{per_request['bare']:.2f} ms, bare view with a member's session cookie "
         f"{per_request['bare-session']:.2f} ms, progress report {per_request['report']:.2f} ms",
-        f"  SQL for one progress report ({len(queries.captured_queries)} queries):",
-        *(
-            f"    {i + 1:>2}. {query['sql'][:160]}"
-            for i, query in enumerate(queries.captured_queries)
-        ),
+        f"  SQL for one progress report ({len(queries)} queries):",
+        *(f"    {i + 1:>2}. {query['sql'][:160]}" for i, query in enumerate(queries)),
+        *breakdown_lines,
         f"  cProfile of {count} progress reports, top 15 by cumulative time:",
         stats_text[0],
         f"  cProfile of the same {count} reports, top 15 by own time:",
@@ -471,7 +539,55 @@ def profile(db, rows, base, count):
     ]
     path = OUT / f"progress_profile-{db}.txt"
     path.write_text("\n".join(lines) + "\n")
-    return path, per_request, len(queries.captured_queries)
+    return path, per_request, len(queries)
+
+
+def breakdown(stats, query_count):
+    """Where one report's time goes, from cProfile's table: shares of the request by layer."""
+
+    def cumulative(path, *names):
+        """Time inside the matching functions, not counting their calls to each other."""
+        keys = [k for k in stats if k[0].endswith(path) and k[2] in names]
+        inner = sum(
+            timing[3] for k in keys for caller, timing in stats[k][4].items() if caller in keys
+        )
+        return sum(stats[k][3] for k in keys) - inner
+
+    def own(path):
+        return sum(v[2] for (f, _l, _n), v in stats.items() if f.endswith(path))
+
+    handler = cumulative("django/core/handlers/base.py", "get_response")
+    view = cumulative("courses/views.py", "progress_report")
+    service = cumulative("courses/services.py", "progress_report")
+    rows = [
+        ("  middleware and URL resolving (outside the view)", handler - view),
+        ("  view, outside the service (form parsing, JSON reply)", view - service),
+        ("  service courses.services.progress_report", service),
+        ("of which, anywhere in the request:", None),
+        (
+            f"  SQL statements in the database driver ({query_count})",
+            cumulative("django/db/backends/utils.py", "_execute"),
+        ),
+        (
+            "  transaction begin and commit",
+            cumulative("django/db/backends/base/base.py", "set_autocommit", "commit"),
+        ),
+        ("  ORM SQL compilation", cumulative("django/db/models/sql/compiler.py", "as_sql")),
+        (
+            "  ORM query building (filters)",
+            cumulative("django/db/models/sql/query.py", "build_filter"),
+        ),
+        ("  model instances from rows", cumulative("django/db/models/base.py", "from_db")),
+        ("  segment arithmetic (own time)", own("courses/progress.py")),
+    ]
+    lines = [
+        "  where a report's time goes, share of the request through Django's handler "
+        "(cProfile; it inflates Python code against C and the database):"
+    ]
+    for label, seconds in rows:
+        value = "" if seconds is None else f"{seconds / handler * 100:6.1f} %"
+        lines.append(f"    {label:<58}{value}")
+    return lines
 
 
 def run_one(args):
@@ -527,10 +643,14 @@ def run_one(args):
     server = Server(args.db, workers, worker_class)
     try:
         load.run(server, "bare", 2)  # warm-up
+        bare_cpu, bare_started = cpu_seconds(), time.monotonic()
         bare = load.run(server, "bare", args.seconds)
-        measured_from = timezone.now()
+        bare_share = cpu_share(
+            bare_cpu, cpu_seconds(), time.monotonic() - bare_started, bare["cpu"]
+        )
+        measured_from, cpu_before = timezone.now(), cpu_seconds()
         reports = load.run(server, "report", args.seconds)
-        measured_to = timezone.now()
+        measured_to, cpu_after = timezone.now(), cpu_seconds()
         bare_session = load.run(server, "bare-session", max(5, args.seconds // 2))
     finally:
         server.stop()
@@ -557,6 +677,9 @@ def run_one(args):
         + ", ".join(f"{t[1]} {t[2]['rps']:,.0f} reports/s" for t in trials)
         + f" over {args.trial_seconds} s each; best kept)"
     )
+    for _config, trial_label, trial in trials:
+        if trial["errors"]:
+            print(f"  trial {trial_label}: {figures(trial)}")
     print(
         f"  data: {len(rows):,} members, each with a session and a viewing of a 3600 s lesson "
         f"(migrate {migrated:.1f} s, build {built:.1f} s)"
@@ -564,7 +687,28 @@ def run_one(args):
     print(f"  load: {wrk_line}, every request a different member's report")
     print(f"  progress reports        : {figures(reports)}")
     print(f"  baseline: bare view     : {figures(bare)}")
-    print(f"  bare view + session     : {figures(bare_session)}  (session load/save, no view)")
+    print(f"  bare view + session     : {figures(bare_session)}  (session and user, no view)")
+    share = cpu_share(
+        cpu_before, cpu_after, (measured_to - measured_from).total_seconds(), reports["cpu"]
+    )
+    print(
+        f"  CPU while reporting, in cores of {cores}: "
+        + ", ".join(f"{kind} {cores_used:.2f}" for kind, cores_used in sorted(share.items()))
+    )
+    if share.get("other", 0) > 0.25:
+        print(
+            f"  !!! other processes on this machine used {share['other']:.2f} cores during the "
+            "measured run: these figures are lower than the machine can do; run it again"
+        )
+    print(
+        f"  gunicorn CPU per request: report {cpu_per_request(share.get('gunicorn', 0), reports)}, "
+        f"bare view {cpu_per_request(bare_share.get('gunicorn', 0), bare)}"
+        + (
+            f"; PostgreSQL server CPU per report {cpu_per_request(share['postgres'], reports)}"
+            if "postgres" in share
+            else ""
+        )
+    )
     print(
         f"  reports/s / bare req/s  : {ratio:.2f} (target >= {TARGET_RATIO} -> "
         f"{'met' if ratio >= TARGET_RATIO else 'NOT met'})"

@@ -202,13 +202,27 @@ def progress_report(*, progress_id: int, viewing, segments, position) -> LessonP
     ViewingSuperseded. Only seconds inside the lesson count, never more new seconds than the
     time since the viewing began allows at the permitted speed. Reports carry the viewing's
     whole segment list, so repeated or reordered reports are harmless.
-    One SELECT … FOR UPDATE and one UPDATE, nothing else.
+
+    Usually one SELECT and one conditional UPDATE, without holding a lock in between: the
+    UPDATE applies only if the row is still as it was read (same viewing, same updated_at);
+    a concurrent change makes it read again, and persistent contention falls back to a lock.
     """
     try:
         viewing = uuid.UUID(str(viewing))
     except ValueError:
         raise ViewingSuperseded from None
-    now = timezone.now()
+    for _attempt in range(3):
+        progress = LessonProgress.objects.filter(pk=progress_id, viewing=viewing).first()
+        if progress is None:
+            raise ViewingSuperseded
+        read_at = progress.updated_at
+        fields = _credit_report(progress, segments, position, timezone.now())
+        changed = LessonProgress.objects.filter(
+            pk=progress.pk, viewing=viewing, updated_at=read_at
+        ).update(**{name: getattr(progress, name) for name in fields})
+        if changed:
+            return progress
+    # Still contended (several reports of one viewing at once): take the row lock.
     with transaction.atomic():
         progress = (
             LessonProgress.objects.select_for_update()
@@ -217,36 +231,40 @@ def progress_report(*, progress_id: int, viewing, segments, position) -> LessonP
         )
         if progress is None:
             raise ViewingSuperseded
-        claimed = segments_math.clean(segments, progress.duration)
-        elapsed = max(0.0, (now - progress.viewing_started_at).total_seconds())
-        # The tolerance covers network delay; it never exceeds the time actually elapsed, so
-        # a jump to the end right after starting credits nothing.
-        allowance = elapsed * settings.LUNXUN_MAX_PLAYBACK_SPEED + min(
-            settings.LUNXUN_PROGRESS_TOLERANCE_SECONDS, elapsed
-        )
-        credited = segments_math.credit(
-            progress.segments, progress.base_segments, claimed, allowance
-        )
-        progress.segments = credited
-        progress.watched_seconds = round(segments_math.total(credited), 3)
-        progress.furthest = max([progress.furthest, *(end for _s, end in credited)])
-        try:
-            progress.last_position = min(max(0.0, float(position)), progress.duration)
-        except (TypeError, ValueError):
-            pass
-        fields = ["segments", "watched_seconds", "furthest", "last_position", "updated_at"]
-        threshold = settings.LUNXUN_COMPLETION_THRESHOLD * progress.duration
-        if progress.completed_at is None and progress.watched_seconds + 1e-6 >= threshold:
-            progress.completed_at = now
-            progress.hours_earned = (
-                LessonPage.objects.select_related("video").get(pk=progress.lesson_id).hours
-            )
-            fields += ["completed_at", "hours_earned"]
-        progress.updated_at = now
+        fields = _credit_report(progress, segments, position, timezone.now())
         LessonProgress.objects.filter(pk=progress.pk).update(
             **{name: getattr(progress, name) for name in fields}
         )
     return progress
+
+
+def _credit_report(progress: LessonProgress, segments, position, now) -> list[str]:
+    """Apply one report to ``progress`` in memory; return the fields that need writing."""
+    claimed = segments_math.clean(segments, progress.duration)
+    elapsed = max(0.0, (now - progress.viewing_started_at).total_seconds())
+    # The tolerance covers network delay; it never exceeds the time actually elapsed, so a
+    # jump to the end right after starting credits nothing.
+    allowance = elapsed * settings.LUNXUN_MAX_PLAYBACK_SPEED + min(
+        settings.LUNXUN_PROGRESS_TOLERANCE_SECONDS, elapsed
+    )
+    credited = segments_math.credit(progress.segments, progress.base_segments, claimed, allowance)
+    progress.segments = credited
+    progress.watched_seconds = round(segments_math.total(credited), 3)
+    progress.furthest = max([progress.furthest, *(end for _s, end in credited)])
+    try:
+        progress.last_position = min(max(0.0, float(position)), progress.duration)
+    except (TypeError, ValueError):
+        pass
+    fields = ["segments", "watched_seconds", "furthest", "last_position", "updated_at"]
+    threshold = settings.LUNXUN_COMPLETION_THRESHOLD * progress.duration
+    if progress.completed_at is None and progress.watched_seconds + 1e-6 >= threshold:
+        progress.completed_at = now
+        progress.hours_earned = (
+            LessonPage.objects.select_related("video").get(pk=progress.lesson_id).hours
+        )
+        fields += ["completed_at", "hours_earned"]
+    progress.updated_at = now
+    return fields
 
 
 def status_text(progress: LessonProgress | None) -> str:

@@ -3,14 +3,31 @@ pipeline has its own tests on real clips."""
 
 from decimal import Decimal
 
+from wagtail.models import Collection, Locale, Page, Site
+
 from courses.models import CourseIndexPage, CoursePage, HomePage, LessonPage, LessonVideo
+
+
+def home_page():
+    """The home page the migrations create; rebuilt after a transactional test flushed it."""
+    home = HomePage.objects.first()
+    if home is not None:
+        return home
+    Locale.objects.get_or_create(language_code="zh-hans")
+    root = Page.get_first_root_node() or Page.add_root(title="Root", slug="root")
+    home = HomePage(title="轮训", slug="home")
+    root.add_child(instance=home)
+    Site.objects.update_or_create(
+        is_default_site=True, defaults={"root_page": home, "hostname": "localhost"}
+    )
+    return home
 
 
 def course_index():
     index = CourseIndexPage.objects.first()
     if index is None:
         index = CourseIndexPage(title="课程中心", slug="courses")
-        HomePage.objects.first().add_child(instance=index)
+        home_page().add_child(instance=index)
     return index
 
 
@@ -23,6 +40,8 @@ def course(title="学习党章", **fields):
 
 
 def ready_video(duration=100.0, title="示范视频"):
+    if Collection.get_first_root_node() is None:  # flushed by a transactional test
+        Collection.add_root(name="Root")
     return LessonVideo.objects.create(
         title=title,
         type="video",

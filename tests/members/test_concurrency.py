@@ -37,3 +37,48 @@ def test_concurrent_read_then_write_transactions_all_succeed(city):
     assert errors == []
     for pk in member_ids:
         assert Member.objects.get(pk=pk).name.count("+") == 2 * rounds
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_reports_of_one_viewing_lose_nothing(city):
+    """Beacon and timer reports can race; every credited second must end up stored."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from courses import services
+    from courses.models import LessonProgress
+
+    from ..courses.builders import lesson
+
+    page = lesson(duration=600)
+    progress = services.progress_start(member=city.member_a, lesson=page)
+    LessonProgress.objects.filter(pk=progress.pk).update(
+        viewing_started_at=timezone.now() - timedelta(hours=1)
+    )
+    errors = []
+
+    def reporter(index):
+        try:
+            for step in range(5):
+                start = index * 50 + step * 10
+                services.progress_report(
+                    progress_id=progress.pk,
+                    viewing=progress.viewing,
+                    segments=[[index * 50, start + 10]],
+                    position=start + 10,
+                )
+        except Exception as error:  # collected and reported below
+            errors.append(repr(error))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=reporter, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    stored = LessonProgress.objects.get(pk=progress.pk)
+    assert stored.segments == [[0.0, 400.0]]
+    assert stored.watched_seconds == 400
