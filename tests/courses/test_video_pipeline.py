@@ -138,7 +138,7 @@ def src_180_silent(media):
 
 @pytest.fixture(scope="session")
 def src_hevc_portrait(media):
-    """HEVC from a phone held upright: stored 640x360 with a 90° display matrix."""
+    """HEVC Main 10 from a phone held upright: stored 640x360 with a 90° display matrix."""
     require_encoder("libx265")
     path = make_clip(
         media / "phone.mp4",
@@ -154,7 +154,7 @@ def src_hevc_portrait(media):
             "-tag:v",
             "hvc1",
             "-pix_fmt",
-            "yuv420p",
+            "yuv420p10le",
         ),
     )
     rotate_mp4_90(path)
@@ -221,6 +221,8 @@ def test_probe_reads_the_source(src_640):
 
 
 def test_probe_applies_phone_rotation_and_reads_hevc(src_hevc_portrait):
+    (stored,) = streams(src_hevc_portrait, "video")
+    assert (stored["width"], stored["height"], stored["pix_fmt"]) == (640, 360, "yuv420p10le")
     info = video.probe(src_hevc_portrait)
     assert info.video_codec == "hevc"
     assert (info.width, info.height) == (360, 640)
@@ -565,7 +567,8 @@ def test_disallowed_extension_is_refused(src_640, name):
 
 
 def test_name_without_extension_is_refused(src_640):
-    assert "no extension" in rejection(src_640, "clip")
+    for name in ["clip", "clip.", ".mp4"]:
+        assert "no extension" in rejection(src_640, name)
 
 
 def test_extensions_come_from_settings(settings, src_640):
