@@ -1,8 +1,6 @@
 """A member watches a short lesson in Chromium: HLS plays, seeking ahead is refused, the page
 then shows the lesson complete. The video goes through the real pipeline first."""
 
-import subprocess
-
 import pytest
 
 from courses.models import LessonVideo
@@ -10,6 +8,7 @@ from courses.services import video_create_from_path
 
 from .. import factories
 from ..courses.builders import course
+from ..courses.clips import make_clip
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -17,35 +16,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 @pytest.fixture
 def short_lesson(tmp_path, city, settings):
     settings.LUNXUN_PROGRESS_REPORT_SECONDS = 2
-    clip = tmp_path / "clip.mp4"
-    subprocess.run(
-        [
-            "ffmpeg",
-            "-nostdin",
-            "-loglevel",
-            "error",
-            "-y",
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc2=size=640x360:rate=25:duration=8",
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=frequency=440:duration=8",
-            "-c:v",
-            "libx264",
-            "-preset",
-            "veryfast",
-            "-pix_fmt",
-            "yuv420p",
-            "-c:a",
-            "aac",
-            "-shortest",
-            str(clip),
-        ],
-        check=True,
-    )
+    clip = make_clip(tmp_path / "clip.mp4", seconds=8, size="640x360")
     # Immediate task backend + a committed transaction: the transcode runs right here.
     video = video_create_from_path(path=clip, title="测试视频")
     video.refresh_from_db()
