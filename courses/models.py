@@ -5,7 +5,6 @@ from decimal import ROUND_HALF_UP, Decimal
 from django.conf import settings
 from django.core.files.storage import default_storage
 from django.db import models
-from django.db.models import Sum
 from django.utils import timezone
 from django.utils.functional import cached_property
 from django.utils.translation import gettext_lazy as _
@@ -318,11 +317,6 @@ class LessonPage(Page):
 class LessonProgressQuerySet(models.QuerySet):
     def completed(self):
         return self.filter(completed_at__isnull=False)
-
-    def hours_in_year(self, member, year):
-        return self.filter(member=member, completed_at__year=year).aggregate(h=Sum("hours_earned"))[
-            "h"
-        ] or Decimal("0")
 
 
 class LessonProgress(models.Model):
