@@ -37,37 +37,15 @@ def setup_django():
 
 
 def make_source(path: Path, seconds: int):
-    subprocess.run(
-        [
-            "ffmpeg",
-            "-hide_banner",
-            "-nostdin",
-            "-loglevel",
-            "error",
-            "-y",
-            "-f",
-            "lavfi",
-            "-i",
-            f"testsrc2=size=1280x720:rate=30:duration={seconds}",
-            "-f",
-            "lavfi",
-            "-i",
-            f"sine=frequency=440:sample_rate=48000:duration={seconds}",
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-crf",
-            "18",
-            "-pix_fmt",
-            "yuv420p",
-            "-c:a",
-            "aac",
-            "-b:a",
-            "128k",
-            str(path),
-        ],
-        check=True,
+    from tests.courses.clips import make_clip
+
+    make_clip(
+        path,
+        size="1280x720",
+        rate=30,
+        seconds=seconds,
+        video_args=("-c:v", "libx264", "-preset", "ultrafast", "-crf", "18", "-pix_fmt", "yuv420p"),
+        audio_args=("-c:a", "aac", "-b:a", "128k"),
     )
 
 

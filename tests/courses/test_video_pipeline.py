@@ -21,18 +21,10 @@ from django.utils import translation
 from courses import video
 from courses.video import LADDER, ProbeResult, Rung, TranscodeError, VideoRejected
 
+from .clips import ffmpeg_run, make_clip
+
 # -------------------------------------------------------------------------------------------
 # Helpers
-
-
-def ffmpeg_run(*args):
-    done = subprocess.run(
-        ["ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-y", *map(str, args)],
-        capture_output=True,
-        text=True,
-    )
-    assert done.returncode == 0, done.stderr
-    return done
 
 
 def ffprobe(path, *args) -> dict:
@@ -48,26 +40,6 @@ def ffprobe(path, *args) -> dict:
 def streams(path, kind=None) -> list[dict]:
     found = ffprobe(path, "-show_streams")["streams"]
     return [s for s in found if kind is None or s["codec_type"] == kind]
-
-
-def make_clip(
-    path,
-    *,
-    size="640x360",
-    rate=30,
-    seconds=8,
-    audio=True,
-    video_args=("-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"),
-    audio_args=("-c:a", "aac"),
-    extra=(),
-    sample_rate=48000,
-):
-    args = ["-f", "lavfi", "-i", f"testsrc2=size={size}:rate={rate}:duration={seconds}"]
-    if audio:
-        args += ["-f", "lavfi", "-i", f"sine=frequency=440:sample_rate={sample_rate}:d={seconds}"]
-    args += [*video_args, *(audio_args if audio else ("-an",)), *extra, path]
-    ffmpeg_run(*args)
-    return Path(path)
 
 
 def rotate_mp4_90(path):
