@@ -314,11 +314,6 @@ class LessonPage(Page):
 # --- Watch progress -----------------------------------------------------------------------------
 
 
-class LessonProgressQuerySet(models.QuerySet):
-    def completed(self):
-        return self.filter(completed_at__isnull=False)
-
-
 class LessonProgress(models.Model):
     """One row per member and lesson: the union of seconds actually played, validated.
 
@@ -345,8 +340,6 @@ class LessonProgress(models.Model):
         _("study hours earned"), max_digits=4, decimal_places=1, default=Decimal("0")
     )
     updated_at = models.DateTimeField(auto_now=True)
-
-    objects = LessonProgressQuerySet.as_manager()
 
     class Meta:
         verbose_name = _("lesson progress")

@@ -119,9 +119,6 @@ class Organization(MP_Node):
         """True when ``other`` is this node or lies below it."""
         return other.path.startswith(self.path)
 
-    def subtree(self):
-        return Organization.objects.filter(path__startswith=self.path)
-
     def ancestors_and_self(self):
         paths = [self.path[:i] for i in range(self.steplen, len(self.path) + 1, self.steplen)]
         return Organization.objects.filter(path__in=paths).order_by("depth")
@@ -204,10 +201,6 @@ class Member(models.Model):
     @property
     def masked_phone(self):
         return mask_phone(self.phone)
-
-    @property
-    def masked_name(self):
-        return mask_name(self.name)
 
 
 class Role(models.TextChoices):

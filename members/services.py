@@ -299,23 +299,16 @@ def _plan_roster(rows, roots, plan):
             changed.append("is_active")
         plan.actions.append((row, "changed" if changed else "unchanged", member, changed))
 
+    # Filtered here rather than with phone__in: a file may hold more numbers than a query
+    # may bind parameters.
     in_file = {r["phone"] for r in rows}
-    missing = (
+    members_of_touched = (
         Member.objects.active()
         .filter(organization_id__in=touched_orgs)
-        .exclude(phone__in=in_file)
         .select_related("organization")
         .order_by("organization__path", "name")
-        if len(in_file) <= CHUNK
-        else [
-            m
-            for m in Member.objects.active()
-            .filter(organization_id__in=touched_orgs)
-            .select_related("organization")
-            .order_by("organization__path", "name")
-            if m.phone not in in_file
-        ]
     )
+    missing = [m for m in members_of_touched if m.phone not in in_file]
     plan.missing = [
         {"id": m.pk, "name": m.name, "phone": m.masked_phone, "organization": m.organization.name}
         for m in missing
@@ -893,10 +886,13 @@ def trainer_group_sync(user):
         user.groups.remove(group)
 
 
-def role_assign(*, user, role: str, organization: Organization, by=None) -> RoleAssignment:
-    """Give ``user`` the ``role`` over ``organization``'s subtree (idempotent)."""
+def role_assign(*, user, role: str, organization: Organization) -> RoleAssignment:
+    """Give ``user`` the ``role`` over ``organization``'s subtree (idempotent).
+
+    Group membership (Wagtail admin access for trainers) follows through the RoleAssignment
+    signals, so admin edits and this service keep it the same way.
+    """
     assignment, _created = RoleAssignment.objects.get_or_create(
         user=user, role=role, organization=organization
     )
-    trainer_group_sync(user)
     return assignment

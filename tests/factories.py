@@ -2,7 +2,6 @@
 
 import itertools
 
-import factory
 from django.contrib.auth import get_user_model
 
 from members import services
@@ -40,13 +39,4 @@ def staff(username, role: Role, organization, password=PASSWORD):
     return user
 
 
-class UserFactory(factory.django.DjangoModelFactory):
-    class Meta:
-        model = get_user_model()
-        django_get_or_create = ("username",)
-
-    username = factory.Sequence(lambda n: f"user{n}")
-    password = factory.PostGenerationMethodCall("set_password", PASSWORD)
-
-
-__all__ = ["PASSWORD", "Member", "UserFactory", "member", "org", "staff"]
+__all__ = ["PASSWORD", "Member", "member", "org", "staff"]

@@ -19,7 +19,7 @@
   var text = JSON.parse(document.getElementById("player-text").textContent);
 
   var state = {
-    progressId: null, viewing: null, reportUrl: null,
+    viewing: null, reportUrl: null,
     segments: [],            // this viewing's played segments [[start, end], ...]
     current: null,           // the segment being played now
     furthest: 0,             // furthest point credited or played: seeking beyond is refused
@@ -141,7 +141,6 @@
     }).then(function (response) {
       return response.json().then(function (result) {
         if (!response.ok) { say(result.error || text.unavailable); return; }
-        state.progressId = result.progress;
         state.viewing = result.viewing;
         state.reportUrl = result.report_url;
         state.furthest = result.furthest || 0;
