@@ -11,6 +11,7 @@ from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import default_storage
 from django.db import transaction
+from django.dispatch import Signal
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -19,6 +20,11 @@ from .models import LessonPage, LessonProgress, LessonVideo
 from .video import TranscodeError, VideoRejected, probe, transcode, validate_upload
 
 log = logging.getLogger(__name__)
+
+# Sent when a member starts a lesson for the first time and when they complete it, after the
+# change is saved, with ``member_id`` and ``lesson_id``. Higher apps (rounds) keep their derived
+# status current from it; the hot path of progress reports sends nothing else.
+lesson_progress_changed = Signal()
 
 
 # --- Video -------------------------------------------------------------------------------------
@@ -174,7 +180,7 @@ def progress_start(*, member, lesson: LessonPage) -> LessonProgress:
     if video is None or video.state != LessonVideo.State.READY or not video.duration:
         raise LessonNotPlayable(_("This lesson's video is not ready yet."))
     with transaction.atomic():
-        progress, _created = LessonProgress.objects.get_or_create(
+        progress, created = LessonProgress.objects.get_or_create(
             member=member, lesson=lesson, defaults={"duration": video.duration}
         )
         progress = LessonProgress.objects.select_for_update().get(pk=progress.pk)
@@ -190,6 +196,12 @@ def progress_start(*, member, lesson: LessonPage) -> LessonProgress:
                 "duration",
                 "updated_at",
             ]
+        )
+    if created:
+        transaction.on_commit(
+            lambda: lesson_progress_changed.send(
+                sender=LessonProgress, member_id=member.pk, lesson_id=lesson.pk
+            )
         )
     return progress
 
@@ -221,6 +233,7 @@ def progress_report(*, progress_id: int, viewing, segments, position) -> LessonP
             pk=progress.pk, viewing=viewing, updated_at=read_at
         ).update(**{name: getattr(progress, name) for name in fields})
         if changed:
+            _announce_completion(progress, fields)
             return progress
     # Still contended (several reports of one viewing at once): take the row lock.
     with transaction.atomic():
@@ -235,7 +248,17 @@ def progress_report(*, progress_id: int, viewing, segments, position) -> LessonP
         LessonProgress.objects.filter(pk=progress.pk).update(
             **{name: getattr(progress, name) for name in fields}
         )
+    _announce_completion(progress, fields)
     return progress
+
+
+def _announce_completion(progress: LessonProgress, fields) -> None:
+    if "completed_at" in fields:
+        transaction.on_commit(
+            lambda: lesson_progress_changed.send(
+                sender=LessonProgress, member_id=progress.member_id, lesson_id=progress.lesson_id
+            )
+        )
 
 
 def _credit_report(progress: LessonProgress, segments, position, now) -> list[str]:

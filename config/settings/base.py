@@ -263,3 +263,43 @@ LUNXUN_FFMPEG_PRESET = os.environ.get("LUNXUN_FFMPEG_PRESET", "veryfast")
 # The embedded default serves MEDIA_ROOT itself; the scale profile serves it from storage/CDN.
 LUNXUN_SERVE_MEDIA = env_bool("LUNXUN_SERVE_MEDIA", True)
 STATICFILES_DIRS += [("vendor/hls", BASE_DIR / "node_modules" / "hls.js" / "dist")]
+
+# --- Rounds ----------------------------------------------------------------------------------
+# Check-in QR codes rotate every LUNXUN_QR_ROTATE_SECONDS; a code stays good for
+# LUNXUN_QR_GRACE_SECONDS after its successor appears (slow phones, slow links).
+LUNXUN_QR_ROTATE_SECONDS = env_int("LUNXUN_QR_ROTATE_SECONDS", 15)
+LUNXUN_QR_GRACE_SECONDS = env_int("LUNXUN_QR_GRACE_SECONDS", 2)
+# How long after scanning a code a member may finish logging in and still be checked in.
+LUNXUN_QR_LOGIN_MINUTES = env_int("LUNXUN_QR_LOGIN_MINUTES", 5)
+# Check-in opens this long before a sitting starts and stays open this long after it ends.
+LUNXUN_CHECKIN_GRACE_MINUTES = env_int("LUNXUN_CHECKIN_GRACE_MINUTES", 30)
+# A check-in this many minutes after a sitting starts is recorded as late.
+LUNXUN_LATE_MINUTES = env_int("LUNXUN_LATE_MINUTES", 15)
+# Days between a round closing and its make-up deadline, when planned from the yearly calendar.
+LUNXUN_MAKEUP_DAYS = env_int("LUNXUN_MAKEUP_DAYS", 30)
+# Yearly study-hours requirement (学时) by member position; positions not listed use "member".
+LUNXUN_YEARLY_HOURS = {
+    "member": env_int("LUNXUN_YEARLY_HOURS_MEMBER", 32),
+    "secretary": env_int("LUNXUN_YEARLY_HOURS_SECRETARY", 56),
+    "committee": env_int("LUNXUN_YEARLY_HOURS_COMMITTEE", 56),
+}
+# Reminders: automatic ones go out this many days before a deadline; nothing is sent between
+# the quiet hours (local time, start inclusive, end exclusive).
+LUNXUN_REMINDER_DAYS_BEFORE = env_int("LUNXUN_REMINDER_DAYS_BEFORE", 3)
+LUNXUN_QUIET_HOURS = (
+    env_int("LUNXUN_QUIET_HOURS_START", 21),
+    env_int("LUNXUN_QUIET_HOURS_END", 8),
+)
+# Text messages go through a pluggable backend: a dotted path to a class with
+# send_messages(messages) -> int. The console backend prints them.
+LUNXUN_SMS_BACKEND = os.environ.get("LUNXUN_SMS_BACKEND", "rounds.sms.ConsoleBackend")
+LUNXUN_SITE_URL = os.environ.get("LUNXUN_SITE_URL", "http://127.0.0.1:8000")
+
+# --- Email -----------------------------------------------------------------------------------
+EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25)
+EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "lunxun@localhost")

@@ -1,0 +1,205 @@
+"""Coverage (覆盖率): who in scope is done, per node of the organisation tree.
+
+Members in scope are counted live from the roster (so transfers and new members show at once)
+and joined to their ``Participation`` row in the round; a missing row means not started. A node's
+table is one GROUP BY on the child-level path prefix, whatever the size of the tree.
+"""
+
+from dataclasses import dataclass, field
+
+from django.db.models import Count, FilteredRelation, Q, Value
+from django.db.models.functions import Coalesce, Substr
+
+from members.models import Organization
+
+from .models import CoverageSnapshot, Participation, Round
+
+P = Participation.Status
+COUNTED = ("completed", "in_progress", "on_leave", "exempt")
+STATUS_OF = {
+    "completed": P.COMPLETED,
+    "in_progress": P.IN_PROGRESS,
+    "on_leave": P.LEAVE,
+    "exempt": P.EXEMPT,
+}
+# What a secretary is chasing: everybody in scope who is neither done nor exempt.
+MISSING = (P.NOT_STARTED, P.IN_PROGRESS, P.LEAVE)
+
+
+@dataclass
+class Figures:
+    in_scope: int = 0
+    completed: int = 0
+    in_progress: int = 0
+    on_leave: int = 0
+    exempt: int = 0
+
+    @property
+    def not_started(self):
+        return self.in_scope - self.completed - self.in_progress - self.on_leave - self.exempt
+
+    @property
+    def counted(self):
+        """The denominator: in scope, less the exempt."""
+        return self.in_scope - self.exempt
+
+    @property
+    def coverage(self):
+        """Completed / (in scope − exempt), or None when nobody counts."""
+        return self.completed / self.counted if self.counted else None
+
+    @property
+    def percent(self):
+        value = self.coverage
+        return None if value is None else round(value * 100, 1)
+
+    def add(self, other: "Figures"):
+        for name in ("in_scope", *COUNTED):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+    def as_dict(self):
+        data = {name: getattr(self, name) for name in ("in_scope", *COUNTED)}
+        data["not_started"] = self.not_started
+        return data
+
+    @classmethod
+    def from_snapshot(cls, snapshot: CoverageSnapshot):
+        return cls(**{name: getattr(snapshot, name) for name in ("in_scope", *COUNTED)})
+
+
+@dataclass
+class Row:
+    organization: Organization | None
+    figures: Figures
+    snapshot: Figures | None = None
+    direct: bool = False  # members attached to the node itself rather than a child
+    children: list = field(default_factory=list)
+
+    @property
+    def corrected(self):
+        """True when live figures differ from the frozen snapshot."""
+        return self.snapshot is not None and self.snapshot.as_dict() != self.figures.as_dict()
+
+
+def members_in_node(training_round: Round, node: Organization, *, domain="", position=""):
+    """Members the round counts within ``node``'s subtree, optionally filtered."""
+    members = training_round.members_in_scope().filter(organization__path__startswith=node.path)
+    if domain:
+        members = members.filter(organization__domain=domain)
+    if position:
+        members = members.filter(position=position)
+    return members
+
+
+def with_status(members, training_round: Round):
+    """Annotate each member with ``round_status`` (``not_started`` when there is no row)."""
+    return members.annotate(
+        rp=FilteredRelation("participations", condition=Q(participations__round=training_round))
+    ).annotate(round_status=Coalesce("rp__status", Value(P.NOT_STARTED)))
+
+
+def _aggregates():
+    return {
+        "in_scope": Count("pk"),
+        **{name: Count("pk", filter=Q(rp__status=status)) for name, status in STATUS_OF.items()},
+    }
+
+
+def _grouped(members, training_round, key, key_expr=None):
+    qs = members.annotate(
+        rp=FilteredRelation("participations", condition=Q(participations__round=training_round))
+    )
+    if key_expr is not None:
+        qs = qs.annotate(**{key: key_expr})
+    return qs.values(key).annotate(**_aggregates()).order_by()
+
+
+def coverage_children(
+    *, training_round: Round, node: Organization, domain="", position=""
+) -> tuple[Row, list[Row]]:
+    """The node's figures and one row per child that has members in scope.
+
+    Two queries: the grouped counts, and the children themselves.
+    """
+    members = members_in_node(training_round, node, domain=domain, position=position)
+    width = (node.depth + 1) * Organization.steplen
+    grouped = _grouped(members, training_round, "prefix", Substr("organization__path", 1, width))
+    by_prefix = {
+        row["prefix"]: Figures(**{k: row[k] for k in ("in_scope", *COUNTED)}) for row in grouped
+    }
+    total = Figures()
+    for figures in by_prefix.values():
+        total.add(figures)
+    rows = []
+    if by_prefix:
+        children = Organization.objects.filter(
+            path__in=list(by_prefix), depth=node.depth + 1
+        ).order_by("path")
+        for child in children:
+            rows.append(Row(child, by_prefix[child.path]))
+        if node.path in by_prefix:
+            rows.insert(0, Row(node, by_prefix[node.path], direct=True))
+    head = Row(node, total)
+    if training_round.is_closed and not domain and not position:
+        _attach_snapshots(training_round, [head, *rows])
+    return head, rows
+
+
+def _attach_snapshots(training_round, rows):
+    wanted = [row.organization.pk for row in rows if not row.direct]
+    snapshots = {
+        s.organization_id: Figures.from_snapshot(s)
+        for s in CoverageSnapshot.objects.filter(round=training_round, organization_id__in=wanted)
+    }
+    for row in rows:
+        if not row.direct:
+            row.snapshot = snapshots.get(row.organization.pk, Figures())
+
+
+def coverage_by_organization(*, training_round: Round) -> dict[int, dict]:
+    """Figures for every node that has members in scope below it, for the quarter-end snapshot.
+
+    One grouped query by organisation, rolled up the tree in Python along the paths.
+    """
+    roots = list(training_round.scope_roots.all())
+    if not roots:
+        return {}
+    members = training_round.members_in_scope()
+    grouped = _grouped(members, training_round, "organization__path")
+    steplen = Organization.steplen
+    by_path: dict[str, Figures] = {}
+    for row in grouped:
+        figures = Figures(**{k: row[k] for k in ("in_scope", *COUNTED)})
+        path = row["organization__path"]
+        for end in range(steplen, len(path) + 1, steplen):
+            by_path.setdefault(path[:end], Figures()).add(figures)
+    ids = dict(Organization.objects.filter(path__in=list(by_path)).values_list("path", "pk"))
+    return {ids[path]: figures.as_dict() for path, figures in by_path.items() if path in ids}
+
+
+def coverage_tree(
+    *, training_round: Round, node: Organization, depth: int | None = None, domain="", position=""
+) -> Row:
+    """The node and its descendants (down to ``depth`` levels) as nested rows: for the command."""
+    members = members_in_node(training_round, node, domain=domain, position=position)
+    grouped = _grouped(members, training_round, "organization__path")
+    steplen = Organization.steplen
+    limit = None if depth is None else len(node.path) + depth * steplen
+    by_path: dict[str, Figures] = {}
+    for row in grouped:
+        figures = Figures(**{k: row[k] for k in ("in_scope", *COUNTED)})
+        path = row["organization__path"]
+        for end in range(len(node.path), len(path) + 1, steplen):
+            if limit is None or end <= limit:
+                by_path.setdefault(path[:end], Figures()).add(figures)
+    organizations = {
+        o.path: o for o in Organization.objects.filter(path__in=list(by_path)).order_by("path")
+    }
+    rows = {path: Row(org, by_path[path]) for path, org in organizations.items()}
+    head = rows.get(node.path, Row(node, Figures()))
+    for path, row in rows.items():
+        if path != node.path:
+            parent = rows.get(path[:-steplen])
+            if parent is not None:
+                parent.children.append(row)
+    return head

@@ -1,0 +1,716 @@
+"""Writes that span models: planning, sessions, check-in, roll call, leave, exemption, closing.
+
+Every write that changes what a member did ends with ``participation_refresh`` for the members
+it touched, so coverage is live.
+"""
+
+import base64
+import hashlib
+import hmac
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from schedule.models import Calendar, Event, Rule
+
+from courses.models import LessonProgress
+from members.audit import audit_event
+from members.models import Member, Organization
+
+from .models import (
+    Attendance,
+    CoverageSnapshot,
+    Exemption,
+    LeaveRequest,
+    Participation,
+    Round,
+    Session,
+    Sitting,
+    day_end,
+    day_start,
+)
+
+P = Participation.Status
+
+
+# --- Planning ----------------------------------------------------------------------------------
+
+QUARTERLY_RULE_NAME = "Quarterly"
+
+
+def quarterly_rule() -> Rule:
+    rule, _created = Rule.objects.get_or_create(
+        name=QUARTERLY_RULE_NAME,
+        defaults={
+            "description": "Every three months: the citywide rotation training",
+            "frequency": "MONTHLY",
+            "params": "interval:3",
+        },
+    )
+    return rule
+
+
+def plan_calendar() -> Calendar:
+    calendar, _created = Calendar.objects.get_or_create(
+        slug="rotation-plan", defaults={"name": "专题轮训计划"}
+    )
+    return calendar
+
+
+def quarter_bounds(year: int, quarter: int) -> tuple[date, date]:
+    first = date(year, 3 * (quarter - 1) + 1, 1)
+    following = date(year + (quarter == 4), (3 * quarter) % 12 + 1, 1)
+    return first, following - timedelta(days=1)
+
+
+def round_plan_year(*, year: int, title: str, roots, user=None, lessons=()) -> list[Round]:
+    """Plan the year: one quarterly recurring event, and a draft round per occurrence.
+
+    Running it again for the same year creates only the rounds that are missing.
+    """
+    calendar = plan_calendar()
+    first, _last = quarter_bounds(year, 1)
+    start = day_start(first)
+    event = (
+        Event.objects.filter(calendar=calendar, start=start, rule__name=QUARTERLY_RULE_NAME)
+        .order_by("pk")
+        .first()
+    )
+    if event is None:
+        event = Event.objects.create(
+            calendar=calendar,
+            title=title,
+            start=start,
+            end=day_end(quarter_bounds(year, 1)[1]),
+            rule=quarterly_rule(),
+            end_recurring_period=day_end(date(year, 12, 31)),
+            creator=user,
+        )
+    rounds = []
+    for occurrence in event.get_occurrences(start, day_end(date(year, 12, 31))):
+        rounds.append(
+            round_from_occurrence(
+                event=event, occurrence=occurrence, roots=roots, user=user, lessons=lessons
+            )
+        )
+    return rounds
+
+
+def round_from_occurrence(*, event, occurrence, roots, user=None, lessons=()) -> Round:
+    opens_on = timezone.localtime(occurrence.original_start).date()
+    quarter = (opens_on.month - 1) // 3 + 1
+    existing = Round.objects.filter(plan_event=event, plan_start=occurrence.original_start).first()
+    if existing:
+        return existing
+    closes_on = timezone.localtime(occurrence.original_end).date() - timedelta(days=1)
+    closes_on = max(closes_on, opens_on)
+    with transaction.atomic():
+        training_round = Round.objects.create(
+            title=_("%(year)s Q%(quarter)s: %(title)s")
+            % {"year": opens_on.year, "quarter": quarter, "title": event.title},
+            plan_event=event,
+            plan_start=occurrence.original_start,
+            opens_on=opens_on,
+            closes_on=closes_on,
+            makeup_deadline=closes_on + timedelta(days=settings.LUNXUN_MAKEUP_DAYS),
+            created_by=user,
+        )
+        training_round.scope_roots.set(roots)
+        training_round.lessons.set(lessons)
+        round_calendar(training_round)
+    return training_round
+
+
+def round_calendar(training_round: Round) -> Calendar:
+    """The round's own calendar, where its group sessions live (created on first need)."""
+    if training_round.calendar_id is None:
+        training_round.calendar = Calendar.objects.create(
+            name=str(training_round)[:200], slug=f"round-{training_round.pk}"
+        )
+        training_round.save(update_fields=["calendar"])
+    return training_round.calendar
+
+
+RECURRENCES = {
+    "": None,
+    "WEEKLY": ("Weekly", "WEEKLY", ""),
+    "BIWEEKLY": ("Every two weeks", "WEEKLY", "interval:2"),
+    "MONTHLY": ("Monthly", "MONTHLY", ""),
+}
+
+
+def recurrence_rule(kind: str) -> Rule | None:
+    spec = RECURRENCES.get(kind)
+    if spec is None:
+        return None
+    name, frequency, params = spec
+    rule, _created = Rule.objects.get_or_create(
+        name=name, defaults={"description": name, "frequency": frequency, "params": params}
+    )
+    return rule
+
+
+def recurrence_kind(rule: Rule | None) -> str:
+    if rule is None:
+        return ""
+    for kind, spec in RECURRENCES.items():
+        if spec and spec[1] == rule.frequency and spec[2] == (rule.params or ""):
+            return kind
+    return ""
+
+
+def session_save(
+    *,
+    training_round: Round,
+    title: str,
+    host: Organization,
+    start: datetime,
+    end: datetime,
+    lessons=(),
+    hours=0,
+    location: str = "",
+    recurrence: str = "",
+    until: date | None = None,
+    description: str = "",
+    user=None,
+    session: Session | None = None,
+) -> Session:
+    """Create or update a group session and its scheduler event in the round's calendar."""
+    calendar = round_calendar(training_round)
+    rule = recurrence_rule(recurrence)
+    with transaction.atomic():
+        event = session.event if session else Event(calendar=calendar, creator=user)
+        event.calendar = calendar
+        event.title = title
+        event.description = description
+        event.start = start
+        event.end = end
+        event.rule = rule
+        event.end_recurring_period = day_end(until) if (rule and until) else None
+        event.save()
+        if session is None:
+            session = Session(round=training_round, event=event)
+        session.host = host
+        session.location = location
+        session.hours = hours
+        session.save()
+        session.lessons.set(lessons)
+    return session
+
+
+def sitting_for(*, session: Session, start: datetime) -> Sitting:
+    """The sitting of ``session`` that starts at ``start``; it must be a real occurrence."""
+    sitting = Sitting.objects.filter(session=session, start=start).first()
+    if sitting:
+        return sitting
+    occurrence = next(
+        (
+            o
+            for o in session.event.get_occurrences(start, start + timedelta(seconds=1))
+            if o.original_start == start or o.start == start
+        ),
+        None,
+    )
+    if occurrence is None or occurrence.cancelled:
+        raise Sitting.DoesNotExist
+    try:
+        with transaction.atomic():
+            return Sitting.objects.create(session=session, start=start, end=occurrence.end)
+    except IntegrityError:
+        return Sitting.objects.get(session=session, start=start)
+
+
+def sittings_current(*, sessions, now=None) -> list[Sitting]:
+    """Occurrences of ``sessions`` around ``now`` (within the check-in window), as sittings."""
+    now = now or timezone.now()
+    grace = timedelta(minutes=settings.LUNXUN_CHECKIN_GRACE_MINUTES)
+    found = []
+    for session in sessions:
+        for occurrence in session.occurrences_between(now - timedelta(days=1), now + grace):
+            if occurrence.start - grace <= now <= occurrence.end + grace:
+                found.append(sitting_for(session=session, start=occurrence.start))
+    return found
+
+
+# --- Check-in codes ----------------------------------------------------------------------------
+
+
+class CheckInRefused(Exception):
+    """A check-in that cannot be accepted; the message says why, in the member's language."""
+
+
+def _window(moment: datetime) -> int:
+    return int(moment.timestamp()) // settings.LUNXUN_QR_ROTATE_SECONDS
+
+
+def _mac(sitting: Sitting, window: int) -> str:
+    key = f"{settings.SECRET_KEY}:{sitting.session.qr_key}".encode()
+    digest = hmac.new(key, f"lunxun-checkin:{sitting.pk}:{window}".encode(), hashlib.sha256)
+    return base64.urlsafe_b64encode(digest.digest()[:15]).decode()
+
+
+def qr_token(*, sitting: Sitting, now=None) -> tuple[str, datetime]:
+    """The code the site screen shows now, and when the next one replaces it."""
+    now = now or timezone.now()
+    window = _window(now)
+    rotate = settings.LUNXUN_QR_ROTATE_SECONDS
+    next_at = datetime.fromtimestamp((window + 1) * rotate, tz=now.tzinfo or timezone.utc)
+    return f"{sitting.pk}.{window}.{_mac(sitting, window)}", next_at
+
+
+def qr_verify(token: str, now=None) -> Sitting:
+    """The sitting a scanned code belongs to, if the code is genuine and current."""
+    now = now or timezone.now()
+    try:
+        sitting_pk, window, mac = token.split(".", 2)
+        sitting_pk, window = int(sitting_pk), int(window)
+        sitting = Sitting.objects.select_related("session__round", "session__event").get(
+            pk=sitting_pk
+        )
+    except (ValueError, Sitting.DoesNotExist):
+        raise CheckInRefused(_("This is not a valid check-in code.")) from None
+    if not hmac.compare_digest(mac, _mac(sitting, window)):
+        raise CheckInRefused(_("This is not a valid check-in code."))
+    current = _window(now)
+    rotate = settings.LUNXUN_QR_ROTATE_SECONDS
+    started = current * rotate
+    if window == current:
+        return sitting
+    if window == current - 1 and now.timestamp() - started <= settings.LUNXUN_QR_GRACE_SECONDS:
+        return sitting
+    if window > current:
+        raise CheckInRefused(_("This check-in code is not valid yet. Scan the screen again."))
+    raise CheckInRefused(
+        _("This check-in code has expired. Scan the code on the screen now; it changes every %(s)d seconds.")
+        % {"s": rotate}
+    )
+
+
+# --- Attendance --------------------------------------------------------------------------------
+
+
+def check_in(*, member: Member, sitting: Sitting, now=None, request=None) -> tuple[Attendance, bool]:
+    """Record that ``member`` is at ``sitting``; checking in twice changes nothing."""
+    now = now or timezone.now()
+    training_round = sitting.session.round
+    if sitting.is_closed:
+        raise CheckInRefused(_("This group session has been closed; ask the site operator."))
+    if not sitting.accepts_check_in(now):
+        raise CheckInRefused(
+            _("Check-in for this group session is open from %(opens)s to %(closes)s.")
+            % {
+                "opens": timezone.localtime(sitting.check_in_window()[0]).strftime("%m-%d %H:%M"),
+                "closes": timezone.localtime(sitting.check_in_window()[1]).strftime("%m-%d %H:%M"),
+            }
+        )
+    if training_round.state == Round.State.DRAFT or not training_round.includes(member):
+        raise CheckInRefused(
+            _("You are not among the members this round covers, so there is nothing to check in.")
+        )
+    late = now > sitting.start + timedelta(minutes=settings.LUNXUN_LATE_MINUTES)
+    status = Attendance.Status.LATE if late else Attendance.Status.PRESENT
+    with transaction.atomic():
+        attendance, created = Attendance.objects.select_for_update().get_or_create(
+            sitting=sitting,
+            member=member,
+            defaults={"status": status, "method": Attendance.Method.QR, "recorded_at": now},
+        )
+        if not created and not attendance.attended:
+            attendance.status = status
+            attendance.method = Attendance.Method.QR
+            attendance.recorded_at = now
+            attendance.recorded_by = None
+            attendance.save()
+            created = True
+    if created:
+        audit_event(
+            event="check_in", obj=attendance, actor=member.user, request=request, status=status
+        )
+        participation_refresh(training_round=training_round, member_ids=[member.pk])
+    return attendance, created
+
+
+def roll_call_members(sitting: Sitting):
+    """Who the roll call lists: members in scope at the host's subtree, and anyone checked in."""
+    training_round = sitting.session.round
+    host = sitting.session.host
+    in_scope = training_round.members_in_scope().filter(
+        organization__path__startswith=host.path
+    )
+    checked_in = Attendance.objects.filter(sitting=sitting).values("member_id")
+    return (
+        Member.objects.filter(Q(pk__in=in_scope.values("pk")) | Q(pk__in=checked_in))
+        .select_related("organization")
+        .order_by("organization__path", "name")
+    )
+
+
+class RollCallError(Exception):
+    pass
+
+
+def roll_call_save(*, sitting: Sitting, marks: dict, user, reason: str = "", request=None) -> int:
+    """Save the operator's marks {member_id: status or ""}; returns how many records changed.
+
+    After the sitting is closed every change needs a reason and is audit-logged with it.
+    """
+    allowed = set(roll_call_members(sitting).values_list("pk", flat=True))
+    valid = set(Attendance.Status.values)
+    marks = {int(k): v for k, v in marks.items() if int(k) in allowed and (v in valid or v == "")}
+    if sitting.is_closed and not reason.strip():
+        raise RollCallError(_("This session is closed: say why you are changing attendance."))
+    now = timezone.now()
+    changed = []
+    with transaction.atomic():
+        existing = {
+            a.member_id: a
+            for a in Attendance.objects.select_for_update().filter(
+                sitting=sitting, member_id__in=marks
+            )
+        }
+        for member_id, status in marks.items():
+            record = existing.get(member_id)
+            before = record.status if record else ""
+            if before == status:
+                continue
+            if status == "":
+                record.delete()
+            elif record is None:
+                record = Attendance.objects.create(
+                    sitting=sitting,
+                    member_id=member_id,
+                    status=status,
+                    method=Attendance.Method.ROLL_CALL,
+                    recorded_by=user,
+                    recorded_at=now,
+                )
+            else:
+                record.status = status
+                record.method = Attendance.Method.ROLL_CALL
+                record.recorded_by = user
+                record.recorded_at = now
+                record.save()
+            changed.append((member_id, before, status))
+        if changed:
+            audit_event(
+                event="roll_call" if not sitting.is_closed else "attendance_corrected",
+                obj=sitting,
+                actor=user,
+                request=request,
+                reason=reason.strip(),
+                changes=[{"member": m, "before": b, "after": a} for m, b, a in changed],
+            )
+    if changed:
+        participation_refresh(
+            training_round=sitting.session.round, member_ids=[m for m, _b, _a in changed]
+        )
+    return len(changed)
+
+
+def sitting_close(*, sitting: Sitting, user, request=None) -> Sitting:
+    if not sitting.is_closed:
+        sitting.closed_at = timezone.now()
+        sitting.closed_by = user
+        sitting.save(update_fields=["closed_at", "closed_by"])
+        audit_event(event="sitting_closed", obj=sitting, actor=user, request=request)
+    return sitting
+
+
+# --- Leave and exemption -----------------------------------------------------------------------
+
+
+class LeaveError(Exception):
+    pass
+
+
+def leave_request(*, member: Member, training_round: Round, reason: str, session=None, request=None):
+    reason = (reason or "").strip()
+    if not reason:
+        raise LeaveError(_("Say why you cannot attend."))
+    if not training_round.includes(member) or training_round.state != Round.State.PUBLISHED:
+        raise LeaveError(_("This round does not ask anything of you."))
+    if session is not None and session.round_id != training_round.pk:
+        raise LeaveError(_("That group session belongs to another round."))
+    try:
+        with transaction.atomic():
+            leave = LeaveRequest.objects.create(
+                member=member, round=training_round, session=session, reason=reason[:500]
+            )
+    except IntegrityError:
+        raise LeaveError(_("You have already asked for leave in this round.")) from None
+    audit_event(event="leave_requested", obj=leave, actor=member.user, request=request)
+    return leave
+
+
+def leave_withdraw(*, leave: LeaveRequest, request=None) -> LeaveRequest:
+    if leave.state in LeaveRequest.ACTIVE:
+        leave.state = LeaveRequest.State.WITHDRAWN
+        leave.save(update_fields=["state"])
+        audit_event(event="leave_withdrawn", obj=leave, actor=leave.member.user, request=request)
+        participation_refresh(training_round=leave.round, member_ids=[leave.member_id])
+    return leave
+
+
+def leave_decide(*, leave: LeaveRequest, approve: bool, user, note: str = "", request=None):
+    """Approve (the member owes a make-up by the deadline) or refuse a pending request."""
+    with transaction.atomic():
+        leave = LeaveRequest.objects.select_for_update().get(pk=leave.pk)
+        if leave.state != LeaveRequest.State.PENDING:
+            raise LeaveError(_("This request has already been decided."))
+        leave.state = LeaveRequest.State.APPROVED if approve else LeaveRequest.State.REFUSED
+        leave.decided_by = user
+        leave.decided_at = timezone.now()
+        leave.decision_note = (note or "").strip()[:200]
+        leave.save()
+        audit_event(
+            event="leave_approved" if approve else "leave_refused",
+            obj=leave,
+            actor=user,
+            request=request,
+            note=leave.decision_note,
+        )
+    participation_refresh(training_round=leave.round, member_ids=[leave.member_id])
+    return leave
+
+
+def exemption_grant(*, member: Member, training_round: Round, reason: str, user, request=None):
+    reason = (reason or "").strip()
+    if not reason:
+        raise LeaveError(_("Say why this member is exempt."))
+    try:
+        with transaction.atomic():
+            exemption = Exemption.objects.create(
+                member=member, round=training_round, reason=reason[:200], granted_by=user
+            )
+    except IntegrityError:
+        raise LeaveError(_("This member is already exempt from this round.")) from None
+    audit_event(event="exemption_granted", obj=exemption, actor=user, request=request, reason=reason)
+    participation_refresh(training_round=training_round, member_ids=[member.pk])
+    return exemption
+
+
+def exemption_revoke(*, exemption: Exemption, user, request=None):
+    if exemption.revoked_at is None:
+        exemption.revoked_at = timezone.now()
+        exemption.revoked_by = user
+        exemption.save(update_fields=["revoked_at", "revoked_by"])
+        audit_event(event="exemption_revoked", obj=exemption, actor=user, request=request)
+        participation_refresh(training_round=exemption.round, member_ids=[exemption.member_id])
+    return exemption
+
+
+# --- Status ------------------------------------------------------------------------------------
+
+
+@dataclass
+class Derived:
+    status: str
+    method: str = ""
+    lessons_done: int = 0
+    completed_at: datetime | None = None
+    note: str = ""
+
+
+def _sources(training_round: Round, member_ids=None):
+    """Everything that decides members' status in the round, in a handful of queries."""
+    required = set(training_round.lessons.values_list("pk", flat=True))
+
+    def only(qs, field="member_id"):
+        return qs if member_ids is None else qs.filter(**{f"{field}__in": member_ids})
+
+    online = {}
+    for member_id, lesson_id, completed_at in only(
+        LessonProgress.objects.filter(
+            lesson_id__in=required, completed_at__gte=training_round.opens_at
+        )
+    ).values_list("member_id", "lesson_id", "completed_at"):
+        online.setdefault(member_id, {})[lesson_id] = completed_at
+    started = set(
+        only(
+            LessonProgress.objects.filter(
+                lesson_id__in=required, viewing_started_at__gte=training_round.opens_at
+            )
+        ).values_list("member_id", flat=True)
+    )
+    shown = {}
+    for session_id, lesson_id in Session.lessons.through.objects.filter(
+        session__round=training_round
+    ).values_list("session_id", "lessonpage_id"):
+        shown.setdefault(session_id, set()).add(lesson_id)
+    attended = {}
+    marked_leave = set()
+    for member_id, status, session_id, start in only(
+        Attendance.objects.filter(sitting__session__round=training_round)
+    ).values_list("member_id", "status", "sitting__session_id", "sitting__start"):
+        if status in Attendance.ATTENDED:
+            attended.setdefault(member_id, []).append((session_id, start))
+        elif status == Attendance.Status.LEAVE:
+            marked_leave.add(member_id)
+    on_leave = (
+        set(
+            only(
+                LeaveRequest.objects.filter(
+                    round=training_round, state=LeaveRequest.State.APPROVED
+                )
+            ).values_list("member_id", flat=True)
+        )
+        | marked_leave
+    )
+    exempt = dict(
+        only(Exemption.objects.filter(round=training_round, revoked_at__isnull=True)).values_list(
+            "member_id", "reason"
+        )
+    )
+    return required, online, started, shown, attended, on_leave, exempt
+
+
+def _derive(training_round, member_id, required, online, started, shown, attended, on_leave, exempt):
+    rule = training_round.completion_rule
+    by_session = {}
+    for session_id, start in sorted(attended.get(member_id, []), key=lambda x: x[1]):
+        for lesson_id in shown.get(session_id, ()):
+            by_session.setdefault(lesson_id, start)
+    by_online = online.get(member_id, {})
+    covered = {}
+    for lesson_id in required:
+        options = []
+        if rule != Round.Rule.SESSION and lesson_id in by_online:
+            options.append((by_online[lesson_id], "online"))
+        if rule != Round.Rule.ONLINE and lesson_id in by_session:
+            options.append((by_session[lesson_id], "session"))
+        if options:
+            covered[lesson_id] = min(options)
+    done = len(covered)
+    if required:
+        complete = done == len(required)
+    else:
+        complete = rule != Round.Rule.ONLINE and bool(attended.get(member_id))
+        if complete:
+            first = min(start for _s, start in attended[member_id])
+            covered = {0: (first, "session")}
+    if complete:
+        ways = {way for _at, way in covered.values()}
+        if member_id in on_leave and "online" in ways:
+            method = Participation.Method.MAKEUP
+        elif ways == {"online"}:
+            method = Participation.Method.ONLINE
+        elif ways == {"session"}:
+            method = Participation.Method.SESSION
+        else:
+            method = Participation.Method.MIXED
+        completed_at = max(at for at, _way in covered.values())
+        return Derived(P.COMPLETED, method, done, completed_at)
+    if member_id in exempt:
+        return Derived(P.EXEMPT, lessons_done=done, note=exempt[member_id][:200])
+    if member_id in on_leave:
+        return Derived(P.LEAVE, lessons_done=done)
+    if done or member_id in started or member_id in attended:
+        return Derived(P.IN_PROGRESS, lessons_done=done)
+    return Derived(P.NOT_STARTED, lessons_done=done)
+
+
+def participation_compute(*, training_round: Round, member_ids=None) -> dict[int, Derived]:
+    """Each member's derived status; with ``member_ids=None``, every member with any activity."""
+    sources = _sources(training_round, member_ids)
+    required, online, started, _shown, attended, on_leave, exempt = sources
+    if member_ids is None:
+        member_ids = set(online) | started | set(attended) | on_leave | set(exempt)
+    return {m: _derive(training_round, m, *sources) for m in member_ids}
+
+
+def participation_refresh(*, training_round: Round, member_ids=None) -> int:
+    """Bring ``Participation`` rows in line with the sources; returns rows written.
+
+    With ``member_ids=None`` the whole round is recomputed (after its lessons or rule change).
+    """
+    if training_round.state == Round.State.DRAFT:
+        return 0
+    derived = participation_compute(training_round=training_round, member_ids=member_ids)
+    required_count = training_round.lessons.count()
+    existing = Participation.objects.filter(round=training_round)
+    if member_ids is not None:
+        existing = existing.filter(member_id__in=member_ids)
+    existing_ids = set(existing.values_list("member_id", flat=True))
+    if member_ids is None:
+        stale = existing_ids - set(derived)
+        for member_id in stale:
+            derived[member_id] = Derived(P.NOT_STARTED)
+    rows = [
+        Participation(
+            round=training_round,
+            member_id=member_id,
+            status=d.status,
+            method=d.method,
+            lessons_done=d.lessons_done,
+            lessons_required=required_count,
+            completed_at=d.completed_at,
+            note=d.note,
+        )
+        for member_id, d in derived.items()
+        if d.status != P.NOT_STARTED or member_id in existing_ids
+    ]
+    fields = ["status", "method", "lessons_done", "lessons_required", "completed_at", "note"]
+    for start in range(0, len(rows), 2000):
+        Participation.objects.bulk_create(
+            rows[start : start + 2000],
+            update_conflicts=True,
+            unique_fields=["round", "member"],
+            update_fields=[*fields, "updated_at"],
+        )
+    return len(rows)
+
+
+def rounds_requiring(lesson_id):
+    return Round.objects.published().filter(lessons=lesson_id)
+
+
+# --- Closing -----------------------------------------------------------------------------------
+
+
+def round_close(*, training_round: Round, user=None, request=None) -> Round:
+    """Close the round: freeze every node's figures and each member's status for reporting."""
+    from .coverage import coverage_by_organization
+
+    with transaction.atomic():
+        training_round = Round.objects.select_for_update().get(pk=training_round.pk)
+        if training_round.state == Round.State.CLOSED:
+            return training_round
+        participation_refresh(training_round=training_round)
+        now = timezone.now()
+        Participation.objects.filter(round=training_round).update(
+            closing_status=F("status")
+        )
+        figures = coverage_by_organization(training_round=training_round)
+        CoverageSnapshot.objects.filter(round=training_round).delete()
+        CoverageSnapshot.objects.bulk_create(
+            [
+                CoverageSnapshot(round=training_round, organization_id=org_id, taken_at=now, **row)
+                for org_id, row in figures.items()
+            ],
+            batch_size=2000,
+        )
+        training_round.state = Round.State.CLOSED
+        training_round.closed_at = now
+        training_round.closed_by = user
+        training_round.save(update_fields=["state", "closed_at", "closed_by", "updated_at"])
+        audit_event(
+            event="round_closed",
+            obj=training_round,
+            actor=user,
+            request=request,
+            nodes=len(figures),
+        )
+    return training_round
+
+
+def rounds_close_due(*, today=None) -> list[Round]:
+    """Close published rounds whose closing date has passed (run daily)."""
+    today = today or timezone.localdate()
+    closed = []
+    for training_round in Round.objects.filter(state=Round.State.PUBLISHED, closes_on__lt=today):
+        closed.append(round_close(training_round=training_round))
+    return closed
