@@ -13,6 +13,7 @@ urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),
     path("", include("members.urls")),
     path("", include("courses.urls")),
+    path("", include("rounds.urls")),
 ]
 
 if settings.LUNXUN_SERVE_MEDIA:

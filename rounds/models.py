@@ -238,7 +238,7 @@ class Session(models.Model):
         on_delete=models.PROTECT,
         related_name="hosted_sessions",
         verbose_name=_("host organisation"),
-        help_text=_("The remote-education site; its members and its subordinates' attend here."),
+        help_text=_("The remote-education site: members of this organisation and its subordinates attend here."),
     )
     location = models.CharField(_("place"), max_length=120, blank=True)
     lessons = models.ManyToManyField(
@@ -334,7 +334,9 @@ class Attendance(models.Model):
         verbose_name = _("attendance")
         verbose_name_plural = _("attendance records")
         constraints = [
-            models.UniqueConstraint(fields=["sitting", "member"], name="attendance_once_per_sitting")
+            models.UniqueConstraint(
+                fields=["sitting", "member"], name="attendance_once_per_sitting"
+            )
         ]
         indexes = [models.Index(fields=["member", "status"])]
 
@@ -488,6 +490,9 @@ class CoverageSnapshot(models.Model):
             models.UniqueConstraint(fields=["round", "organization"], name="snapshot_once")
         ]
 
+    def __str__(self):
+        return f"{self.round} · {self.organization}"
+
 
 class Notice(models.Model):
     """An in-site notice shown to a user (reminders, digests)."""
@@ -537,6 +542,9 @@ class Reminder(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["member", "sent_on"], name="reminder_once_a_day")
         ]
+
+    def __str__(self):
+        return f"{self.member} · {self.sent_on}"
 
 
 class CalendarFeed(models.Model):

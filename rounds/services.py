@@ -285,7 +285,10 @@ def qr_verify(token: str, now=None) -> Sitting:
     if window > current:
         raise CheckInRefused(_("This check-in code is not valid yet. Scan the screen again."))
     raise CheckInRefused(
-        _("This check-in code has expired. Scan the code on the screen now; it changes every %(s)d seconds.")
+        _(
+            "This check-in code has expired. Scan the code on the screen now; "
+            "it changes every %(s)d seconds."
+        )
         % {"s": rotate}
     )
 
@@ -293,7 +296,9 @@ def qr_verify(token: str, now=None) -> Sitting:
 # --- Attendance --------------------------------------------------------------------------------
 
 
-def check_in(*, member: Member, sitting: Sitting, now=None, request=None) -> tuple[Attendance, bool]:
+def check_in(
+    *, member: Member, sitting: Sitting, now=None, request=None
+) -> tuple[Attendance, bool]:
     """Record that ``member`` is at ``sitting``; checking in twice changes nothing."""
     now = now or timezone.now()
     training_round = sitting.session.round
@@ -338,9 +343,7 @@ def roll_call_members(sitting: Sitting):
     """Who the roll call lists: members in scope at the host's subtree, and anyone checked in."""
     training_round = sitting.session.round
     host = sitting.session.host
-    in_scope = training_round.members_in_scope().filter(
-        organization__path__startswith=host.path
-    )
+    in_scope = training_round.members_in_scope().filter(organization__path__startswith=host.path)
     checked_in = Attendance.objects.filter(sitting=sitting).values("member_id")
     return (
         Member.objects.filter(Q(pk__in=in_scope.values("pk")) | Q(pk__in=checked_in))
@@ -427,7 +430,9 @@ class LeaveError(Exception):
     pass
 
 
-def leave_request(*, member: Member, training_round: Round, reason: str, session=None, request=None):
+def leave_request(
+    *, member: Member, training_round: Round, reason: str, session=None, request=None
+):
     reason = (reason or "").strip()
     if not reason:
         raise LeaveError(_("Say why you cannot attend."))
@@ -488,7 +493,9 @@ def exemption_grant(*, member: Member, training_round: Round, reason: str, user,
             )
     except IntegrityError:
         raise LeaveError(_("This member is already exempt from this round.")) from None
-    audit_event(event="exemption_granted", obj=exemption, actor=user, request=request, reason=reason)
+    audit_event(
+        event="exemption_granted", obj=exemption, actor=user, request=request, reason=reason
+    )
     participation_refresh(training_round=training_round, member_ids=[member.pk])
     return exemption
 
@@ -524,15 +531,15 @@ def _sources(training_round: Round, member_ids=None):
 
     online = {}
     for member_id, lesson_id, completed_at in only(
-        LessonProgress.objects.filter(
-            lesson_id__in=required, completed_at__gte=training_round.opens_at
-        )
+        LessonProgress.objects.filter(lesson_id__in=required, completed_at__isnull=False)
     ).values_list("member_id", "lesson_id", "completed_at"):
-        online.setdefault(member_id, {})[lesson_id] = completed_at
+        # Completing a lesson is final, so a lesson completed before the round opened (in an
+        # earlier round that also required it) counts; the round is dated from its opening.
+        online.setdefault(member_id, {})[lesson_id] = max(completed_at, training_round.opens_at)
     started = set(
         only(
             LessonProgress.objects.filter(
-                lesson_id__in=required, viewing_started_at__gte=training_round.opens_at
+                lesson_id__in=required, viewing_started_at__isnull=False
             )
         ).values_list("member_id", flat=True)
     )
@@ -553,9 +560,7 @@ def _sources(training_round: Round, member_ids=None):
     on_leave = (
         set(
             only(
-                LeaveRequest.objects.filter(
-                    round=training_round, state=LeaveRequest.State.APPROVED
-                )
+                LeaveRequest.objects.filter(round=training_round, state=LeaveRequest.State.APPROVED)
             ).values_list("member_id", flat=True)
         )
         | marked_leave
@@ -568,7 +573,9 @@ def _sources(training_round: Round, member_ids=None):
     return required, online, started, shown, attended, on_leave, exempt
 
 
-def _derive(training_round, member_id, required, online, started, shown, attended, on_leave, exempt):
+def _derive(
+    training_round, member_id, required, online, started, shown, attended, on_leave, exempt
+):
     rule = training_round.completion_rule
     by_session = {}
     for session_id, start in sorted(attended.get(member_id, []), key=lambda x: x[1]):
@@ -616,7 +623,7 @@ def _derive(training_round, member_id, required, online, started, shown, attende
 def participation_compute(*, training_round: Round, member_ids=None) -> dict[int, Derived]:
     """Each member's derived status; with ``member_ids=None``, every member with any activity."""
     sources = _sources(training_round, member_ids)
-    required, online, started, _shown, attended, on_leave, exempt = sources
+    _required, online, started, _shown, attended, on_leave, exempt = sources
     if member_ids is None:
         member_ids = set(online) | started | set(attended) | on_leave | set(exempt)
     return {m: _derive(training_round, m, *sources) for m in member_ids}
@@ -681,9 +688,7 @@ def round_close(*, training_round: Round, user=None, request=None) -> Round:
             return training_round
         participation_refresh(training_round=training_round)
         now = timezone.now()
-        Participation.objects.filter(round=training_round).update(
-            closing_status=F("status")
-        )
+        Participation.objects.filter(round=training_round).update(closing_status=F("status"))
         figures = coverage_by_organization(training_round=training_round)
         CoverageSnapshot.objects.filter(round=training_round).delete()
         CoverageSnapshot.objects.bulk_create(

@@ -3,6 +3,7 @@ from django.contrib.auth.models import Permission
 from django.dispatch import receiver
 
 from courses.services import lesson_progress_changed
+from members.demo import demo_city_seeded
 from members.models import Member
 from members.services import trainer_group_ready
 
@@ -45,3 +46,10 @@ def grant_round_permissions(sender, group, **kwargs):
             ],
         )
     )
+
+
+@receiver(demo_city_seeded)
+def seed_demo_rounds(sender, **kwargs):
+    from .demo import seed_demo_rounds
+
+    return seed_demo_rounds()

@@ -8,6 +8,7 @@ from django.utils import timezone
 from courses.models import LessonProgress
 from rounds import services
 from rounds.models import Round
+from tests import factories  # noqa: F401  (re-exported for tests)
 from tests.courses import builders as course_builders
 
 

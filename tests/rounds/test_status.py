@@ -42,12 +42,15 @@ def test_one_of_two_lessons_online_is_in_progress_then_completed(setup):
     assert status_of(training_round, city.member_b) == P.NOT_STARTED
 
 
-def test_lessons_completed_before_the_round_opened_do_not_count(setup):
+def test_lessons_completed_before_the_round_opened_count_from_the_opening(setup):
+    """Completion is final: a lesson an earlier round required is not watched twice."""
     city, training_round, lessons = setup
     before = builders.aware(2026, 9, 20, 10, 0)
     for lesson in lessons:
         builders.complete_online(city.member_a, lesson, at=before)
-    assert status_of(training_round, city.member_a) == P.NOT_STARTED
+    row = Participation.objects.get(round=training_round, member=city.member_a)
+    assert row.status == P.COMPLETED
+    assert row.completed_at == training_round.opens_at
 
 
 def test_attending_a_session_that_showed_every_lesson_completes(setup):
