@@ -1,0 +1,68 @@
+"""Background work for rounds: deferred reminders and the daily reminder run.
+
+The daily task schedules its own next run, so the embedded default (database backend and its
+worker) needs no cron: ``manage.py send_reminders --schedule`` starts the chain once, and
+running it again does not start a second one.
+"""
+
+from datetime import datetime, time, timedelta
+
+from django.utils import timezone
+from django_tasks import TaskResultStatus, task
+
+DAILY_RUN_HOUR = 9  # local time: well after quiet hours, when secretaries are at work
+
+
+@task()
+def send_reminders_task(round_id: int, node_id: int, user_id: int):
+    """A secretary's reminders, asked for in quiet hours, sent when they end."""
+    from .reminders import reminders_send_deferred
+
+    result = reminders_send_deferred(round_id=round_id, node_id=node_id, user_id=user_id)
+    return result.as_dict() if result else None
+
+
+@task()
+def daily_reminders_task():
+    """Close rounds past their date, send automatic reminders and digests; then book tomorrow."""
+    from .reminders import reminders_daily
+
+    summary = reminders_daily()
+    daily_reminders_ensure_scheduled()
+    return summary
+
+
+def next_daily_run(now: datetime | None = None) -> datetime:
+    """The next ``DAILY_RUN_HOUR`` o'clock, local time, strictly after ``now``."""
+    local = timezone.localtime(now)
+    day = local.date() if local.hour < DAILY_RUN_HOUR else local.date() + timedelta(days=1)
+    return timezone.make_aware(datetime.combine(day, time(DAILY_RUN_HOUR)))
+
+
+def daily_reminders_pending() -> bool:
+    """True when the database backend holds a daily run that has not started yet."""
+    from django_tasks_db.backend import DatabaseBackend
+    from django_tasks_db.models import DBTaskResult
+
+    backend = daily_reminders_task.get_backend()
+    if not isinstance(backend, DatabaseBackend):
+        return False
+    return DBTaskResult.objects.filter(
+        task_path=daily_reminders_task.module_path,
+        status=TaskResultStatus.READY,
+        backend_name=backend.alias,
+    ).exists()
+
+
+def daily_reminders_ensure_scheduled(*, now: datetime | None = None):
+    """Enqueue the next daily run unless one is already waiting; returns the new task result.
+
+    Only a backend that can defer work can hold tomorrow's run (the immediate backend of the
+    unit tests cannot, and would otherwise run the chain forever). Pending runs are visible
+    only on the database backend; on another backend call this once per deployment.
+    """
+    if not daily_reminders_task.get_backend().supports_defer:
+        return None
+    if daily_reminders_pending():
+        return None
+    return daily_reminders_task.using(run_after=next_daily_run(now)).enqueue()

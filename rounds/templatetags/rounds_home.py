@@ -1,0 +1,41 @@
+"""The home page's round summary: a template tag, so the courses app never imports rounds."""
+
+from django import template
+
+from members import access
+
+from ..models import Participation, Round
+from ..status import describe_row
+
+register = template.Library()
+
+
+@register.inclusion_tag("rounds/_home_rounds.html", takes_context=True)
+def home_rounds(context):
+    """The member's running rounds with their status; staff get their rounds' coverage links."""
+    user = context["request"].user
+    member = getattr(user, "member", None) if user.is_authenticated else None
+    mine = []
+    if member is not None:
+        rounds = [r for r in Round.objects.for_member(member) if r.state == Round.State.PUBLISHED]
+        rows = {
+            p.round_id: p
+            for p in Participation.objects.filter(member=member, round__in=[r.pk for r in rounds])
+        }
+        for training_round in rounds:
+            row = rows.get(training_round.pk)
+            mine.append(
+                {
+                    "round": training_round,
+                    "row": row,
+                    "line": describe_row(row, training_round, training_round.lessons.count()),
+                }
+            )
+    staff = []
+    if user.is_authenticated and access.has_role(user):
+        staff = list(
+            Round.objects.visible_to_roots(access.role_roots(user)).filter(
+                state=Round.State.PUBLISHED
+            )[:5]
+        )
+    return {"mine": mine, "staff": staff}
