@@ -238,7 +238,9 @@ class Session(models.Model):
         on_delete=models.PROTECT,
         related_name="hosted_sessions",
         verbose_name=_("host organisation"),
-        help_text=_("The remote-education site: members of this organisation and its subordinates attend here."),
+        help_text=_(
+            "The remote-education site: members of this organisation and its subordinates attend here."
+        ),
     )
     location = models.CharField(_("place"), max_length=120, blank=True)
     lessons = models.ManyToManyField(

@@ -538,9 +538,7 @@ def _sources(training_round: Round, member_ids=None):
         online.setdefault(member_id, {})[lesson_id] = max(completed_at, training_round.opens_at)
     started = set(
         only(
-            LessonProgress.objects.filter(
-                lesson_id__in=required, viewing_started_at__isnull=False
-            )
+            LessonProgress.objects.filter(lesson_id__in=required, viewing_started_at__isnull=False)
         ).values_list("member_id", flat=True)
     )
     shown = {}

@@ -97,7 +97,11 @@ def round_list(request):
         staff_rounds = list(_visible_rounds(request.user).exclude(state=Round.State.DRAFT)[:20])
     if member is None and not staff_rounds and not access.has_role(request.user):
         raise Http404
-    return render(request, "rounds/round_list.html", {"mine": mine, "staff_rounds": staff_rounds})
+    return render(
+        request,
+        "rounds/round_list.html",
+        {"mine": mine, "staff_rounds": staff_rounds, "has_member": member is not None},
+    )
 
 
 @login_required
@@ -105,9 +109,8 @@ def round_detail(request, pk):
     """The member's own page for a round: what is asked, what is done, what is missing, why."""
     member = _member_of(request.user)
     if member is None:
-        if access.has_role(request.user):
-            return redirect("rounds:coverage", pk)
-        raise Http404
+        # Staff without a member record follow the round from its coverage page.
+        return redirect("rounds:coverage", _staff_round_or_404(request.user, pk).pk)
     training_round = _member_round_or_404(member, pk)
     lessons = list(training_round.lessons.live().order_by("path"))
     progress = {
@@ -293,6 +296,7 @@ def coverage(request, pk):
             "query": query.urlencode(),
             "crumbs": _breadcrumbs(request.user, node),
             "full_phones": access.has_role(request.user, access.ROLES_SEEING_PHONES),
+            "can_remind": access.has_role(request.user, access.ROLES_MANAGING_ROSTER),
             "filtered": bool(domain or position),
             "pending_leave": LeaveRequest.objects.filter(
                 round=training_round,

@@ -292,3 +292,14 @@ def test_sitting_open_from_calendar_occurrence(world, client_for):
         .status_code
         == 404
     )
+
+
+def test_home_page_shows_the_members_round_and_staff_coverage_links(world, client_for):
+    city, training_round, _session = world
+    builders.course_builders.home_page()
+    page = client_for(city.member_a.user).get("/").content.decode()
+    assert training_round.title in page and "未开始：需完成 2 门必修课" in page
+    page = client_for(city.secretary_a).get("/").content.decode()
+    assert reverse("rounds:coverage", args=[training_round.pk]) in page
+    page = client_for(city.member_b.user).get("/").content.decode()
+    assert "未开始" in page  # the round covers the whole city
