@@ -106,8 +106,7 @@ def round_from_occurrence(*, event, occurrence, roots, user=None, lessons=()) ->
     existing = Round.objects.filter(plan_event=event, plan_start=occurrence.original_start).first()
     if existing:
         return existing
-    closes_on = timezone.localtime(occurrence.original_end).date() - timedelta(days=1)
-    closes_on = max(closes_on, opens_on)
+    _first, closes_on = quarter_bounds(opens_on.year, quarter)
     with transaction.atomic():
         training_round = Round.objects.create(
             title=_("%(year)s Q%(quarter)s: %(title)s")

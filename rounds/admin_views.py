@@ -1,0 +1,637 @@
+"""The trainers' admin views for rounds and group sessions, each object checked against scope.
+
+A round shows to a trainer whose subtree its scope meets; it can be changed (or closed) only by
+a trainer whose subtree holds its whole scope. A group session belongs to whoever is responsible
+for its host site.
+"""
+
+from decimal import Decimal
+
+import django_filters
+from django.contrib import messages
+from django.db.models import Count, FilteredRelation, Q
+from django.http import Http404
+from django.shortcuts import redirect
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.formats import date_format
+from django.utils.functional import cached_property
+from django.utils.text import capfirst
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+from django.views.generic import FormView, TemplateView
+from wagtail.admin.filters import WagtailFilterSet
+from wagtail.admin.ui.tables import Column, TitleColumn
+from wagtail.admin.views import generic
+from wagtail.admin.views.generic.base import WagtailAdminTemplateMixin
+from wagtail.admin.views.generic.permissions import PermissionCheckedMixin
+from wagtail.admin.widgets.button import Button, HeaderButton
+from wagtail.log_actions import log
+
+from members.models import Member, subtree_q
+
+from . import services
+from .coverage import Figures
+from .forms import (
+    RECURRENCE_CHOICES,
+    PlanYearForm,
+    can_plan_year,
+    round_editable,
+    rounds_visible,
+    trainer_roots,
+    until_of,
+)
+from .models import Attendance, Participation, Round, Session
+
+P = Participation.Status
+RECURRENCE_LABELS = dict(RECURRENCE_CHOICES)
+
+
+def round_figures(training_round, roots=None) -> Figures:
+    """Members in scope and how many completed, within ``roots`` (``None``: the whole scope)."""
+    members = training_round.members_in_scope()
+    if roots is not None:
+        members = members.filter(subtree_q(roots, "organization__path"))
+    counts = members.annotate(
+        rp=FilteredRelation("participations", condition=Q(participations__round=training_round))
+    ).aggregate(
+        in_scope=Count("pk"),
+        completed=Count("pk", filter=Q(rp__status=P.COMPLETED)),
+        in_progress=Count("pk", filter=Q(rp__status=P.IN_PROGRESS)),
+        on_leave=Count("pk", filter=Q(rp__status=P.LEAVE)),
+        exempt=Count("pk", filter=Q(rp__status=P.EXEMPT)),
+    )
+    return Figures(**counts)
+
+
+def figures_text(figures: Figures) -> str:
+    if figures.percent is None:
+        return _("%(completed)s of %(counted)s") % {
+            "completed": figures.completed,
+            "counted": figures.counted,
+        }
+    return _("%(completed)s of %(counted)s (%(percent)s%%)") % {
+        "completed": figures.completed,
+        "counted": figures.counted,
+        "percent": figures.percent,
+    }
+
+
+# --- Rounds -------------------------------------------------------------------------------------
+
+
+def rounds_label():
+    return capfirst(Round._meta.verbose_name_plural)
+
+
+class RoundScopeMixin:
+    """Any view naming a round: 404 unless the round's scope meets the trainer's subtree."""
+
+    def get_object(self, *args, **kwargs):
+        obj = super().get_object(*args, **kwargs)
+        if not rounds_visible(self.request.user).filter(pk=obj.pk).exists():
+            raise Http404
+        return obj
+
+
+class EditableRoundMixin:
+    """Views that change a round: 404 unless the trainer's subtree holds the whole scope."""
+
+    def get_object(self, *args, **kwargs):
+        obj = super().get_object(*args, **kwargs)
+        if not round_editable(self.request.user, obj):
+            raise Http404
+        return obj
+
+
+class RoundFilterSet(WagtailFilterSet):
+    state = django_filters.ChoiceFilter(label=gettext_lazy("State"), choices=Round.State.choices)
+    year = django_filters.ChoiceFilter(
+        label=gettext_lazy("Year"),
+        choices=lambda: [
+            (d.year, str(d.year)) for d in Round.objects.dates("opens_on", "year", order="DESC")
+        ],
+        method="filter_year",
+    )
+
+    class Meta:
+        model = Round
+        fields = []
+
+    def filter_year(self, queryset, name, value):
+        return queryset.filter(opens_on__year=value)
+
+
+class ScopeColumn(Column):
+    def get_value(self, instance):
+        return "、".join(f"{o.name}（{o.code}）" for o in instance.scope_roots.all())
+
+
+class RoundIndexView(generic.IndexView):
+    def get_base_queryset(self):
+        visible = rounds_visible(self.request.user).values("pk")
+        return (
+            Round.objects.filter(pk__in=visible)
+            .prefetch_related("scope_roots")
+            .annotate(
+                session_count=Count("sessions", distinct=True),
+                lesson_count=Count("lessons", distinct=True),
+            )
+        )
+
+    @cached_property
+    def columns(self):
+        title = self._get_title_column_class(TitleColumn)(
+            "title",
+            label=gettext_lazy("Title"),
+            get_url=lambda obj: self.get_edit_url(obj) or self.get_inspect_url(obj),
+            sort_key="title",
+        )
+        return [
+            title,
+            Column("opens_on", label=gettext_lazy("Opens on"), sort_key="opens_on"),
+            Column("closes_on", label=gettext_lazy("Closes on"), sort_key="closes_on"),
+            Column("state", label=gettext_lazy("State"), accessor="get_state_display"),
+            ScopeColumn("scope", label=gettext_lazy("Organisations in scope")),
+            Column("lesson_count", label=gettext_lazy("Required lessons")),
+            Column("session_count", label=gettext_lazy("Group sessions")),
+            Column(
+                "figures",
+                label=gettext_lazy("Completed / in scope"),
+                accessor=lambda obj: (
+                    _("%(in_scope)s in scope") % {"in_scope": obj.admin_figures.in_scope}
+                    if obj.state == Round.State.DRAFT
+                    else figures_text(obj.admin_figures)
+                ),
+            ),
+        ]
+
+    def get_table(self, object_list):
+        rows = list(object_list)
+        roots = trainer_roots(self.request.user)
+        for row in rows:
+            row.admin_figures = round_figures(row, roots)
+        return super().get_table(rows)
+
+    def get_edit_url(self, instance):
+        if instance.is_closed or not round_editable(self.request.user, instance):
+            return None
+        return super().get_edit_url(instance)
+
+    def get_list_more_buttons(self, instance):
+        buttons = super().get_list_more_buttons(instance)
+        buttons.append(
+            Button(
+                _("Group sessions"),
+                url=reverse("group_sessions:index") + f"?round={instance.pk}",
+                icon_name="date",
+                priority=40,
+            )
+        )
+        if not instance.is_closed:
+            buttons.append(
+                Button(
+                    _("Add group session"),
+                    url=reverse("group_sessions:add") + f"?round={instance.pk}",
+                    icon_name="plus",
+                    priority=41,
+                )
+            )
+        if (
+            instance.state == Round.State.PUBLISHED
+            and self.user_has_permission("change")
+            and round_editable(self.request.user, instance)
+        ):
+            buttons.append(
+                Button(
+                    _("Close round"),
+                    url=reverse("training_rounds:close", args=[instance.pk]),
+                    icon_name="lock",
+                    priority=50,
+                )
+            )
+        return buttons
+
+    @cached_property
+    def header_buttons(self):
+        buttons = super().header_buttons
+        if self.user_has_permission("add") and can_plan_year(self.request.user):
+            buttons.append(
+                HeaderButton(
+                    _("Plan the year"),
+                    url=reverse("training_rounds:plan_year"),
+                    icon_name="date",
+                )
+            )
+        return buttons
+
+
+class RoundCreateView(generic.CreateView):
+    def save_instance(self):
+        self.form.instance.created_by = self.request.user
+        training_round = super().save_instance()
+        services.round_calendar(training_round)
+        if training_round.state == Round.State.PUBLISHED:
+            services.participation_refresh(training_round=training_round)
+        return training_round
+
+
+class RoundEditView(EditableRoundMixin, generic.EditView):
+    def get_object(self, *args, **kwargs):
+        obj = super().get_object(*args, **kwargs)
+        self.was_published = obj.state == Round.State.PUBLISHED
+        return obj
+
+    def _refuse_closed(self):
+        messages.error(self.request, _("This round is closed: its figures are frozen."))
+        return redirect("training_rounds:inspect", self.object.pk)
+
+    def get(self, request, *args, **kwargs):
+        self.object = self.get_object()
+        if self.object.is_closed:
+            return self._refuse_closed()
+        return super().get(request, *args, **kwargs)
+
+    def post(self, request, *args, **kwargs):
+        self.object = self.get_object()
+        if self.object.is_closed:
+            return self._refuse_closed()
+        return super().post(request, *args, **kwargs)
+
+    def save_instance(self):
+        training_round = super().save_instance()
+        calendar = services.round_calendar(training_round)
+        if "title" in self.form.changed_data and calendar.name != training_round.title[:200]:
+            calendar.name = training_round.title[:200]
+            calendar.save(update_fields=["name"])
+        if self.form.status_changed(self.was_published):
+            services.participation_refresh(training_round=training_round)
+        return training_round
+
+    @cached_property
+    def header_more_buttons(self):
+        buttons = super().header_more_buttons
+        if self.object.state == Round.State.PUBLISHED:
+            buttons.append(
+                Button(
+                    _("Close round"),
+                    url=reverse("training_rounds:close", args=[self.object.pk]),
+                    icon_name="lock",
+                    priority=40,
+                )
+            )
+        return buttons
+
+
+class RoundInspectView(generic.InspectView):
+    def get_edit_url(self):
+        if self.object.is_closed or not round_editable(self.request.user, self.object):
+            return None
+        return super().get_edit_url()
+
+    def _labels(self, values, enum):
+        labels = dict(enum.choices)
+        return "、".join(str(labels.get(v, v)) for v in values) or _("All")
+
+    def get_statuses_display_value(self):
+        return self._labels(self.object.statuses, Member.Status)
+
+    def get_positions_display_value(self):
+        return self._labels(self.object.positions, Member.Position)
+
+    def get_scope_roots_display_value(self):
+        return "、".join(f"{o.name}（{o.code}）" for o in self.object.scope_roots.all())
+
+    def get_lessons_display_value(self):
+        return "、".join(lesson.title for lesson in self.object.lessons.order_by("path")) or "-"
+
+
+class RoundCloseView(PermissionCheckedMixin, WagtailAdminTemplateMixin, TemplateView):
+    """Close a published round after a confirmation page: figures are frozen for reporting."""
+
+    model = Round
+    permission_required = "change"
+    template_name = "rounds/admin/close_round.html"
+    page_title = gettext_lazy("Close round")
+    header_icon = "lock"
+
+    def get_object(self):
+        user = self.request.user
+        training_round = rounds_visible(user).filter(pk=self.kwargs["pk"]).first()
+        if training_round is None or not round_editable(user, training_round):
+            raise Http404
+        return training_round
+
+    def refuse_unless_published(self):
+        if self.object.state != Round.State.PUBLISHED:
+            messages.error(self.request, _("Only a published round can be closed."))
+            return redirect("training_rounds:index")
+        return None
+
+    def get(self, request, *args, **kwargs):
+        self.object = self.get_object()
+        return self.refuse_unless_published() or super().get(request, *args, **kwargs)
+
+    def post(self, request, *args, **kwargs):
+        self.object = self.get_object()
+        refused = self.refuse_unless_published()
+        if refused:
+            return refused
+        training_round = services.round_close(
+            training_round=self.object, user=request.user, request=request
+        )
+        figures = round_figures(training_round)
+        messages.success(
+            request,
+            _(
+                "“%(round)s” is closed. Completed: %(figures)s. The figures of "
+                "%(nodes)s organisations are frozen for reporting."
+            )
+            % {
+                "round": training_round.title,
+                "figures": figures_text(figures),
+                "nodes": training_round.snapshots.count(),
+            },
+        )
+        return redirect("training_rounds:index")
+
+    def get_page_subtitle(self):
+        return self.object.title
+
+    def get_breadcrumbs_items(self):
+        return [
+            *self.breadcrumbs_items,
+            {"url": reverse("training_rounds:index"), "label": rounds_label()},
+            {"url": "", "label": _("Close round"), "sublabel": self.object.title},
+        ]
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context["object"] = self.object
+        context["figures"] = round_figures(self.object)
+        context["today"] = timezone.localdate()
+        return context
+
+
+class PlanYearView(PermissionCheckedMixin, WagtailAdminTemplateMixin, FormView):
+    """The year's four rounds from one quarterly event in the plan calendar."""
+
+    model = Round
+    permission_required = "add"
+    form_class = PlanYearForm
+    template_name = "wagtailadmin/generic/form.html"
+    page_title = gettext_lazy("Plan the year")
+    header_icon = "date"
+
+    def dispatch(self, request, *args, **kwargs):
+        if request.user.is_authenticated and not can_plan_year(request.user):
+            raise Http404
+        return super().dispatch(request, *args, **kwargs)
+
+    def get_form_kwargs(self):
+        return {**super().get_form_kwargs(), "user": self.request.user}
+
+    def get_breadcrumbs_items(self):
+        return [
+            *self.breadcrumbs_items,
+            {"url": reverse("training_rounds:index"), "label": rounds_label()},
+            {"url": "", "label": _("Plan the year")},
+        ]
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context["action_url"] = reverse("training_rounds:plan_year")
+        context["submit_button_label"] = _("Plan the rounds")
+        context["submit_button_active_label"] = _("Planning…")
+        context["media"] = context["form"].media
+        return context
+
+    def form_valid(self, form):
+        year = form.cleaned_data["year"]
+        planned_before = set(
+            Round.objects.filter(plan_event__isnull=False, opens_on__year=year).values_list(
+                "pk", flat=True
+            )
+        )
+        rounds = services.round_plan_year(
+            year=year,
+            title=form.cleaned_data["title"],
+            roots=form.cleaned_data["scope_roots"],
+            user=self.request.user,
+        )
+        created = [r for r in rounds if r.pk not in planned_before]
+        if created:
+            messages.success(
+                self.request,
+                _("Draft rounds planned for %(year)s: %(titles)s.")
+                % {
+                    "year": year,
+                    "titles": "、".join(r.title for r in created),
+                },
+            )
+        else:
+            messages.info(
+                self.request,
+                _("The rounds of %(year)s were already planned; nothing new was created.")
+                % {"year": year},
+            )
+        return redirect(reverse("training_rounds:index") + f"?year={year}")
+
+
+# --- Sessions -----------------------------------------------------------------------------------
+
+
+class SessionScopeMixin:
+    """Any view naming a session: 404 unless its host site lies in the trainer's subtree."""
+
+    def get_object(self, *args, **kwargs):
+        obj = super().get_object(*args, **kwargs)
+        roots = trainer_roots(self.request.user)
+        if roots is not None and not any(root.contains(obj.host) for root in roots):
+            raise Http404
+        return obj
+
+
+def sessions_visible(user):
+    roots = trainer_roots(user)
+    sessions = Session.objects.all()
+    if roots is not None:
+        sessions = sessions.filter(subtree_q(roots, "host__path"))
+    return sessions
+
+
+class SessionFilterSet(WagtailFilterSet):
+    round = django_filters.ModelChoiceFilter(
+        label=gettext_lazy("Training round"),
+        queryset=lambda request: (
+            rounds_visible(request.user) if request is not None else Round.objects.none()
+        ),
+    )
+
+    class Meta:
+        model = Session
+        fields = []
+
+
+def recurrence_text(session) -> str:
+    event = session.event
+    kind = services.recurrence_kind(event.rule)
+    if not kind:
+        return str(RECURRENCE_LABELS[""])
+    until = until_of(event)
+    if until is None:
+        return str(RECURRENCE_LABELS[kind])
+    return _("%(repeats)s until %(until)s") % {
+        "repeats": RECURRENCE_LABELS[kind],
+        "until": date_format(until, "SHORT_DATE_FORMAT"),
+    }
+
+
+class SessionIndexView(generic.IndexView):
+    def get_base_queryset(self):
+        return sessions_visible(self.request.user).select_related(
+            "event", "event__rule", "round", "host"
+        )
+
+    @cached_property
+    def columns(self):
+        title = self._get_title_column_class(TitleColumn)(
+            "title",
+            label=gettext_lazy("Title"),
+            get_url=lambda obj: self.get_edit_url(obj),
+            sort_key="event__title",
+        )
+        return [
+            title,
+            Column("round", label=gettext_lazy("Training round"), accessor="round"),
+            Column(
+                "host",
+                label=gettext_lazy("Host site"),
+                accessor=lambda obj: f"{obj.host.name}（{obj.host.code}）",
+            ),
+            Column(
+                "start",
+                label=gettext_lazy("Starts"),
+                accessor=lambda obj: date_format(
+                    timezone.localtime(obj.event.start), "SHORT_DATETIME_FORMAT"
+                ),
+                sort_key="event__start",
+            ),
+            Column("recurrence", label=gettext_lazy("Repeats"), accessor=recurrence_text),
+            Column("hours", label=gettext_lazy("Study hours")),
+        ]
+
+    def get_edit_url(self, instance):
+        if instance.round.is_closed:
+            return None
+        return super().get_edit_url(instance)
+
+    def get_delete_url(self, instance):
+        if instance.round.is_closed:
+            return None
+        return super().get_delete_url(instance)
+
+
+class SessionFormMixin:
+    def refuse_if_closed(self):
+        if self.object.round.is_closed:
+            messages.error(
+                self.request, _("The round of this session is closed: it cannot change.")
+            )
+            return redirect("group_sessions:index")
+        return None
+
+    def save_session(self, session=None):
+        data = self.form.cleaned_data
+        return services.session_save(
+            training_round=session.round if session else data["round"],
+            title=data["title"],
+            host=data["host"],
+            start=data["start"],
+            end=data["end"],
+            lessons=data["lessons"],
+            hours=data["hours"],
+            location=data["location"],
+            recurrence=data["recurrence"],
+            until=data["until"],
+            description=data["description"],
+            user=self.request.user,
+            session=session,
+        )
+
+
+class SessionCreateView(SessionFormMixin, generic.CreateView):
+    def get_initial(self):
+        initial = super().get_initial()
+        wanted = self.request.GET.get("round") or ""
+        rounds = rounds_visible(self.request.user).exclude(state=Round.State.CLOSED)
+        training_round = rounds.filter(pk=wanted).first() if wanted.isdigit() else None
+        if training_round is not None:
+            initial["round"] = training_round.pk
+            lessons = list(training_round.lessons.select_related("video"))
+            initial["lessons"] = lessons
+            initial["hours"] = sum((lesson.hours for lesson in lessons), Decimal("0"))
+        return initial
+
+    def save_instance(self):
+        session = self.save_session()
+        log(instance=session, action="wagtail.create", user=self.request.user)
+        return session
+
+
+class SessionEditView(SessionFormMixin, generic.EditView):
+    def get(self, request, *args, **kwargs):
+        self.object = self.get_object()
+        return self.refuse_if_closed() or super().get(request, *args, **kwargs)
+
+    def post(self, request, *args, **kwargs):
+        self.object = self.get_object()
+        return self.refuse_if_closed() or super().post(request, *args, **kwargs)
+
+    def save_instance(self):
+        session = self.save_session(self.object)
+        log(instance=session, action="wagtail.edit", user=self.request.user)
+        training_round = session.round
+        if "lessons" in self.form.changed_data and training_round.state == Round.State.PUBLISHED:
+            attendees = set(
+                Attendance.objects.filter(sitting__session=session).values_list(
+                    "member_id", flat=True
+                )
+            )
+            if attendees:
+                services.participation_refresh(
+                    training_round=training_round, member_ids=sorted(attendees)
+                )
+        return session
+
+
+class SessionDeleteView(SessionFormMixin, generic.DeleteView):
+    @cached_property
+    def has_attendance(self):
+        return Attendance.objects.filter(sitting__session=self.object).exists()
+
+    @property
+    def confirmation_message(self):
+        if self.has_attendance:
+            return _(
+                "Attendance has been recorded at this session, so it cannot be deleted. "
+                "Change its date instead, or leave it as it is."
+            )
+        return _("Are you sure you want to delete this group session? Its calendar entry goes too.")
+
+    def get(self, request, *args, **kwargs):
+        return self.refuse_if_closed() or super().get(request, *args, **kwargs)
+
+    def post(self, request, *args, **kwargs):
+        refused = self.refuse_if_closed()
+        if refused:
+            return refused
+        if self.has_attendance:
+            messages.error(request, self.confirmation_message)
+            return redirect("group_sessions:index")
+        return super().post(request, *args, **kwargs)
+
+    def delete_action(self):
+        event = self.object.event
+        super().delete_action()
+        event.delete()

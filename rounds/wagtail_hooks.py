@@ -1,0 +1,85 @@
+"""Trainers plan rounds and schedule group sessions in the Wagtail admin, within their scope."""
+
+from django.urls import path
+from django.utils.translation import gettext_lazy as _
+from wagtail import hooks
+from wagtail.admin.viewsets.model import ModelViewSet, ModelViewSetGroup
+
+from . import admin_views
+from .forms import RoundForm, SessionForm
+from .models import Round, Session
+
+
+class RoundViewSet(ModelViewSet):
+    model = Round
+    icon = "date"
+    menu_label = _("Rounds")
+    index_view_class = admin_views.RoundIndexView
+    add_view_class = admin_views.RoundCreateView
+    edit_view_class = admin_views.RoundEditView
+    inspect_view_class = admin_views.RoundInspectView
+    inspect_view_enabled = True
+    inspect_view_fields = [
+        "title",
+        "theme",
+        "opens_on",
+        "closes_on",
+        "makeup_deadline",
+        "scope_roots",
+        "statuses",
+        "positions",
+        "lessons",
+        "completion_rule",
+        "hours",
+        "state",
+        "closed_at",
+    ]
+    copy_view_enabled = False
+    filterset_class = admin_views.RoundFilterSet
+    ordering = ["-opens_on", "title"]
+
+    def construct_view(self, view_class, **kwargs):
+        scoped = type(view_class.__name__, (admin_views.RoundScopeMixin, view_class), {})
+        return super().construct_view(scoped, **kwargs)
+
+    def get_form_class(self, for_update=False):
+        return RoundForm
+
+    def get_urlpatterns(self):
+        return [
+            *super().get_urlpatterns(),
+            path("plan/", admin_views.PlanYearView.as_view(), name="plan_year"),
+            path("close/<int:pk>/", admin_views.RoundCloseView.as_view(), name="close"),
+        ]
+
+
+class SessionViewSet(ModelViewSet):
+    model = Session
+    icon = "group"
+    menu_label = _("Group sessions")
+    index_view_class = admin_views.SessionIndexView
+    add_view_class = admin_views.SessionCreateView
+    edit_view_class = admin_views.SessionEditView
+    delete_view_class = admin_views.SessionDeleteView
+    copy_view_enabled = False
+    filterset_class = admin_views.SessionFilterSet
+    ordering = ["-event__start"]
+
+    def construct_view(self, view_class, **kwargs):
+        scoped = type(view_class.__name__, (admin_views.SessionScopeMixin, view_class), {})
+        return super().construct_view(scoped, **kwargs)
+
+    def get_form_class(self, for_update=False):
+        return SessionForm
+
+
+class RoundsGroup(ModelViewSetGroup):
+    menu_label = _("Thematic rotation training")
+    menu_icon = "date"
+    menu_order = 300
+    items = (RoundViewSet("training_rounds"), SessionViewSet("group_sessions"))
+
+
+@hooks.register("register_admin_viewset")
+def register_viewset():
+    return RoundsGroup()
