@@ -1,0 +1,288 @@
+"""The yearly study-hours ledger (学时档案): what each member studied in a calendar year.
+
+Two sources carry study hours: lessons completed online (``LessonProgress.hours_earned``,
+dated when the lesson was completed) and group sessions attended, present or late
+(``Session.hours``, dated when the sitting started). A year is a calendar year in the
+deployment's time zone. The requirement depends on the member's position and comes from
+``settings.LUNXUN_YEARLY_HOURS``; positions not listed there use the "member" figure.
+
+One member's ledger is a short list read in Python; a list of members is one query whose
+sums, requirement and gap are computed by the database, so it can be ordered and paged over
+a whole city.
+"""
+
+import io
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+
+from django.conf import settings
+from django.db.models import (
+    Case,
+    DecimalField,
+    F,
+    IntegerField,
+    OuterRef,
+    Subquery,
+    Sum,
+    Value,
+    When,
+)
+from django.db.models.functions import Coalesce, Greatest, Round
+from django.utils.translation import gettext as _
+from openpyxl import Workbook
+from wagtail.models import Page
+
+from courses.models import LessonProgress
+from members import access
+from members.audit import audit_event
+from members.models import Member
+
+from .models import Attendance, day_start
+
+HOURS = DecimalField(max_digits=8, decimal_places=1)
+ZERO = Decimal("0")
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    date: datetime
+    kind: str  # "lesson" or "session"
+    title: str
+    detail: str
+    hours: Decimal
+
+    @property
+    def is_lesson(self):
+        return self.kind == "lesson"
+
+
+def year_bounds(year: int) -> tuple[datetime, datetime]:
+    """[start, end) of the calendar ``year`` in the deployment's time zone."""
+    return day_start(date(year, 1, 1)), day_start(date(year + 1, 1, 1))
+
+
+def ledger_requirement(*, position: str) -> Decimal:
+    """The yearly hours a member in ``position`` must reach."""
+    table = settings.LUNXUN_YEARLY_HOURS
+    return Decimal(str(table.get(position, table.get("member", 0))))
+
+
+def _lesson_rows(member_ref, year):
+    start, end = year_bounds(year)
+    return LessonProgress.objects.filter(
+        member=member_ref, completed_at__gte=start, completed_at__lt=end
+    )
+
+
+def _attendance_rows(member_ref, year):
+    start, end = year_bounds(year)
+    return Attendance.objects.filter(
+        member=member_ref,
+        status__in=Attendance.ATTENDED,
+        sitting__start__gte=start,
+        sitting__start__lt=end,
+    )
+
+
+def _course_titles(lessons) -> dict[str, str]:
+    """{lesson path: its course's title}, in one query (a lesson's parent is its course)."""
+    parent_paths = {lesson.path[: -lesson.steplen] for lesson in lessons}
+    if not parent_paths:
+        return {}
+    titles = dict(Page.objects.filter(path__in=parent_paths).values_list("path", "title"))
+    return {lesson.path: titles.get(lesson.path[: -lesson.steplen], "") for lesson in lessons}
+
+
+def ledger_entries(*, member: Member, year: int) -> list[LedgerEntry]:
+    """Every entry of ``member``'s ledger in ``year``, oldest first."""
+    progress = list(
+        _lesson_rows(member, year)
+        .select_related("lesson")
+        .only("completed_at", "hours_earned", "lesson__title", "lesson__path", "lesson__depth")
+    )
+    courses = _course_titles([p.lesson for p in progress])
+    entries = [
+        LedgerEntry(
+            date=p.completed_at,
+            kind="lesson",
+            title=p.lesson.title,
+            detail=courses.get(p.lesson.path, ""),
+            hours=p.hours_earned,
+        )
+        for p in progress
+    ]
+    attendances = _attendance_rows(member, year).select_related(
+        "sitting__session__event", "sitting__session__round"
+    )
+    entries += [
+        LedgerEntry(
+            date=a.sitting.start,
+            kind="session",
+            title=a.sitting.session.title,
+            detail=a.sitting.session.round.title,
+            hours=a.sitting.session.hours,
+        )
+        for a in attendances
+    ]
+    entries.sort(key=lambda e: (e.date, e.kind, e.title))
+    return entries
+
+
+def ledger_total(*, member: Member | None = None, year: int | None = None, entries=None) -> Decimal:
+    """The hours of ``member`` in ``year`` (or the sum of ``entries`` already loaded)."""
+    if entries is None:
+        entries = ledger_entries(member=member, year=year)
+    return sum((e.hours for e in entries), ZERO)
+
+
+@dataclass(frozen=True)
+class LedgerSummary:
+    lessons: Decimal
+    sessions: Decimal
+    total: Decimal
+    required: Decimal
+
+    @property
+    def gap(self) -> Decimal:
+        return max(self.required - self.total, ZERO)
+
+    @property
+    def is_below(self) -> bool:
+        return self.total < self.required
+
+    @property
+    def percent(self) -> int:
+        if not self.required:
+            return 100
+        return min(100, int(self.total * 100 / self.required))
+
+
+def ledger_summary(*, member: Member, entries) -> LedgerSummary:
+    lessons = sum((e.hours for e in entries if e.kind == "lesson"), ZERO)
+    sessions = sum((e.hours for e in entries if e.kind == "session"), ZERO)
+    return LedgerSummary(
+        lessons=lessons,
+        sessions=sessions,
+        total=lessons + sessions,
+        required=ledger_requirement(position=member.position),
+    )
+
+
+def _sum_subquery(rows, field):
+    summed = rows.order_by().values("member").annotate(total=Sum(field)).values("total")
+    # Rounded to the tenth the columns hold: on SQLite sums of decimals are floats, and
+    # 31.999999 must not read as below 32.
+    return Round(Coalesce(Subquery(summed, output_field=HOURS), Value(ZERO), output_field=HOURS), 1)
+
+
+def _requirement_expression():
+    table = settings.LUNXUN_YEARLY_HOURS
+    default = Decimal(str(table.get("member", 0)))
+    whens = [
+        When(position=position, then=Value(Decimal(str(hours))))
+        for position, hours in table.items()
+        if position != "member"
+    ]
+    return Case(*whens, default=Value(default), output_field=HOURS)
+
+
+def ledger_for_members(*, members_qs, year: int):
+    """``members_qs`` annotated with the year's hours, requirement and gap, all in SQL.
+
+    ``hours_lessons``, ``hours_sessions``, ``hours_total``, ``hours_required``, ``hours_gap``
+    (zero once the requirement is met) and ``is_below`` (1 below the requirement, else 0);
+    ordered below-requirement first, then by name. One query, whatever the number of members.
+    """
+    lessons = _sum_subquery(_lesson_rows(OuterRef("pk"), year), "hours_earned")
+    sessions = _sum_subquery(_attendance_rows(OuterRef("pk"), year), "sitting__session__hours")
+    return (
+        members_qs.annotate(
+            hours_lessons=lessons,
+            hours_sessions=sessions,
+            hours_required=_requirement_expression(),
+        )
+        .annotate(
+            hours_total=Round(F("hours_lessons") + F("hours_sessions"), 1, output_field=HOURS)
+        )
+        .annotate(
+            hours_gap=Greatest(
+                F("hours_required") - F("hours_total"), Value(ZERO), output_field=HOURS
+            )
+        )
+        .annotate(
+            is_below=Case(
+                When(hours_gap__gt=0, then=Value(1)), default=Value(0), output_field=IntegerField()
+            )
+        )
+        .order_by("-is_below", "name", "pk")
+    )
+
+
+def below_requirement(ledger_qs):
+    """Only the rows of a ``ledger_for_members`` queryset that are below the requirement."""
+    return ledger_qs.filter(is_below=1)
+
+
+def ledger_search(members_qs, text: str):
+    text = (text or "").strip()
+    return members_qs.filter(name__contains=text) if text else members_qs
+
+
+def ledger_export(*, ledger_qs, year: int, user, request=None, filters=None) -> bytes:
+    """The rows of ``ledger_qs`` (all of them) as .xlsx; the export is audit-logged.
+
+    Phone numbers are written in full only where the user may see them (access.can_see_phone).
+    """
+    workbook = Workbook(write_only=True)
+    sheet = workbook.create_sheet(_("Study hours %(year)s") % {"year": year})
+    sheet.append(
+        [
+            _("Name"),
+            _("Mobile"),
+            _("Organisation"),
+            _("Category"),
+            _("Online lessons (hours)"),
+            _("Group sessions (hours)"),
+            _("Total (hours)"),
+            _("Required (hours)"),
+            _("Still missing (hours)"),
+            _("Requirement met"),
+        ]
+    )
+    count = 0
+    full_phones = 0
+    rows = ledger_qs.select_related("organization").only(
+        "name", "phone", "position", "user_id", "organization__name", "organization__path"
+    )
+    for member in rows.iterator(chunk_size=2000):
+        shown = access.can_see_phone(user, member)
+        full_phones += shown
+        sheet.append(
+            [
+                member.name,
+                member.phone if shown else member.masked_phone,
+                member.organization.name,
+                member.get_position_display(),
+                member.hours_lessons,
+                member.hours_sessions,
+                member.hours_total,
+                member.hours_required,
+                member.hours_gap,
+                _("No") if member.is_below else _("Yes"),
+            ]
+        )
+        count += 1
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    audit_event(
+        event="ledger_export",
+        obj=user,
+        actor=user,
+        request=request,
+        rows=count,
+        year=year,
+        filters=filters or {},
+        full_phones=bool(full_phones),
+    )
+    return buffer.getvalue()

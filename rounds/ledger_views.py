@@ -1,0 +1,176 @@
+"""The study-hours ledger pages: a member's own, and staff lists of their subtree."""
+
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.http import Http404, HttpResponse, QueryDict
+from django.shortcuts import render
+from django.utils import timezone
+
+from members import access
+from members.models import Member, Organization, Role
+
+from . import ledger
+
+LEDGER_PAGE_SIZE = 50
+LEDGER_ROLES = (Role.SECRETARY, Role.TRAINER, Role.OPERATOR)
+FIRST_YEAR = 2000
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+def _year(request) -> int:
+    """?year=YYYY when it is a sensible year; the current year otherwise."""
+    this_year = timezone.localdate().year
+    try:
+        year = int(request.GET.get("year", ""))
+    except ValueError:
+        return this_year
+    return year if FIRST_YEAR <= year <= this_year + 1 else this_year
+
+
+def _year_links(year: int) -> dict:
+    this_year = timezone.localdate().year
+    return {
+        "previous_year": year - 1 if year > FIRST_YEAR else None,
+        "next_year": year + 1 if year < this_year else None,
+        "this_year": this_year,
+    }
+
+
+def _member_page(request, member, *, year, staff_view):
+    entries = ledger.ledger_entries(member=member, year=year)
+    return render(
+        request,
+        "rounds/ledger/member.html",
+        {
+            "member": member,
+            "year": year,
+            "entries": entries,
+            "summary": ledger.ledger_summary(member=member, entries=entries),
+            "staff_view": staff_view,
+            "show_phone": staff_view and access.can_see_phone(request.user, member),
+            **_year_links(year),
+        },
+    )
+
+
+@login_required
+def my_hours(request):
+    member = Member.objects.filter(user=request.user).select_related("organization").first()
+    if member is None:
+        raise Http404
+    return _member_page(request, member, year=_year(request), staff_view=False)
+
+
+def _filters(request):
+    """The list's filters, checked: the organisation must lie inside the user's scope."""
+    organization = None
+    if request.GET.get("org"):
+        organization = access.get_organization_or_404(
+            request.user, request.GET["org"], LEDGER_ROLES
+        )
+    return {
+        "year": _year(request),
+        "organization": organization,
+        "q": request.GET.get("q", "").strip()[:50],
+        "below": request.GET.get("below") == "1",
+    }
+
+
+def _ledger_queryset(request, filters):
+    members = access.visible_members(request.user, LEDGER_ROLES).active()
+    if filters["organization"] is not None:
+        members = members.in_subtree(filters["organization"])
+    members = ledger.ledger_search(members, filters["q"])
+    rows = ledger.ledger_for_members(members_qs=members, year=filters["year"])
+    if filters["below"]:
+        rows = ledger.below_requirement(rows)
+    return rows
+
+
+def _query_string(filters, **changes) -> str:
+    query = QueryDict(mutable=True)
+    values = {
+        "year": filters["year"],
+        "org": filters["organization"].pk if filters["organization"] else "",
+        "q": filters["q"],
+        "below": "1" if filters["below"] else "",
+        **changes,
+    }
+    for key, value in values.items():
+        if value not in ("", None):
+            query[key] = value
+    return query.urlencode()
+
+
+@access.role_required(*LEDGER_ROLES)
+def org_hours(request):
+    filters = _filters(request)
+    rows = _ledger_queryset(request, filters).select_related("organization")
+    page = Paginator(rows, LEDGER_PAGE_SIZE).get_page(request.GET.get("page"))
+    for member in page.object_list:
+        member.show_phone = access.can_see_phone(request.user, member)
+    organization = filters["organization"]
+    if organization is not None:
+        children = organization.get_children()
+    else:
+        roots = access.role_roots(request.user, LEDGER_ROLES)
+        children = (
+            Organization.get_root_nodes() if roots is None else sorted(roots, key=lambda o: o.path)
+        )
+    return render(
+        request,
+        "rounds/ledger/org.html",
+        {
+            "page": page,
+            "organization": organization,
+            "children": children,
+            "year": filters["year"],
+            "q": filters["q"],
+            "below": filters["below"],
+            "query": _query_string(filters),
+            "year_query": {
+                "previous": _query_string(filters, year=filters["year"] - 1),
+                "next": _query_string(filters, year=filters["year"] + 1),
+            },
+            "requirements": _requirements(),
+            **_year_links(filters["year"]),
+        },
+    )
+
+
+def _requirements():
+    """(position label, hours) for the page's legend, from the settings."""
+    return [
+        (label, ledger.ledger_requirement(position=value))
+        for value, label in Member.Position.choices
+    ]
+
+
+@access.role_required(*LEDGER_ROLES)
+def org_member_hours(request, member_pk):
+    member = access.get_member_or_404(request.user, member_pk, LEDGER_ROLES)
+    return _member_page(request, member, year=_year(request), staff_view=True)
+
+
+@access.role_required(*LEDGER_ROLES)
+def org_hours_export(request):
+    filters = _filters(request)
+    rows = _ledger_queryset(request, filters)
+    content = ledger.ledger_export(
+        ledger_qs=rows,
+        year=filters["year"],
+        user=request.user,
+        request=request,
+        filters={
+            "year": filters["year"],
+            "org": filters["organization"].code if filters["organization"] else "",
+            "q": filters["q"],
+            "below": filters["below"],
+        },
+    )
+    stamp = timezone.localtime().strftime("%Y%m%d-%H%M")
+    response = HttpResponse(content, content_type=XLSX)
+    response["Content-Disposition"] = (
+        f"attachment; filename*=UTF-8''study-hours-{filters['year']}-{stamp}.xlsx"
+    )
+    return response
