@@ -61,7 +61,9 @@ def coverage_export(
         sheet.append(figure_row(row, label))
 
     names = workbook.create_sheet(_("Members"))
-    names.append([_("Name"), _("Mobile"), _("Organisation"), _("Category"), _("Status")])
+    names.append(
+        [_("Name"), _("Mobile"), _("Organisation"), _("Category"), _("Progress in this round")]
+    )
     full_phones = access.has_role(user, access.ROLES_SEEING_PHONES)
     count = 0
     for member in members.iterator(chunk_size=2000):

@@ -238,9 +238,7 @@ class Session(models.Model):
         on_delete=models.PROTECT,
         related_name="hosted_sessions",
         verbose_name=_("host organisation"),
-        help_text=_(
-            "The remote-education site: members of this organisation and its subordinates attend here."
-        ),
+        help_text=_("The site where members of this organisation and below attend."),
     )
     location = models.CharField(_("place"), max_length=120, blank=True)
     lessons = models.ManyToManyField(

@@ -39,9 +39,13 @@ def course(title="学习党章", **fields):
     return page
 
 
+def root_collection():
+    """Wagtail's root collection, which a transactional test's flush removes."""
+    return Collection.get_first_root_node() or Collection.add_root(name="Root")
+
+
 def ready_video(duration=100.0, title="示范视频"):
-    if Collection.get_first_root_node() is None:  # flushed by a transactional test
-        Collection.add_root(name="Root")
+    root_collection()
     return LessonVideo.objects.create(
         title=title,
         type="video",

@@ -7,7 +7,7 @@ from courses.models import LessonVideo
 from courses.services import video_create_from_path
 
 from .. import factories
-from ..courses.builders import course
+from ..courses.builders import course, root_collection
 from ..courses.clips import make_clip
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -16,6 +16,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 @pytest.fixture
 def short_lesson(tmp_path, city, settings):
     settings.LUNXUN_PROGRESS_REPORT_SECONDS = 2
+    root_collection()
     clip = make_clip(tmp_path / "clip.mp4", seconds=8, size="640x360")
     # Immediate task backend + a committed transaction: the transcode runs right here.
     video = video_create_from_path(path=clip, title="测试视频")
