@@ -28,6 +28,7 @@ from wagtail.admin.views.generic.permissions import PermissionCheckedMixin
 from wagtail.admin.widgets.button import Button, HeaderButton
 from wagtail.log_actions import log
 
+from members.audit import audit_event
 from members.models import Member, subtree_q
 
 from . import services
@@ -42,6 +43,7 @@ from .forms import (
     until_of,
 )
 from .models import Attendance, Participation, Round, Session
+from .tasks import round_close_task
 
 P = Participation.Status
 RECURRENCE_LABELS = dict(RECURRENCE_CHOICES)
@@ -337,9 +339,20 @@ class RoundCloseView(PermissionCheckedMixin, WagtailAdminTemplateMixin, Template
         refused = self.refuse_unless_published()
         if refused:
             return refused
-        training_round = services.round_close(
-            training_round=self.object, user=request.user, request=request
-        )
+        # A city's round takes a while to freeze: the worker does it, never the request.
+        round_close_task.enqueue(self.object.pk, request.user.pk)
+        audit_event(event="round_close_requested", obj=self.object, request=request)
+        training_round = Round.objects.get(pk=self.object.pk)
+        if training_round.state != Round.State.CLOSED:
+            messages.info(
+                request,
+                _(
+                    "“%(round)s” is being closed in the background; its figures will be "
+                    "frozen within a few minutes."
+                )
+                % {"round": training_round.title},
+            )
+            return redirect("training_rounds:index")
         figures = round_figures(training_round)
         messages.success(
             request,

@@ -23,6 +23,22 @@ def send_reminders_task(round_id: int, node_id: int, user_id: int):
 
 
 @task()
+def round_close_task(round_id: int, user_id: int | None = None):
+    """Close a round: refresh every member's status, then freeze the figures of every node."""
+    from django.contrib.auth import get_user_model
+
+    from .models import Round
+    from .services import round_close
+
+    training_round = Round.objects.filter(pk=round_id).first()
+    if training_round is None:
+        return None
+    user = get_user_model().objects.filter(pk=user_id).first() if user_id else None
+    closed = round_close(training_round=training_round, user=user)
+    return {"round": closed.pk, "state": closed.state, "snapshots": closed.snapshots.count()}
+
+
+@task()
 def daily_reminders_task():
     """Close rounds past their date, send automatic reminders and digests; then book tomorrow."""
     from .reminders import reminders_daily

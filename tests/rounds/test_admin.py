@@ -328,6 +328,28 @@ def test_closing_a_round_freezes_the_figures(city, client_for):
     assert client.get(url).status_code == 302
 
 
+def test_closing_runs_on_the_worker_with_the_database_backend(city, client_for, settings):
+    """Freezing a city takes a while: with the real task backend the request only queues it."""
+    from django_tasks_db.models import DBTaskResult
+
+    settings.TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+    training_round = builders.training_round([city.root])
+    response = client_for(city.trainer).post(
+        reverse("training_rounds:close", args=[training_round.pk]), follow=True
+    )
+    message = " ".join(str(m) for m in response.context["messages"])
+    assert "后台" in message
+    training_round.refresh_from_db()
+    assert training_round.state == Round.State.PUBLISHED
+    queued = DBTaskResult.objects.get(task_path__endswith="round_close_task")
+    # What the worker does with it (db_worker itself would close the test's connection).
+    queued.task.call(*queued.args_kwargs["args"], **queued.args_kwargs["kwargs"])
+    training_round.refresh_from_db()
+    assert training_round.state == Round.State.CLOSED
+    assert training_round.closed_by == city.trainer
+    assert CoverageSnapshot.objects.filter(round=training_round, organization=city.root).exists()
+
+
 def test_only_published_rounds_can_be_closed(city, client_for):
     draft = builders.training_round([city.root], state=Round.State.DRAFT)
     response = client_for(city.trainer).post(reverse("training_rounds:close", args=[draft.pk]))
