@@ -58,8 +58,20 @@ def subtree_q(roots, path_lookup="path") -> Q:
         return Q(pk__in=[])
     condition = Q()
     for root in roots:
-        condition |= Q(**{f"{path_lookup}__startswith": root.path})
+        condition |= path_prefix_q(root.path, path_lookup)
     return condition
+
+
+def path_prefix_q(path: str, path_lookup="path") -> Q:
+    """``path_lookup`` starts with ``path``, also stated as a range (as treebeard does): SQLite's
+    LIKE ignores case and so never uses the path index, the range does."""
+    return Q(
+        **{
+            f"{path_lookup}__startswith": path,
+            f"{path_lookup}__gte": path,
+            f"{path_lookup}__lt": path[:-1] + chr(ord(path[-1]) + 1),
+        }
+    )
 
 
 class OrganizationQuerySet(MP_NodeQuerySet):

@@ -14,7 +14,7 @@ from django.views.decorators.http import require_POST
 
 from . import access, services
 from .forms import ActivationForm, ImportUploadForm, LoginForm, RosterFilterForm
-from .models import ActivationCode, Member, Organization, RosterImport
+from .models import ActivationCode, Member, Organization, RosterImport, path_prefix_q
 from .tabular import TableError
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -56,7 +56,7 @@ def _roster_queryset(request, form):
     members = access.visible_members(request.user)
     organization = _selected_org(request)
     if organization is not None:
-        members = members.filter(organization__path__startswith=organization.path)
+        members = members.filter(path_prefix_q(organization.path, "organization__path"))
     if form.is_valid():
         members = form.filter(members)
     else:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from django.db.models import Count, FilteredRelation, Q, Value
 from django.db.models.functions import Coalesce, Substr
 
-from members.models import Organization
+from members.models import Organization, path_prefix_q
 
 from .models import CoverageSnapshot, Participation, Round
 
@@ -83,7 +83,9 @@ class Row:
 
 def members_in_node(training_round: Round, node: Organization, *, domain="", position=""):
     """Members the round counts within ``node``'s subtree, optionally filtered."""
-    members = training_round.members_in_scope().filter(organization__path__startswith=node.path)
+    members = training_round.members_in_scope().filter(
+        path_prefix_q(node.path, "organization__path")
+    )
     if domain:
         members = members.filter(organization__domain=domain)
     if position:

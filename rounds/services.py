@@ -19,7 +19,7 @@ from schedule.models import Calendar, Event, Rule
 
 from courses.models import LessonProgress
 from members.audit import audit_event
-from members.models import Member, Organization
+from members.models import Member, Organization, path_prefix_q
 
 from .models import (
     Attendance,
@@ -342,7 +342,9 @@ def roll_call_members(sitting: Sitting):
     """Who the roll call lists: members in scope at the host's subtree, and anyone checked in."""
     training_round = sitting.session.round
     host = sitting.session.host
-    in_scope = training_round.members_in_scope().filter(organization__path__startswith=host.path)
+    in_scope = training_round.members_in_scope().filter(
+        path_prefix_q(host.path, "organization__path")
+    )
     checked_in = Attendance.objects.filter(sitting=sitting).values("member_id")
     return (
         Member.objects.filter(Q(pk__in=in_scope.values("pk")) | Q(pk__in=checked_in))

@@ -22,7 +22,7 @@ from django.views.decorators.http import require_POST
 from courses.models import LessonProgress
 from courses.services import status_text
 from members import access
-from members.models import Organization
+from members.models import Organization, path_prefix_q
 from members.views import xlsx_response
 
 from . import services
@@ -301,8 +301,11 @@ def coverage(request, pk):
             "pending_leave": LeaveRequest.objects.filter(
                 round=training_round,
                 state=LeaveRequest.State.PENDING,
-                member__organization__path__startswith=node.path,
-            ).count(),
+            )
+            .filter(
+                path_prefix_q(node.path, "member__organization__path"),
+            )
+            .count(),
         },
     )
 
