@@ -243,6 +243,29 @@ def _member_list(training_round, node, form):
     return members, status
 
 
+class KnownCountPaginator(Paginator):
+    def __init__(self, *args, count: int, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.known_count = count
+
+    @property
+    def count(self):
+        return self.known_count
+
+
+def _list_count(figures, status) -> int:
+    """How many members the list shows for ``status``, from the node's figures."""
+    return {
+        "missing": figures.in_progress + figures.on_leave + figures.not_started,
+        "all": figures.in_scope,
+        P.COMPLETED: figures.completed,
+        P.IN_PROGRESS: figures.in_progress,
+        P.LEAVE: figures.on_leave,
+        P.NOT_STARTED: figures.not_started,
+        P.EXEMPT: figures.exempt,
+    }[status]
+
+
 def _participation_relation(training_round):
     return FilteredRelation("participations", condition=Q(participations__round=training_round))
 
@@ -266,7 +289,10 @@ def coverage(request, pk):
         training_round=training_round, node=node, domain=domain, position=position
     )
     members, status = _member_list(training_round, node, form)
-    page = Paginator(members, PAGE_SIZE).get_page(request.GET.get("page"))
+    # The grouped figures already say how many names the list holds: no second count.
+    page = KnownCountPaginator(
+        members, PAGE_SIZE, count=_list_count(head.figures, status)
+    ).get_page(request.GET.get("page"))
     for member in page:
         member.status_line = describe(
             status=member.round_status,

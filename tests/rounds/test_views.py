@@ -303,3 +303,22 @@ def test_home_page_shows_the_members_round_and_staff_coverage_links(world, clien
     assert reverse("rounds:coverage", args=[training_round.pk]) in page
     page = client_for(city.member_b.user).get("/").content.decode()
     assert "未开始" in page  # the round covers the whole city
+
+
+@pytest.mark.parametrize(
+    ("status", "expected"),
+    [("missing", 2), ("all", 3), ("completed", 1), ("not_started", 1), ("leave", 1), ("exempt", 0)],
+)
+def test_member_list_counts_agree_with_the_figures(world, client_for, status, expected):
+    """The list's count comes from the grouped figures; it must match the names it shows."""
+    city, training_round, _session = world
+    for lesson in training_round.lessons.all():
+        builders.complete_online(city.member_a, lesson)
+    extra = builders.factories.member(city.branch_b, name="孙七")
+    leave = services.leave_request(member=extra, training_round=training_round, reason="外出")
+    services.leave_decide(leave=leave, approve=True, user=city.trainer)
+    response = client_for(city.trainer).get(
+        reverse("rounds:coverage", args=[training_round.pk]), {"status": status}
+    )
+    page = response.context["page"]
+    assert page.paginator.count == expected == len(list(page.object_list))
