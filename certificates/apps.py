@@ -3,7 +3,11 @@ from django.utils.translation import gettext_lazy as _
 
 
 class CertificatesConfig(AppConfig):
-    """Completion certificates rendered with WeasyPrint; filled in by the certificates issue."""
+    """Completion certificates and study-hours statements: numbering, WeasyPrint rendering,
+    verification by QR code, bulk output."""
 
     name = "certificates"
     verbose_name = _("Certificates")
+
+    def ready(self):
+        from . import signals  # noqa: F401

@@ -13,6 +13,7 @@ from datetime import date, datetime, timedelta
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import F, Q
+from django.dispatch import Signal
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from schedule.models import Calendar, Event, Rule
@@ -35,6 +36,10 @@ from .models import (
 )
 
 P = Participation.Status
+
+# Sent once a round is closed and its figures are frozen, with ``round_id``; higher apps
+# (certificates) act on it.
+round_closed = Signal()
 
 
 # --- Planning ----------------------------------------------------------------------------------
@@ -708,6 +713,8 @@ def round_close(*, training_round: Round, user=None, request=None) -> Round:
             request=request,
             nodes=len(figures),
         )
+        closed_pk = training_round.pk
+        transaction.on_commit(lambda: round_closed.send(sender=Round, round_id=closed_pk))
     return training_round
 
 

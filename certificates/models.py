@@ -1,0 +1,197 @@
+"""Completion certificates (结业证书) and yearly study-hours statements (学时证明).
+
+A certificate is a record first: its number (sequential per year and round, no gaps), its
+random verification code, and the facts printed on it, copied at issue so the record never
+changes under it. The PDF is rendered from the record in the background and stored.
+"""
+
+import secrets
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+
+from members.models import Member
+
+
+def new_verification_code():
+    """At least 80 bits, URL-safe: 16 characters of base64 carry 96."""
+    return secrets.token_urlsafe(12)
+
+
+class CertificateTemplate(models.Model):
+    """How a certificate looks; trainers design these in the admin (a snippet)."""
+
+    class Kind(models.TextChoices):
+        COMPLETION = "completion", _("Completion certificate (结业证书)")
+        HOURS = "hours", _("Study-hours statement (学时证明)")
+
+    class Border(models.TextChoices):
+        CLASSIC = "classic", _("Classic: double red border with corner ornaments")
+        SIMPLE = "simple", _("Simple: one thin border")
+        NONE = "none", _("No border")
+
+    name = models.CharField(_("name"), max_length=100)
+    kind = models.CharField(_("kind"), max_length=20, choices=Kind.choices)
+    title = models.CharField(_("title"), max_length=50, default="结业证书")
+    body = models.TextField(
+        _("text"),
+        help_text=_(
+            "Placeholders: {name} {organization} {round} {opens} {closes} {hours} {year} "
+            "{number}. A blank line starts a new paragraph."
+        ),
+    )
+    issuer_lines = models.TextField(
+        _("issuing organisation"), help_text=_("One line each, printed above the date.")
+    )
+    seal = models.ForeignKey(
+        "wagtailimages.Image",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("official seal"),
+        help_text=_("PNG with a transparent background; printed over the issuing lines."),
+    )
+    signature = models.ForeignKey(
+        "wagtailimages.Image",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("signature"),
+        help_text=_("PNG with a transparent background."),
+    )
+    border = models.CharField(
+        _("border"), max_length=20, choices=Border.choices, default=Border.CLASSIC
+    )
+    is_default = models.BooleanField(
+        _("default for its kind"), default=False, help_text=_("Used when a round names none.")
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = _("certificate template")
+        verbose_name_plural = _("certificate templates")
+        ordering = ["kind", "name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["kind"], condition=Q(is_default=True), name="one_default_template_per_kind"
+            )
+        ]
+
+    def __str__(self):
+        return self.name
+
+
+class NumberSequence(models.Model):
+    """The last number used for one series (a year and round, or a year of statements).
+
+    Issuing locks the row for the length of its transaction, so numbers have no gaps and no
+    duplicates however many issue at once.
+    """
+
+    key = models.CharField(max_length=40, unique=True)
+    last = models.PositiveIntegerField(default=0)
+
+    def __str__(self):
+        return f"{self.key}: {self.last}"
+
+
+class CertificateQuerySet(models.QuerySet):
+    def valid(self):
+        return self.filter(state=Certificate.State.VALID)
+
+
+class Certificate(models.Model):
+    class State(models.TextChoices):
+        VALID = "valid", _("Valid")
+        REVOKED = "revoked", _("Revoked")
+        SUPERSEDED = "superseded", _("Superseded by a corrected certificate")
+
+    kind = models.CharField(
+        _("kind"), max_length=20, choices=CertificateTemplate.Kind.choices, db_index=True
+    )
+    round = models.ForeignKey(
+        "rounds.Round",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="certificates",
+        verbose_name=_("round"),
+    )
+    year = models.PositiveSmallIntegerField(_("year"))
+    member = models.ForeignKey(
+        Member, on_delete=models.PROTECT, related_name="certificates", verbose_name=_("member")
+    )
+    template = models.ForeignKey(
+        CertificateTemplate, on_delete=models.PROTECT, related_name="certificates"
+    )
+    series = models.CharField(max_length=40)
+    sequence = models.PositiveIntegerField()
+    number = models.CharField(_("number"), max_length=40, unique=True)
+    code = models.CharField(max_length=32, unique=True, default=new_verification_code)
+    # What is printed, copied at issue.
+    name = models.CharField(_("name"), max_length=50)
+    organization_name = models.CharField(_("organisation"), max_length=120)
+    round_title = models.CharField(_("round"), max_length=120, blank=True)
+    opens_on = models.DateField(null=True, blank=True)
+    closes_on = models.DateField(null=True, blank=True)
+    hours = models.DecimalField(
+        _("study hours"), max_digits=6, decimal_places=1, default=Decimal(0)
+    )
+    issued_on = models.DateField(_("issued on"))
+    issued_at = models.DateTimeField(auto_now_add=True)
+    issued_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    state = models.CharField(_("state"), max_length=20, choices=State.choices, default=State.VALID)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    revoke_reason = models.CharField(_("reason"), max_length=200, blank=True)
+    supersedes = models.OneToOneField(
+        "self",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="superseded_by",
+        verbose_name=_("corrects"),
+    )
+    pdf = models.FileField(upload_to="certificates/%Y/", blank=True)
+    pdf_rendered_at = models.DateTimeField(null=True, blank=True)
+
+    objects = CertificateQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("certificate")
+        verbose_name_plural = _("certificates")
+        ordering = ["series", "sequence"]
+        constraints = [
+            models.UniqueConstraint(fields=["series", "sequence"], name="certificate_sequence"),
+            models.UniqueConstraint(
+                fields=["round", "member"],
+                condition=Q(state="valid", kind="completion"),
+                name="one_valid_certificate_per_round",
+            ),
+            models.UniqueConstraint(
+                fields=["year", "member"],
+                condition=Q(state="valid", kind="hours"),
+                name="one_valid_statement_per_year",
+            ),
+        ]
+        indexes = [models.Index(fields=["member", "state"])]
+
+    def __str__(self):
+        return self.number
+
+    @property
+    def is_valid(self):
+        return self.state == self.State.VALID
+
+    @property
+    def needs_rendering(self):
+        return not self.pdf or self.pdf_rendered_at is None
