@@ -150,14 +150,14 @@ def seed_demo_rounds(now=None) -> str | None:
                 if rng.random() < 0.5:
                     _complete(member, lessons[1:3], now - timedelta(days=rng.randint(1, 20)))
         services.participation_refresh(training_round=current)
-        # Upcoming: a weekly evening session at the demo site until the round closes.
-        tomorrow = today + timedelta(days=1)
+        # Upcoming: a Thursday evening session at the demo site, weekly until the round closes.
+        thursday = min(today + timedelta(days=(3 - today.weekday()) % 7 or 7), current.closes_on)
         services.session_save(
             training_round=current,
             title="每周四晚集中学习",
             host=site,
-            start=_at(tomorrow, 19, 30),
-            end=_at(tomorrow, 21),
+            start=_at(thursday, 19, 30),
+            end=_at(thursday, 21),
             lessons=lessons[1:3],
             hours=2,
             location="社区党群服务中心远程教育室",

@@ -306,6 +306,8 @@ def coverage(request, pk):
     query.pop("page", None)
     if "org" not in query:
         query["org"] = node.pk
+    if len(rows) == 1 and rows[0].direct:
+        rows = []  # a leaf: the totals already say it all
     bars = [row for row in rows if not row.direct and row.figures.counted]
     return render(
         request,
