@@ -33,8 +33,8 @@ class CertificateTemplate(models.Model):
         SIMPLE = "simple", _("Simple: one thin border")
         NONE = "none", _("No border")
 
-    name = models.CharField(_("name"), max_length=100)
-    kind = models.CharField(_("kind"), max_length=20, choices=Kind.choices)
+    name = models.CharField(_("template name"), max_length=100)
+    kind = models.CharField(_("certificate kind"), max_length=20, choices=Kind.choices)
     title = models.CharField(_("title"), max_length=50, default="结业证书")
     body = models.TextField(
         _("text"),
@@ -112,7 +112,10 @@ class Certificate(models.Model):
         SUPERSEDED = "superseded", _("Superseded by a corrected certificate")
 
     kind = models.CharField(
-        _("kind"), max_length=20, choices=CertificateTemplate.Kind.choices, db_index=True
+        _("certificate kind"),
+        max_length=20,
+        choices=CertificateTemplate.Kind.choices,
+        db_index=True,
     )
     round = models.ForeignKey(
         "rounds.Round",
@@ -134,7 +137,7 @@ class Certificate(models.Model):
     number = models.CharField(_("number"), max_length=40, unique=True)
     code = models.CharField(max_length=32, unique=True, default=new_verification_code)
     # What is printed, copied at issue.
-    name = models.CharField(_("name"), max_length=50)
+    name = models.CharField(_("name as printed"), max_length=50)
     organization_name = models.CharField(_("organisation"), max_length=120)
     round_title = models.CharField(_("round"), max_length=120, blank=True)
     opens_on = models.DateField(null=True, blank=True)

@@ -1,6 +1,37 @@
 from auditlog.registry import auditlog
+from django.contrib.auth.models import Permission
+from django.dispatch import receiver
+
+from members.services import trainer_group_ready
+from rounds.services import round_closed
 
 from .models import Certificate, CertificateTemplate
 
 auditlog.register(Certificate, exclude_fields=["pdf", "pdf_rendered_at"])
 auditlog.register(CertificateTemplate)
+
+
+@receiver(round_closed)
+def issue_on_close(sender, round_id, **kwargs):
+    """A round closed: issue its certificates in the background, never in the request."""
+    from .tasks import certificates_issue_task
+
+    certificates_issue_task.enqueue(round_id)
+
+
+@receiver(trainer_group_ready)
+def grant_certificate_permissions(sender, group, **kwargs):
+    """Trainers design certificate templates, list the certificates of their subtree, revoke
+    and re-issue them."""
+    group.permissions.add(
+        *Permission.objects.filter(
+            content_type__app_label="certificates",
+            codename__in=[
+                "add_certificatetemplate",
+                "change_certificatetemplate",
+                "view_certificatetemplate",
+                "view_certificate",
+                "change_certificate",
+            ],
+        )
+    )

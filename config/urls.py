@@ -14,6 +14,7 @@ urlpatterns = [
     path("", include("members.urls")),
     path("", include("courses.urls")),
     path("", include("rounds.urls")),
+    path("", include("certificates.urls")),
 ]
 
 if settings.LUNXUN_SERVE_MEDIA:

@@ -303,3 +303,16 @@ EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
 EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "lunxun@localhost")
+
+# --- Certificates ----------------------------------------------------------------------------
+# Number patterns: {year}, {quarter}, {round} (the round's id) and {seq}. A series is the
+# pattern without {seq}: with the default, all rounds of one quarter share one series.
+LUNXUN_CERTIFICATE_NUMBER = os.environ.get(
+    "LUNXUN_CERTIFICATE_NUMBER", "{year}-Q{quarter}-{seq:06d}"
+)
+LUNXUN_STATEMENT_NUMBER = os.environ.get("LUNXUN_STATEMENT_NUMBER", "{year}-XS-{seq:06d}")
+# The public verification page: requests per address (django-ratelimit rate). Behind a proxy,
+# set LUNXUN_RATELIMIT_IP_HEADER (e.g. HTTP_X_REAL_IP) so visitors are told apart.
+LUNXUN_VERIFY_RATE = os.environ.get("LUNXUN_VERIFY_RATE", "30/m")
+if os.environ.get("LUNXUN_RATELIMIT_IP_HEADER"):
+    RATELIMIT_IP_META_KEY = os.environ["LUNXUN_RATELIMIT_IP_HEADER"]

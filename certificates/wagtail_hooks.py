@@ -1,0 +1,512 @@
+"""Trainers in the Wagtail admin: certificate templates (a snippet, with a PDF preview), the
+certificates of their subtree (revoke, re-issue) and "issue certificates now" per round."""
+
+from django import forms
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
+from django.http import Http404, HttpResponse
+from django.shortcuts import get_object_or_404, redirect
+from django.urls import path, reverse
+from django.utils.functional import cached_property
+from django.utils.text import capfirst
+from django.utils.translation import gettext, gettext_lazy
+from django.utils.translation import gettext_lazy as _
+from django.views.generic import TemplateView
+from django_tasks import TaskResultStatus
+from wagtail import hooks
+from wagtail.admin.forms import WagtailAdminModelForm
+from wagtail.admin.panels import FieldPanel, MultiFieldPanel, ObjectList
+from wagtail.admin.ui.tables import Column, TitleColumn
+from wagtail.admin.views import generic
+from wagtail.admin.views.generic.base import WagtailAdminTemplateMixin
+from wagtail.admin.widgets.button import Button, HeaderButton
+from wagtail.permission_policies import ModelPermissionPolicy
+from wagtail.permissions import register_permission_policy
+from wagtail.snippets.models import register_snippet
+from wagtail.snippets.views import snippets as snippet_views
+from wagtail.snippets.views.snippets import SnippetViewSet
+
+from members import access
+from members.audit import audit_event
+from members.models import Member, Role, subtree_q
+from members.wagtail_hooks import ScopedModelViewSet
+from rounds.forms import round_editable, rounds_visible
+from rounds.models import Participation
+
+from . import services
+from .models import Certificate, CertificateTemplate
+from .tasks import certificates_issue_task
+
+# --- Templates (a snippet) ----------------------------------------------------------------------
+
+
+def preview_pdf(request, pk):
+    """A sample certificate in this template, as the member would get it."""
+    from .render import render_sample
+
+    if not request.user.has_perm("certificates.view_certificatetemplate") and not (
+        request.user.has_perm("certificates.change_certificatetemplate")
+    ):
+        raise Http404
+    template = get_object_or_404(
+        CertificateTemplate.objects.select_related("seal", "signature"), pk=pk
+    )
+    response = HttpResponse(render_sample(template), content_type="application/pdf")
+    response["Content-Disposition"] = f'inline; filename="template-{template.pk}-preview.pdf"'
+    response["Cache-Control"] = "private, no-store"
+    return response
+
+
+class CertificateTemplateForm(WagtailAdminModelForm):
+    def _get_validation_exclusions(self):
+        # Ticking "default" on a second template is allowed: saving moves the mark to it
+        # (DefaultTemplateMixin), so the one-default-per-kind constraint is not checked here.
+        exclude = super()._get_validation_exclusions()
+        exclude.add("is_default")
+        return exclude
+
+
+class DefaultTemplateMixin:
+    """Saving a template as the default of its kind takes the mark from the previous one."""
+
+    def save_instance(self):
+        with transaction.atomic():
+            instance = self.form.instance
+            if self.form.cleaned_data.get("is_default"):
+                others = CertificateTemplate.objects.filter(kind=instance.kind, is_default=True)
+                if instance.pk:
+                    others = others.exclude(pk=instance.pk)
+                others.update(is_default=False)
+            return super().save_instance()
+
+
+def _preview_button(url, priority=30):
+    return Button(
+        _("Preview PDF"),
+        url=url,
+        icon_name="view",
+        priority=priority,
+        attrs={"target": "_blank", "rel": "noopener"},
+    )
+
+
+class TemplateIndexView(snippet_views.IndexView):
+    pdf_preview_url_name = None
+
+    def get_list_more_buttons(self, instance):
+        buttons = super().get_list_more_buttons(instance)
+        buttons.append(
+            _preview_button(reverse(self.pdf_preview_url_name, args=[instance.pk]), priority=25)
+        )
+        return buttons
+
+
+class TemplateCreateView(DefaultTemplateMixin, snippet_views.CreateView):
+    pass
+
+
+class TemplateEditView(DefaultTemplateMixin, snippet_views.EditView):
+    pdf_preview_url_name = None
+
+    @cached_property
+    def header_more_buttons(self):
+        buttons = super().header_more_buttons
+        buttons.append(_preview_button(reverse(self.pdf_preview_url_name, args=[self.object.pk])))
+        return buttons
+
+
+class CertificateTemplateViewSet(SnippetViewSet):
+    model = CertificateTemplate
+    icon = "doc-full"
+    menu_label = _("Certificate templates")
+    menu_order = 410
+    add_to_admin_menu = True
+    index_view_class = TemplateIndexView
+    add_view_class = TemplateCreateView
+    edit_view_class = TemplateEditView
+    copy_view_enabled = True
+    list_display = ["name", "kind", "title", "is_default", "updated_at"]
+    list_filter = ["kind"]
+    edit_handler = ObjectList(
+        [
+            MultiFieldPanel(
+                [FieldPanel("name"), FieldPanel("kind"), FieldPanel("is_default")],
+                heading=_("Template"),
+            ),
+            MultiFieldPanel(
+                [FieldPanel("title"), FieldPanel("body"), FieldPanel("issuer_lines")],
+                heading=_("Text"),
+            ),
+            MultiFieldPanel(
+                [FieldPanel("seal"), FieldPanel("signature"), FieldPanel("border")],
+                heading=_("Seal, signature and border"),
+            ),
+        ],
+        base_form_class=CertificateTemplateForm,
+    )
+
+    def get_index_view_kwargs(self, **kwargs):
+        return super().get_index_view_kwargs(
+            pdf_preview_url_name=self.get_url_name("preview_pdf"), **kwargs
+        )
+
+    def get_edit_view_kwargs(self, **kwargs):
+        return super().get_edit_view_kwargs(
+            pdf_preview_url_name=self.get_url_name("preview_pdf"), **kwargs
+        )
+
+    def get_urlpatterns(self):
+        return [
+            *super().get_urlpatterns(),
+            path("preview-pdf/<int:pk>/", preview_pdf, name="preview_pdf"),
+        ]
+
+
+register_snippet(CertificateTemplateViewSet)
+
+
+# --- Certificates of the trainer's subtree ------------------------------------------------------
+
+
+def trainer_certificates(user):
+    """The certificates of members in the trainer's subtree (all of them for a superuser)."""
+    roots = access.role_roots(user, (Role.TRAINER,))
+    certificates = Certificate.objects.all()
+    if roots is not None:
+        certificates = certificates.filter(subtree_q(roots, "member__organization__path"))
+    return certificates
+
+
+def can_manage_certificates(user) -> bool:
+    return user.has_perm("certificates.change_certificate")
+
+
+def certificate_for_action(request, pk) -> Certificate:
+    """The certificate ``pk`` if the trainer may revoke or re-issue it; 404 otherwise."""
+    if not can_manage_certificates(request.user):
+        raise PermissionDenied
+    certificate = (
+        trainer_certificates(request.user).select_related("member", "round").filter(pk=pk).first()
+    )
+    if certificate is None:
+        raise Http404
+    return certificate
+
+
+class CertificatePermissionPolicy(ModelPermissionPolicy):
+    """Certificates are never added, edited or deleted in the admin: the services issue, revoke
+    and re-issue them. Listing needs the view (or change) permission."""
+
+    def user_has_permission(self, user, action):
+        if action in ("add", "change", "delete"):
+            return False
+        if action == "view":
+            return super().user_has_permission(user, "view") or super().user_has_permission(
+                user, "change"
+            )
+        return super().user_has_permission(user, action)
+
+
+register_permission_policy(Certificate, CertificatePermissionPolicy(Certificate))
+
+
+def certificate_buttons(user, certificate, *, priority=10):
+    buttons = [
+        Button(
+            _("Download PDF"),
+            url=reverse("certificates:pdf", args=[certificate.pk]),
+            icon_name="download",
+            priority=priority,
+        )
+    ]
+    if certificate.is_valid and can_manage_certificates(user):
+        buttons += [
+            Button(
+                _("Re-issue after a correction"),
+                url=reverse("issued_certificates:reissue", args=[certificate.pk]),
+                icon_name="resubmit",
+                priority=priority + 1,
+            ),
+            Button(
+                _("Revoke"),
+                url=reverse("issued_certificates:revoke", args=[certificate.pk]),
+                icon_name="cross",
+                priority=priority + 2,
+            ),
+        ]
+    return buttons
+
+
+def certificate_subject(certificate) -> str:
+    if certificate.kind == CertificateTemplate.Kind.HOURS:
+        return gettext("Study-hours statement %(year)s") % {"year": certificate.year}
+    return certificate.round_title
+
+
+class CertificateIndexView(generic.IndexView):
+    def get_base_queryset(self):
+        return super().get_base_queryset().select_related("round")
+
+    @cached_property
+    def columns(self):
+        return [
+            self._get_title_column_class(TitleColumn)(
+                "number",
+                label=_("Certificate number"),
+                get_url=lambda obj: self.get_inspect_url(obj),
+                sort_key="number",
+            ),
+            Column("name", label=_("Name"), sort_key="name"),
+            Column("organization_name", label=_("Organisation")),
+            Column("subject", label=_("Round or year"), accessor=certificate_subject),
+            Column("state", label=_("State"), accessor="get_state_display"),
+            Column("issued_on", label=_("Issued on"), sort_key="issued_on"),
+        ]
+
+    def get_list_more_buttons(self, instance):
+        return [
+            *super().get_list_more_buttons(instance),
+            *certificate_buttons(self.request.user, instance, priority=40),
+        ]
+
+    @cached_property
+    def header_buttons(self):
+        buttons = super().header_buttons
+        if can_manage_certificates(self.request.user):
+            buttons.append(
+                HeaderButton(
+                    _("Issue certificates"),
+                    url=reverse("issued_certificates:issue"),
+                    icon_name="doc-full-inverse",
+                )
+            )
+        return buttons
+
+
+class CertificateInspectView(generic.InspectView):
+    def get_kind_display_value(self):
+        return self.object.get_kind_display()
+
+    def get_state_display_value(self):
+        return self.object.get_state_display()
+
+    @cached_property
+    def header_more_buttons(self):
+        return [
+            *super().header_more_buttons,
+            *certificate_buttons(self.request.user, self.object, priority=40),
+        ]
+
+
+class CertificateViewSet(ScopedModelViewSet):
+    model = Certificate
+    path_lookup = "member__organization__path"
+    icon = "doc-full-inverse"
+    menu_label = _("Certificates")
+    menu_order = 400
+    add_to_admin_menu = True
+    index_view_class = CertificateIndexView
+    inspect_view_class = CertificateInspectView
+    inspect_view_enabled = True
+    inspect_view_fields = [
+        "number",
+        "kind",
+        "name",
+        "organization_name",
+        "round_title",
+        "year",
+        "hours",
+        "issued_on",
+        "state",
+        "revoked_at",
+        "revoke_reason",
+        "supersedes",
+    ]
+    copy_view_enabled = False
+    list_filter = ["kind", "state", "year"]
+    search_fields = ["name", "number"]
+    ordering = ["-issued_at", "-pk"]
+
+    form_fields = ["revoke_reason"]  # never shown: nobody may add or edit (see the policy)
+
+    def get_urlpatterns(self):
+        return [
+            *super().get_urlpatterns(),
+            path("issue/", IssueRoundsView.as_view(), name="issue"),
+            path("revoke/<int:pk>/", RevokeView.as_view(), name="revoke"),
+            path("reissue/<int:pk>/", ReissueView.as_view(), name="reissue"),
+        ]
+
+
+class CertificateAdminView(WagtailAdminTemplateMixin, TemplateView):
+    header_icon = "doc-full-inverse"
+
+    def get_breadcrumbs_items(self):
+        return [
+            *self.breadcrumbs_items,
+            {
+                "url": reverse("issued_certificates:index"),
+                "label": capfirst(Certificate._meta.verbose_name_plural),
+            },
+            {"url": "", "label": self.get_page_title()},
+        ]
+
+
+class IssueRoundsView(CertificateAdminView):
+    """The published and closed rounds a trainer sees, with how many certificates each has
+    issued and how many are still due; "issue now" queues the issuing in the background."""
+
+    template_name = "certificates/admin/issue.html"
+    page_title = gettext_lazy("Issue certificates")
+
+    def dispatch(self, request, *args, **kwargs):
+        if not can_manage_certificates(request.user):
+            raise PermissionDenied
+        return super().dispatch(request, *args, **kwargs)
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        user = self.request.user
+        rounds = (
+            rounds_visible(user).published().prefetch_related("scope_roots").order_by("-opens_on")
+        )
+        rows = []
+        for training_round in rounds[:40]:
+            rows.append(
+                {
+                    "round": training_round,
+                    "completed": Participation.objects.filter(
+                        round=training_round, status=Participation.Status.COMPLETED
+                    ).count(),
+                    "issued": Certificate.objects.valid()
+                    .filter(round=training_round, kind=CertificateTemplate.Kind.COMPLETION)
+                    .count(),
+                    "pending": services.certificates_pending_count(training_round=training_round),
+                    "editable": round_editable(user, training_round),
+                }
+            )
+        context["rows"] = rows
+        return context
+
+    def post(self, request, *args, **kwargs):
+        wanted = request.POST.get("round", "")
+        training_round = (
+            rounds_visible(request.user).published().filter(pk=wanted).first()
+            if wanted.isdigit()
+            else None
+        )
+        if training_round is None or not round_editable(request.user, training_round):
+            raise Http404
+        audit_event(event="certificates_issue_requested", obj=training_round, request=request)
+        result = certificates_issue_task.enqueue(training_round.pk, request.user.pk)
+        if result.status == TaskResultStatus.SUCCESSFUL and result.return_value:
+            messages.success(
+                request,
+                gettext("“%(round)s”: %(count)s certificates issued.")
+                % {"round": training_round.title, "count": result.return_value["issued"]},
+            )
+        else:
+            messages.info(
+                request,
+                gettext(
+                    "“%(round)s”: certificates are being issued in the background; their PDFs "
+                    "follow within a few minutes."
+                )
+                % {"round": training_round.title},
+            )
+        return redirect("issued_certificates:issue")
+
+
+class RevokeForm(forms.Form):
+    reason = forms.CharField(
+        label=gettext_lazy("Reason"),
+        max_length=200,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text=gettext_lazy(
+            "Kept on record; the public verification page shows only that "
+            "the certificate was revoked."
+        ),
+    )
+
+
+class RevokeView(CertificateAdminView):
+    template_name = "wagtailadmin/generic/form.html"
+    page_title = gettext_lazy("Revoke certificate")
+
+    def get_page_subtitle(self):
+        return f"{self.certificate.number} · {self.certificate.name}"
+
+    def dispatch(self, request, *args, **kwargs):
+        self.certificate = certificate_for_action(request, kwargs["pk"])
+        if not self.certificate.is_valid:
+            messages.error(request, gettext("Only a valid certificate can be revoked."))
+            return redirect("issued_certificates:inspect", self.certificate.pk)
+        return super().dispatch(request, *args, **kwargs)
+
+    def get_context_data(self, form=None, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context["form"] = form or RevokeForm()
+        context["action_url"] = reverse("issued_certificates:revoke", args=[self.certificate.pk])
+        context["submit_button_label"] = gettext("Revoke certificate")
+        context["submit_button_active_label"] = gettext("Revoking…")
+        context["media"] = context["form"].media
+        return context
+
+    def post(self, request, *args, **kwargs):
+        form = RevokeForm(request.POST)
+        if not form.is_valid():
+            return self.render_to_response(self.get_context_data(form=form))
+        services.certificate_revoke(
+            certificate=self.certificate,
+            reason=form.cleaned_data["reason"],
+            user=request.user,
+            request=request,
+        )
+        messages.success(
+            request,
+            gettext("Certificate %(number)s is revoked.") % {"number": self.certificate.number},
+        )
+        return redirect("issued_certificates:inspect", self.certificate.pk)
+
+
+class ReissueView(CertificateAdminView):
+    template_name = "certificates/admin/reissue.html"
+    page_title = gettext_lazy("Re-issue certificate")
+
+    def get_page_subtitle(self):
+        return self.certificate.number
+
+    def dispatch(self, request, *args, **kwargs):
+        self.certificate = certificate_for_action(request, kwargs["pk"])
+        if not self.certificate.is_valid:
+            messages.error(request, gettext("Only a valid certificate can be re-issued."))
+            return redirect("issued_certificates:inspect", self.certificate.pk)
+        return super().dispatch(request, *args, **kwargs)
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        member = Member.objects.select_related("organization").get(pk=self.certificate.member_id)
+        context["certificate"] = self.certificate
+        context["member"] = member
+        context["unchanged"] = (
+            member.name == self.certificate.name
+            and member.organization.name == self.certificate.organization_name
+        )
+        return context
+
+    def post(self, request, *args, **kwargs):
+        new = services.certificate_reissue(
+            certificate=self.certificate, user=request.user, request=request
+        )
+        messages.success(
+            request,
+            gettext("Certificate %(new)s replaces %(old)s, which is kept on record as superseded.")
+            % {"new": new.number, "old": self.certificate.number},
+        )
+        return redirect("issued_certificates:inspect", new.pk)
+
+
+@hooks.register("register_admin_viewset")
+def register_certificates_viewset():
+    return CertificateViewSet("issued_certificates")
