@@ -10,14 +10,21 @@ from rounds.models import CoverageSnapshot, Participation, Round, Session
 P = Participation.Status
 
 
-def test_demo_rounds(db):
+def test_demo_rounds(db, django_capture_on_commit_callbacks):
     """One test, because seeding the demo transcodes its clips: the checks below are separate
     helpers so a failure names what is missing."""
-    call_command("seed_demo")
+    with django_capture_on_commit_callbacks(execute=True):  # as after the demo's commit
+        call_command("seed_demo")
     current = Round.objects.get(state=Round.State.PUBLISHED)
     previous = Round.objects.get(state=Round.State.CLOSED)
     check_round_under_way(current)
     check_closed_round(previous)
+    # Closing it issued its certificates, one per member who completed it.
+    from certificates.models import Certificate
+
+    completed = Participation.objects.filter(round=previous, status=P.COMPLETED).count()
+    issued = Certificate.objects.filter(round=previous).count()
+    assert 0 < issued and issued in (completed, completed - 1)  # less the late correction
     count = Participation.objects.count()
     call_command("seed_demo")
     assert Round.objects.count() == 4
