@@ -109,10 +109,9 @@ def test_rare_characters_print_with_glyphs_not_boxes(name, seal):
     assert not any("Type 3" in row["type"] for row in pdfs.fonts(pdf))
 
 
-@pytest.mark.skipif(
-    not (fonts.HANAZONO / "HanaMinB.ttf").exists(), reason="fonts-hanazono not installed"
-)
 def test_extension_b_characters_beyond_noto_come_from_hanamin(seal):
+    # make test installs fonts-hanazono (scripts/system-deps.sh); without it this must fail.
+    assert (fonts.HANAZONO / "HanaMinB.ttf").exists(), "apt-get install fonts-hanazono"
     name = "李𡒄"  # U+21484: not in Noto Serif CJK
     assert [face.family for face in fonts.extra_faces(name)] == [fonts.EXT_B]
 
