@@ -2,6 +2,7 @@ from auditlog.registry import auditlog
 from django.contrib.auth.models import Permission
 from django.dispatch import receiver
 
+from members.demo import demo_city_seeded
 from members.services import trainer_group_ready
 from rounds.services import round_closed
 
@@ -35,3 +36,23 @@ def grant_certificate_permissions(sender, group, **kwargs):
             ],
         )
     )
+
+
+@receiver(demo_city_seeded)
+def seed_demo_templates(sender, **kwargs):
+    """The demo's certificate templates: the city's organisation department, with a drawn
+    sample seal (a real deployment uploads its own)."""
+    from io import BytesIO
+
+    from django.core.files.images import ImageFile
+    from wagtail.images.models import Image
+
+    from .default_template import ensure_default_templates, sample_seal_png
+    from .models import CertificateTemplate
+
+    if CertificateTemplate.objects.exists():
+        return None
+    png = ImageFile(BytesIO(sample_seal_png("示范市委组织部")), name="demo-seal.png")
+    seal = Image.objects.create(title="示范市委组织部印（演示）", file=png)
+    ensure_default_templates(issuer_lines="中共示范市委组织部", seal=seal)
+    return "Demo certificate templates ready (with a drawn sample seal)."

@@ -25,6 +25,8 @@ def test_demo_rounds(db, django_capture_on_commit_callbacks):
     completed = Participation.objects.filter(round=previous, status=P.COMPLETED).count()
     issued = Certificate.objects.filter(round=previous).count()
     assert 0 < issued and issued in (completed, completed - 1)  # less the late correction
+    template = Certificate.objects.filter(round=previous).first().template
+    assert template.seal is not None and "示范市委组织部" in template.issuer_lines
     count = Participation.objects.count()
     call_command("seed_demo")
     assert Round.objects.count() == 4
