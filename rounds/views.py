@@ -279,16 +279,27 @@ def _breadcrumbs(user, node):
     return crumbs
 
 
-@access.role_required()
-def coverage(request, pk):
+def _coverage_data(request, pk):
+    """What the coverage page shows, for the page and for its export alike."""
     training_round = _staff_round_or_404(request.user, pk)
     node = _coverage_node(request, training_round)
     form = CoverageFilterForm(request.GET or None)
-    domain, position = form.value("domain"), form.value("position")
     head, rows = coverage_children(
-        training_round=training_round, node=node, domain=domain, position=position
+        training_round=training_round,
+        node=node,
+        domain=form.value("domain"),
+        position=form.value("position"),
     )
+    if len(rows) == 1 and rows[0].direct:
+        rows = []  # a leaf: the totals already say it all
     members, status = _member_list(training_round, node, form)
+    return training_round, node, form, head, rows, members, status
+
+
+@access.role_required()
+def coverage(request, pk):
+    training_round, node, form, head, rows, members, status = _coverage_data(request, pk)
+    domain, position = form.value("domain"), form.value("position")
     # The grouped figures already say how many names the list holds: no second count.
     page = KnownCountPaginator(
         members, PAGE_SIZE, count=_list_count(head.figures, status)
@@ -306,8 +317,6 @@ def coverage(request, pk):
     query.pop("page", None)
     if "org" not in query:
         query["org"] = node.pk
-    if len(rows) == 1 and rows[0].direct:
-        rows = []  # a leaf: the totals already say it all
     bars = [row for row in rows if not row.direct and row.figures.counted]
     return render(
         request,
@@ -340,14 +349,8 @@ def coverage(request, pk):
 
 @access.role_required()
 def coverage_export_view(request, pk):
-    training_round = _staff_round_or_404(request.user, pk)
-    node = _coverage_node(request, training_round)
-    form = CoverageFilterForm(request.GET or None)
+    training_round, node, form, head, rows, members, status = _coverage_data(request, pk)
     domain, position = form.value("domain"), form.value("position")
-    head, rows = coverage_children(
-        training_round=training_round, node=node, domain=domain, position=position
-    )
-    members, status = _member_list(training_round, node, form)
     content = coverage_export(
         training_round=training_round,
         head=head,

@@ -19,21 +19,7 @@ class RoundViewSet(ModelViewSet):
     edit_view_class = admin_views.RoundEditView
     inspect_view_class = admin_views.RoundInspectView
     inspect_view_enabled = True
-    inspect_view_fields = [
-        "title",
-        "theme",
-        "opens_on",
-        "closes_on",
-        "makeup_deadline",
-        "scope_roots",
-        "statuses",
-        "positions",
-        "lessons",
-        "completion_rule",
-        "hours",
-        "state",
-        "closed_at",
-    ]
+    inspect_view_fields = [*RoundForm.Meta.fields, "closed_at"]
     copy_view_enabled = False
     filterset_class = admin_views.RoundFilterSet
     ordering = ["-opens_on", "title"]
