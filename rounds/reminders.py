@@ -24,18 +24,18 @@ from django.conf import settings
 from django.core import mail
 from django.db import transaction
 from django.template.loader import render_to_string
-from django.urls import NoReverseMatch, reverse
+from django.urls import reverse
 from django.utils import formats, timezone, translation
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext, pgettext
 
-from courses.models import LessonProgress
 from members import access
 from members.audit import audit_event
 from members.models import Member, Organization, Role, RoleAssignment, mask_phone
 
 from .coverage import MISSING, members_in_node, with_status
-from .models import Attendance, Notice, Participation, Reminder, Round, Session, day_start
+from .models import Notice, Participation, Reminder, Round, day_start
+from .services import lessons_missing
 from .sms import SmsMessage, send_sms
 
 logger = logging.getLogger(__name__)
@@ -134,51 +134,11 @@ def due_groups(today: date, horizon: date) -> list[tuple[date, Round, tuple]]:
     return groups
 
 
-def _missing_lessons(training_round: Round, member_ids) -> dict[int, list[str]]:
-    """Titles of the required lessons each member has not yet covered, by the round's rule."""
-    lessons = list(training_round.lessons.order_by("path").values_list("pk", "title"))
-    required = [pk for pk, _title in lessons]
-    covered = {member_id: set() for member_id in member_ids}
-    rule = training_round.completion_rule
-    shown = {}
-    if rule != Round.Rule.ONLINE:
-        for session_id, lesson_id in Session.lessons.through.objects.filter(
-            session__round=training_round
-        ).values_list("session_id", "lessonpage_id"):
-            shown.setdefault(session_id, set()).add(lesson_id)
-    ids = list(member_ids)
-    for start in range(0, len(ids), CHUNK):
-        chunk = ids[start : start + CHUNK]
-        if rule != Round.Rule.SESSION:
-            for member_id, lesson_id in LessonProgress.objects.filter(
-                member_id__in=chunk,
-                lesson_id__in=required,
-                completed_at__gte=training_round.opens_at,
-            ).values_list("member_id", "lesson_id"):
-                covered[member_id].add(lesson_id)
-        if shown:
-            for member_id, session_id in Attendance.objects.filter(
-                member_id__in=chunk,
-                sitting__session__round=training_round,
-                status__in=Attendance.ATTENDED,
-            ).values_list("member_id", "sitting__session_id"):
-                covered[member_id] |= shown.get(session_id, set())
-    return {
-        member_id: [title for pk, title in lessons if pk not in covered[member_id]]
-        for member_id in ids
-    }
-
-
 # --- Messages ----------------------------------------------------------------------------------
 
 
 def _path(name, *args, query=""):
-    # The member and coverage pages live in rounds.views; a deployment without them still
-    # sends reminders, pointing at the home page.
-    try:
-        return reverse(name, args=args) + query
-    except NoReverseMatch:
-        return "/"
+    return reverse(name, args=args) + query
 
 
 def absolute_url(path: str) -> str:
@@ -396,7 +356,7 @@ def _claim(*, training_round, members, user, now) -> tuple[list, int]:
 
 def _send(*, training_round, members, result: ReminderResult):
     """Notice, email and SMS for ``members`` (already claimed for today)."""
-    missing = _missing_lessons(training_round, [m.pk for m in members])
+    missing = lessons_missing(training_round=training_round, member_ids=[m.pk for m in members])
     notices, emails, texts = [], [], []
     with translation.override(settings.LANGUAGE_CODE):
         for member in members:

@@ -577,9 +577,9 @@ def _sources(training_round: Round, member_ids=None):
     return required, online, started, shown, attended, on_leave, exempt
 
 
-def _derive(
-    training_round, member_id, required, online, started, shown, attended, on_leave, exempt
-):
+def _covered(training_round, member_id, required, online, shown, attended) -> dict:
+    """{lesson_id: (first covered at, "online" | "session")} for the required lessons the
+    member has covered under the round's completion rule."""
     rule = training_round.completion_rule
     by_session = {}
     for session_id, start in sorted(attended.get(member_id, []), key=lambda x: x[1]):
@@ -595,6 +595,14 @@ def _derive(
             options.append((by_session[lesson_id], "session"))
         if options:
             covered[lesson_id] = min(options)
+    return covered
+
+
+def _derive(
+    training_round, member_id, required, online, started, shown, attended, on_leave, exempt
+):
+    rule = training_round.completion_rule
+    covered = _covered(training_round, member_id, required, online, shown, attended)
     done = len(covered)
     if required:
         complete = done == len(required)
@@ -631,6 +639,23 @@ def participation_compute(*, training_round: Round, member_ids=None) -> dict[int
     if member_ids is None:
         member_ids = set(online) | started | set(attended) | on_leave | set(exempt)
     return {m: _derive(training_round, m, *sources) for m in member_ids}
+
+
+def lessons_missing(*, training_round: Round, member_ids, chunk=500) -> dict[int, list[str]]:
+    """Titles of the required lessons each member has not yet covered, by the same rule as
+    their status (reminders say what is left)."""
+    titles = list(training_round.lessons.order_by("path").values_list("pk", "title"))
+    ids = list(member_ids)
+    missing = {}
+    for start in range(0, len(ids), chunk):
+        part = ids[start : start + chunk]
+        required, online, _started, shown, attended, _leave, _exempt = _sources(
+            training_round, part
+        )
+        for member_id in part:
+            covered = _covered(training_round, member_id, required, online, shown, attended)
+            missing[member_id] = [title for pk, title in titles if pk not in covered]
+    return missing
 
 
 def participation_refresh(*, training_round: Round, member_ids=None) -> int:
