@@ -18,6 +18,13 @@ ROLES_SEEING_PHONES = (Role.TRAINER, Role.SECRETARY)
 ROLES_MANAGING_ROSTER = (Role.TRAINER, Role.SECRETARY)
 
 
+def member_of(user):
+    """The user's own member record; ``None`` for staff-only accounts and anonymous visitors."""
+    if not user.is_authenticated:
+        return None
+    return getattr(user, "member", None)
+
+
 def role_assignments(user):
     """The user's role assignments, loaded once per user object."""
     if not user.is_authenticated:

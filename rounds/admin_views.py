@@ -9,7 +9,7 @@ from decimal import Decimal
 
 import django_filters
 from django.contrib import messages
-from django.db.models import Count, FilteredRelation, Q
+from django.db.models import Count
 from django.http import Http404
 from django.shortcuts import redirect
 from django.urls import reverse
@@ -32,7 +32,7 @@ from members.audit import audit_event
 from members.models import Member, subtree_q
 
 from . import services
-from .coverage import Figures
+from .coverage import Figures, figures_of
 from .forms import (
     RECURRENCE_CHOICES,
     PlanYearForm,
@@ -54,16 +54,7 @@ def round_figures(training_round, roots=None) -> Figures:
     members = training_round.members_in_scope()
     if roots is not None:
         members = members.filter(subtree_q(roots, "organization__path"))
-    counts = members.annotate(
-        rp=FilteredRelation("participations", condition=Q(participations__round=training_round))
-    ).aggregate(
-        in_scope=Count("pk"),
-        completed=Count("pk", filter=Q(rp__status=P.COMPLETED)),
-        in_progress=Count("pk", filter=Q(rp__status=P.IN_PROGRESS)),
-        on_leave=Count("pk", filter=Q(rp__status=P.LEAVE)),
-        exempt=Count("pk", filter=Q(rp__status=P.EXEMPT)),
-    )
-    return Figures(**counts)
+    return figures_of(members, training_round)
 
 
 def figures_text(figures: Figures) -> str:

@@ -54,12 +54,6 @@ class SessionOccurrence:
         return self.end.date() != self.start.date() and self.end != day_start(self.end.date())
 
 
-def _member_of(user):
-    if not user.is_authenticated:
-        return None
-    return getattr(user, "member", None)
-
-
 def member_sessions_q(member) -> Q:
     """Sessions of published rounds that include ``member``, held at their node or above it."""
     if member is None or not member.is_active:
@@ -91,7 +85,7 @@ def sessions_for_user(user):
     """Every group session that concerns ``user``, as a member, as staff, or both."""
     if not user.is_authenticated:
         return Session.objects.none()
-    condition = member_sessions_q(_member_of(user))
+    condition = member_sessions_q(access.member_of(user))
     if access.has_role(user):
         condition |= staff_sessions_q(user)
     return Session.objects.filter(condition)

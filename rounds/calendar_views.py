@@ -14,6 +14,8 @@ from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
+from members import access
+
 from . import calendar, ical
 from .models import CalendarFeed, day_start
 
@@ -39,7 +41,7 @@ def _shift(first: date, months: int) -> date:
 
 
 def _active_member(user):
-    member = getattr(user, "member", None)
+    member = access.member_of(user)
     return member if member is not None and member.is_active else None
 
 

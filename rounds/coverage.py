@@ -93,11 +93,21 @@ def members_in_node(training_round: Round, node: Organization, *, domain="", pos
     return members
 
 
-def with_status(members, training_round: Round):
-    """Annotate each member with ``round_status`` (``not_started`` when there is no row)."""
-    return members.annotate(
-        rp=FilteredRelation("participations", condition=Q(participations__round=training_round))
-    ).annotate(round_status=Coalesce("rp__status", Value(P.NOT_STARTED)))
+def participation(training_round: Round) -> FilteredRelation:
+    """Members' ``Participation`` row in ``training_round`` (none: not started), as ``rp``."""
+    return FilteredRelation("participations", condition=Q(participations__round=training_round))
+
+
+def with_status(members, training_round: Round, lessons_required: int = 0):
+    """Annotate each member with their round status: ``round_status`` (``not_started`` when
+    there is no row), ``round_method``, ``round_done``, ``round_required``, ``round_note``."""
+    return members.alias(rp=participation(training_round)).annotate(
+        round_status=Coalesce("rp__status", Value(P.NOT_STARTED)),
+        round_method=Coalesce("rp__method", Value("")),
+        round_done=Coalesce("rp__lessons_done", Value(0)),
+        round_required=Coalesce("rp__lessons_required", Value(lessons_required)),
+        round_note=Coalesce("rp__note", Value("")),
+    )
 
 
 def _aggregates():
@@ -107,10 +117,13 @@ def _aggregates():
     }
 
 
+def figures_of(members, training_round: Round) -> Figures:
+    """The figures of ``members`` (already limited to the round's scope) in one query."""
+    return Figures(**members.alias(rp=participation(training_round)).aggregate(**_aggregates()))
+
+
 def _grouped(members, training_round, key, key_expr=None):
-    qs = members.annotate(
-        rp=FilteredRelation("participations", condition=Q(participations__round=training_round))
-    )
+    qs = members.alias(rp=participation(training_round))
     if key_expr is not None:
         qs = qs.annotate(**{key: key_expr})
     return qs.values(key).annotate(**_aggregates()).order_by()

@@ -9,8 +9,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import redirect_to_login
 from django.core.paginator import Paginator
-from django.db.models import Count, FilteredRelation, Q, Value
-from django.db.models.functions import Coalesce
+from django.db.models import Count, Q
 from django.http import Http404, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -26,7 +25,7 @@ from members.models import Organization, path_prefix_q
 from members.views import xlsx_response
 
 from . import services
-from .coverage import MISSING, coverage_children, members_in_node
+from .coverage import MISSING, coverage_children, members_in_node, with_status
 from .exports import coverage_export
 from .models import (
     Attendance,
@@ -43,10 +42,6 @@ from .status import describe, describe_row
 P = Participation.Status
 PAGE_SIZE = 50
 CHECKIN_SESSION_KEY = "lunxun_pending_checkin"
-
-
-def _member_of(user):
-    return getattr(user, "member", None) if user.is_authenticated else None
 
 
 def _visible_rounds(user):
@@ -72,7 +67,7 @@ def _member_round_or_404(member, pk) -> Round:
 
 @login_required
 def round_list(request):
-    member = _member_of(request.user)
+    member = access.member_of(request.user)
     mine = []
     if member is not None:
         rounds = Round.objects.for_member(member)
@@ -107,7 +102,7 @@ def round_list(request):
 @login_required
 def round_detail(request, pk):
     """The member's own page for a round: what is asked, what is done, what is missing, why."""
-    member = _member_of(request.user)
+    member = access.member_of(request.user)
     if member is None:
         # Staff without a member record follow the round from its coverage page.
         return redirect("rounds:coverage", _staff_round_or_404(request.user, pk).pk)
@@ -161,7 +156,7 @@ def round_detail(request, pk):
 @login_required
 @require_POST
 def leave_create(request, pk):
-    member = _member_of(request.user)
+    member = access.member_of(request.user)
     if member is None:
         raise Http404
     training_round = _member_round_or_404(member, pk)
@@ -187,7 +182,7 @@ def leave_create(request, pk):
 @login_required
 @require_POST
 def leave_withdraw(request, pk):
-    member = _member_of(request.user)
+    member = access.member_of(request.user)
     if member is None:
         raise Http404
     training_round = _member_round_or_404(member, pk)
@@ -218,18 +213,8 @@ def _member_list(training_round, node, form):
     members = members_in_node(
         training_round, node, domain=form.value("domain"), position=form.value("position")
     )
-    required = training_round.lessons.count()
     members = (
-        members.alias(
-            rp=_participation_relation(training_round),
-        )
-        .annotate(
-            round_status=Coalesce("rp__status", Value(P.NOT_STARTED)),
-            round_method=Coalesce("rp__method", Value("")),
-            round_done=Coalesce("rp__lessons_done", Value(0)),
-            round_required=Coalesce("rp__lessons_required", Value(required)),
-            round_note=Coalesce("rp__note", Value("")),
-        )
+        with_status(members, training_round, training_round.lessons.count())
         .select_related("organization")
         .order_by("organization__path", "name", "pk")
     )
@@ -264,10 +249,6 @@ def _list_count(figures, status) -> int:
         P.NOT_STARTED: figures.not_started,
         P.EXEMPT: figures.exempt,
     }[status]
-
-
-def _participation_relation(training_round):
-    return FilteredRelation("participations", condition=Q(participations__round=training_round))
 
 
 def _breadcrumbs(user, node):
@@ -657,7 +638,7 @@ def check_in_resume(request):
 
 
 def _check_in_member(request, sitting):
-    member = _member_of(request.user)
+    member = access.member_of(request.user)
     if member is None:
         return _check_in_result(
             request,

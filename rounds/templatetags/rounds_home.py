@@ -14,7 +14,7 @@ register = template.Library()
 def home_rounds(context):
     """The member's running rounds with their status; staff get their rounds' coverage links."""
     user = context["request"].user
-    member = getattr(user, "member", None) if user.is_authenticated else None
+    member = access.member_of(user)
     mine = []
     if member is not None:
         rounds = [r for r in Round.objects.for_member(member) if r.state == Round.State.PUBLISHED]
