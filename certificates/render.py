@@ -519,23 +519,6 @@ def write(job: Job) -> bytes:
         return engine().write(job)
 
 
-def warm_up(template=None):
-    """Make this process's engine and render one sample, so that the first real certificate
-    takes 40 ms, not a second (WeasyPrint's import, Pango loading the faces). For a web
-    worker after fork, or a task worker at start."""
-    from . import default_template as shipped
-    from .models import CertificateTemplate
-
-    if template is None:
-        template = CertificateTemplate(
-            kind="completion",
-            title=shipped.COMPLETION_TITLE,
-            body=shipped.COMPLETION_BODY,
-            issuer_lines=shipped.ISSUER_LINES,
-        )
-    write(prepare([sample_content(template.kind)], look_of(template)))
-
-
 atexit.register(reset_engine)
 
 

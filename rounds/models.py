@@ -196,10 +196,6 @@ class Round(models.Model):
     def is_closed(self):
         return self.state == self.State.CLOSED
 
-    def is_running(self, now=None):
-        today = timezone.localdate(now)
-        return self.state == self.State.PUBLISHED and self.opens_on <= today <= self.closes_on
-
     def members_in_scope(self):
         """Active members this round counts: the scope subtrees, statuses and positions."""
         roots = list(self.scope_roots.all())
@@ -267,9 +263,6 @@ class Session(models.Model):
     @property
     def title(self):
         return self.event.title
-
-    def occurrences_between(self, start, end):
-        return [o for o in self.event.get_occurrences(start, end) if not o.cancelled]
 
 
 class Sitting(models.Model):

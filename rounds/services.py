@@ -228,18 +228,6 @@ def sitting_for(*, session: Session, start: datetime) -> Sitting:
         return Sitting.objects.get(session=session, start=start)
 
 
-def sittings_current(*, sessions, now=None) -> list[Sitting]:
-    """Occurrences of ``sessions`` around ``now`` (within the check-in window), as sittings."""
-    now = now or timezone.now()
-    grace = timedelta(minutes=settings.LUNXUN_CHECKIN_GRACE_MINUTES)
-    found = []
-    for session in sessions:
-        for occurrence in session.occurrences_between(now - timedelta(days=1), now + grace):
-            if occurrence.start - grace <= now <= occurrence.end + grace:
-                found.append(sitting_for(session=session, start=occurrence.start))
-    return found
-
-
 # --- Check-in codes ----------------------------------------------------------------------------
 
 
@@ -632,15 +620,6 @@ def _derive(
     return Derived(P.NOT_STARTED, lessons_done=done)
 
 
-def participation_compute(*, training_round: Round, member_ids=None) -> dict[int, Derived]:
-    """Each member's derived status; with ``member_ids=None``, every member with any activity."""
-    sources = _sources(training_round, member_ids)
-    _required, online, started, _shown, attended, on_leave, exempt = sources
-    if member_ids is None:
-        member_ids = set(online) | started | set(attended) | on_leave | set(exempt)
-    return {m: _derive(training_round, m, *sources) for m in member_ids}
-
-
 def lessons_missing(*, training_round: Round, member_ids, chunk=500) -> dict[int, list[str]]:
     """Titles of the required lessons each member has not yet covered, by the same rule as
     their status (reminders say what is left)."""
@@ -665,13 +644,18 @@ def participation_refresh(*, training_round: Round, member_ids=None) -> int:
     """
     if training_round.state == Round.State.DRAFT:
         return 0
-    derived = participation_compute(training_round=training_round, member_ids=member_ids)
-    required_count = training_round.lessons.count()
+    sources = _sources(training_round, member_ids)
+    required, online, started, _shown, attended, on_leave, exempt = sources
+    whole_round = member_ids is None
+    if whole_round:  # everyone with any activity
+        member_ids = set(online) | started | set(attended) | on_leave | set(exempt)
+    derived = {m: _derive(training_round, m, *sources) for m in member_ids}
+    required_count = len(required)
     existing = Participation.objects.filter(round=training_round)
-    if member_ids is not None:
+    if not whole_round:
         existing = existing.filter(member_id__in=member_ids)
     existing_ids = set(existing.values_list("member_id", flat=True))
-    if member_ids is None:
+    if whole_round:
         stale = existing_ids - set(derived)
         for member_id in stale:
             derived[member_id] = Derived(P.NOT_STARTED)
