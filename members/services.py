@@ -1,7 +1,6 @@
 """Writes that span several models: imports, exports, activation, roles."""
 
 import hashlib
-import io
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,7 +29,15 @@ from .models import (
     RosterImport,
     normalize_phone,
 )
-from .tabular import Column, clean_name, clean_text, code_text, parse_date, read_table
+from .tabular import (
+    Column,
+    clean_name,
+    clean_text,
+    code_text,
+    parse_date,
+    read_table,
+    workbook_bytes,
+)
 
 CHUNK = 900  # below every database's limit on bound parameters
 
@@ -682,12 +689,6 @@ def orgs_apply(*, roster_import: RosterImport, user=None, request=None) -> dict:
 # --- Templates and export ----------------------------------------------------------------------
 
 
-def _workbook_bytes(workbook) -> bytes:
-    buffer = io.BytesIO()
-    workbook.save(buffer)
-    return buffer.getvalue()
-
-
 def roster_template() -> bytes:
     """An empty roster workbook with the headers the import reads, and a sheet of notes."""
     workbook = Workbook()
@@ -708,7 +709,7 @@ def roster_template() -> bytes:
         ("入党日期", "日期，如 2021-07-01 或 2021年7月1日", "2021-07-01"),
     ):
         notes.append(line)
-    return _workbook_bytes(workbook)
+    return workbook_bytes(workbook)
 
 
 def org_template() -> bytes:
@@ -719,7 +720,7 @@ def org_template() -> bytes:
     notes = workbook.create_sheet("填写说明")
     notes.append(("组织类别", "党委 / 党总支 / 党支部"))
     notes.append(("所属领域", "、".join(DOMAIN_LABELS.values())))
-    return _workbook_bytes(workbook)
+    return workbook_bytes(workbook)
 
 
 def roster_export(*, members, user, request=None, scope_label="") -> bytes:
@@ -752,7 +753,7 @@ def roster_export(*, members, user, request=None, scope_label="") -> bytes:
             ]
         )
         count += 1
-    content = _workbook_bytes(workbook)
+    content = workbook_bytes(workbook)
     audit_event(
         event="roster_export",
         obj=user,

@@ -199,3 +199,10 @@ def read_table(data: bytes, file_name: str, columns: list[Column]) -> Table:
             % {"n": settings.LUNXUN_IMPORT_MAX_ROWS}
         )
     return Table(columns=found, rows=rows)
+
+
+def workbook_bytes(workbook) -> bytes:
+    """An openpyxl workbook (write-only ones too) as .xlsx bytes."""
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    return buffer.getvalue()

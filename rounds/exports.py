@@ -1,12 +1,11 @@
 """Coverage to .xlsx: exactly what the coverage page shows, all rows, audit-logged."""
 
-import io
-
 from django.utils.translation import gettext as _
 from openpyxl import Workbook
 
 from members import access
 from members.audit import audit_event
+from members.tabular import workbook_bytes
 
 from .status import describe
 
@@ -85,8 +84,7 @@ def coverage_export(
             ]
         )
         count += 1
-    buffer = io.BytesIO()
-    workbook.save(buffer)
+    content = workbook_bytes(workbook)
     audit_event(
         event="coverage_export",
         obj=training_round,
@@ -97,4 +95,4 @@ def coverage_export(
         filters=filters or {},
         full_phones=full_phones,
     )
-    return buffer.getvalue()
+    return content

@@ -11,7 +11,6 @@ sums, requirement and gap are computed by the database, so it can be ordered and
 a whole city.
 """
 
-import io
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -37,6 +36,7 @@ from courses.models import LessonProgress
 from members import access
 from members.audit import audit_event
 from members.models import Member
+from members.tabular import workbook_bytes
 
 from .models import Attendance, day_start
 
@@ -273,8 +273,7 @@ def ledger_export(*, ledger_qs, year: int, user, request=None, filters=None) -> 
             ]
         )
         count += 1
-    buffer = io.BytesIO()
-    workbook.save(buffer)
+    content = workbook_bytes(workbook)
     audit_event(
         event="ledger_export",
         obj=user,
@@ -285,4 +284,4 @@ def ledger_export(*, ledger_qs, year: int, user, request=None, filters=None) -> 
         filters=filters or {},
         full_phones=bool(full_phones),
     )
-    return buffer.getvalue()
+    return content
