@@ -18,11 +18,14 @@ urlpatterns = [
 ]
 
 if settings.LUNXUN_SERVE_MEDIA:
-    # The embedded default serves uploaded media itself; the scale profile serves it from
-    # object storage behind a CDN and turns this off.
+    # The embedded default serves the public part of MEDIA_ROOT itself (HLS, posters, image
+    # renditions); the scale profile serves it from object storage behind a CDN and turns this
+    # off. Private files (video sources, certificate PDFs) are never served from here.
+    media = re.escape(settings.MEDIA_URL.lstrip("/"))
+    public = "|".join(re.escape(prefix) for prefix in settings.LUNXUN_PUBLIC_MEDIA_PREFIXES)
     urlpatterns += [
         re_path(
-            rf"^{re.escape(settings.MEDIA_URL.lstrip('/'))}(?P<path>.*)$",
+            rf"^{media}(?P<path>(?:{public})(?!.*\.\.).*)$",
             serve,
             {"document_root": settings.MEDIA_ROOT},
         )

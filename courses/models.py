@@ -3,7 +3,7 @@ import uuid
 from decimal import ROUND_HALF_UP, Decimal
 
 from django.conf import settings
-from django.core.files.storage import default_storage
+from django.core.files.storage import storages
 from django.db import models
 from django.utils import timezone
 from django.utils.functional import cached_property
@@ -108,7 +108,8 @@ class LessonVideo(AbstractMedia):
         return bool(self.file) and (self.state == self.State.FAILED or self.is_stale)
 
     def _url(self, name):
-        return default_storage.url(name) if name else ""
+        # The public video store: object storage or a CDN in the scale profile.
+        return storages["video"].url(name) if name else ""
 
     @property
     def master_url(self):

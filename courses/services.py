@@ -9,7 +9,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.core.files import File
-from django.core.files.storage import default_storage
+from django.core.files.storage import storages
 from django.db import transaction
 from django.dispatch import Signal
 from django.utils import timezone
@@ -80,7 +80,7 @@ def _store_tree(local_dir: Path, prefix: str) -> None:
         if path.is_file():
             name = f"{prefix}/{path.relative_to(local_dir).as_posix()}"
             with path.open("rb") as handle:
-                saved = default_storage.save(name, File(handle))
+                saved = storages["video"].save(name, File(handle))
             if saved != name:
                 raise TranscodeError(f"storage renamed {name} to {saved}")
 
@@ -88,9 +88,10 @@ def _store_tree(local_dir: Path, prefix: str) -> None:
 def _delete_tree(prefix: str) -> None:
     if not prefix:
         return
-    directories, files = default_storage.listdir(prefix)
+    storage = storages["video"]
+    directories, files = storage.listdir(prefix)
     for name in files:
-        default_storage.delete(f"{prefix}/{name}")
+        storage.delete(f"{prefix}/{name}")
     for directory in directories:
         _delete_tree(f"{prefix}/{directory}")
 

@@ -1,7 +1,10 @@
 """Base settings, read from the environment; every default works on a fresh machine.
 
 Profiles (see DESIGN.md): the embedded default needs no environment at all (SQLite, local
-memory cache, database task queue, local media). ``DATABASE_URL`` switches to PostgreSQL.
+memory cache, database task queue, local media). The scale profile is switched on piece by
+piece from the environment: ``DATABASE_URL`` (PostgreSQL), ``REDIS_URL`` (cache, and background
+tasks on RQ workers), ``LUNXUN_S3_BUCKET`` (media and HLS on S3-compatible object storage).
+Production settings (``config.settings.production``) add the HTTPS and cookie hardening.
 """
 
 import os
@@ -57,6 +60,10 @@ INSTALLED_APPS = [
     "schedule",
     "django_tasks",
     "django_tasks_db",
+    "django_rq",
+    "django_tasks_rq",
+    "storages",
+    "csp",
     "axes",
     "auditlog",
     "django.contrib.admin",
@@ -70,6 +77,9 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Static files from the web process itself (compressed, cached forever when hashed).
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "members.csp.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -138,8 +148,33 @@ else:
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Cache and background work ------------------------------------------------------------
-CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
-TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+# REDIS_URL switches both the cache (shared by every web process: rate limits, sessions' lockout
+# counters) and background tasks (RQ workers: `manage.py rqworker --job-class
+# django_tasks_rq.Job --with-scheduler default`). The task code is the same in both profiles.
+REDIS_URL = os.environ.get("REDIS_URL", "")
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": os.environ.get("LUNXUN_CACHE_PREFIX", "lunxun"),
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+TASKS_BACKEND = os.environ.get("LUNXUN_TASKS_BACKEND", "rq" if REDIS_URL else "database")
+if TASKS_BACKEND == "rq":
+    TASKS = {"default": {"BACKEND": "django_tasks_rq.RQBackend", "QUEUES": ["default"]}}
+else:
+    TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+RQ_QUEUES = {
+    "default": {
+        "URL": REDIS_URL or "redis://127.0.0.1:6379/0",
+        # A long transcode or a city's certificates must not be cut off.
+        "DEFAULT_TIMEOUT": env_int("LUNXUN_TASK_TIMEOUT", 6 * 3600),
+    }
+}
+RQ_SHOW_ADMIN_LINK = False
 
 # --- Authentication -------------------------------------------------------------------------
 AUTHENTICATION_BACKENDS = [
@@ -205,6 +240,58 @@ STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", VAR_DIR / "static"))
 STATICFILES_DIRS = [BASE_DIR / "static"]
 MEDIA_URL = "/media/"
 MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", VAR_DIR / "media"))
+# Two stores. "default" is private: video sources, certificate PDFs, images; it is read through
+# views that check who asks. "video" is public: the HLS ladder, MP4 fallback and posters that
+# players fetch directly (from object storage or a CDN in the scale profile, never via Django).
+LUNXUN_S3_BUCKET = os.environ.get("LUNXUN_S3_BUCKET", "")
+if LUNXUN_S3_BUCKET:
+    _s3 = {
+        "bucket_name": LUNXUN_S3_BUCKET,
+        "endpoint_url": os.environ.get("LUNXUN_S3_ENDPOINT_URL") or None,
+        "region_name": os.environ.get("LUNXUN_S3_REGION") or None,
+        "access_key": os.environ.get("LUNXUN_S3_ACCESS_KEY") or None,
+        "secret_key": os.environ.get("LUNXUN_S3_SECRET_KEY") or None,
+        "addressing_style": os.environ.get("LUNXUN_S3_ADDRESSING_STYLE", "path"),
+        "file_overwrite": False,
+    }
+    STORAGES = {
+        "default": {
+            "BACKEND": "storages.backends.s3.S3Storage",
+            "OPTIONS": {
+                **_s3,
+                "location": "private",
+                "default_acl": "private",
+                "querystring_auth": True,
+                "querystring_expire": env_int("LUNXUN_S3_URL_SECONDS", 600),
+            },
+        },
+        "video": {
+            "BACKEND": "storages.backends.s3.S3Storage",
+            "OPTIONS": {
+                **_s3,
+                "location": "public",
+                "default_acl": "public-read",
+                # Playlists name their segments relatively, so URLs must not be signed.
+                "querystring_auth": False,
+                "custom_domain": os.environ.get("LUNXUN_VIDEO_CDN_DOMAIN") or None,
+                "url_protocol": os.environ.get("LUNXUN_VIDEO_CDN_PROTOCOL", "https:"),
+                "object_parameters": {"CacheControl": "public, max-age=31536000, immutable"},
+            },
+        },
+        "staticfiles": {
+            "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage",
+        },
+    }
+else:
+    STORAGES = {
+        "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+        "video": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+# What the embedded default serves from MEDIA_ROOT itself (behind nginx, nginx does the same;
+# see README): the public video outputs and Wagtail image renditions, nothing else. Sources and
+# certificate PDFs are only reachable through the views that check who asks.
+LUNXUN_PUBLIC_MEDIA_PREFIXES = ("videos/hls/", "images/")
 # Roster uploads are parsed in memory and never written to MEDIA_ROOT.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
@@ -261,7 +348,7 @@ LUNXUN_VIDEO_MAX_BYTES = env_int("LUNXUN_VIDEO_MAX_BYTES", 4 * 1024**3)
 LUNXUN_VIDEO_STALE_MINUTES = env_int("LUNXUN_VIDEO_STALE_MINUTES", 120)
 LUNXUN_FFMPEG_PRESET = os.environ.get("LUNXUN_FFMPEG_PRESET", "veryfast")
 # The embedded default serves MEDIA_ROOT itself; the scale profile serves it from storage/CDN.
-LUNXUN_SERVE_MEDIA = env_bool("LUNXUN_SERVE_MEDIA", True)
+LUNXUN_SERVE_MEDIA = env_bool("LUNXUN_SERVE_MEDIA", not LUNXUN_S3_BUCKET)
 STATICFILES_DIRS += [("vendor/hls", BASE_DIR / "node_modules" / "hls.js" / "dist")]
 
 # --- Rounds ----------------------------------------------------------------------------------
@@ -316,3 +403,6 @@ LUNXUN_STATEMENT_NUMBER = os.environ.get("LUNXUN_STATEMENT_NUMBER", "{year}-XS-{
 LUNXUN_VERIFY_RATE = os.environ.get("LUNXUN_VERIFY_RATE", "30/m")
 if os.environ.get("LUNXUN_RATELIMIT_IP_HEADER"):
     RATELIMIT_IP_META_KEY = os.environ["LUNXUN_RATELIMIT_IP_HEADER"]
+
+# --- Content Security Policy ----------------------------------------------------------------
+from .csp import *  # noqa: E402, F403

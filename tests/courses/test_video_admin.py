@@ -3,7 +3,7 @@
 from pathlib import Path
 
 import pytest
-from django.core.files.storage import default_storage
+from django.core.files.storage import default_storage, storages
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import CommandError, call_command
 from django.urls import reverse
@@ -38,9 +38,9 @@ def test_trainer_uploads_a_video_and_the_worker_makes_the_ladder(
     assert "讲座" not in video.file.name  # stored under a generated name
     assert video.file.name.startswith("videos/sources/")
     assert video.duration == pytest.approx(4, abs=0.2)
-    assert default_storage.exists(video.master_playlist)
-    assert default_storage.exists(video.audio_playlist)
-    assert default_storage.exists(video.poster)
+    assert storages["video"].exists(video.master_playlist)
+    assert storages["video"].exists(video.audio_playlist)
+    assert storages["video"].exists(video.poster)
     assert video.progress == 100
     status = trainer_client.get(reverse("lesson_video_status", args=[video.pk])).json()
     assert status["state"] == "ready"

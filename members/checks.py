@@ -1,0 +1,45 @@
+"""Deployment checks of our own: refuse settings that would make a production site unsafe."""
+
+from django.conf import settings
+from django.core.checks import Error, Tags, register
+
+# The keys shipped in this repository or in Django's project template: never secret.
+KNOWN_KEYS = {"dev-only-insecure-key-change-me-in-production"}
+MIN_KEY_LENGTH = 50
+MIN_KEY_UNIQUE = 12
+
+
+def weak_secret_key(key) -> str | None:
+    """Why ``key`` is weak, or None."""
+    key = key or ""
+    if key in KNOWN_KEYS or key.startswith("django-insecure"):
+        return "it is a published example key"
+    if len(key) < MIN_KEY_LENGTH:
+        return f"it has fewer than {MIN_KEY_LENGTH} characters"
+    if len(set(key)) < MIN_KEY_UNIQUE:
+        return f"it has fewer than {MIN_KEY_UNIQUE} different characters"
+    return None
+
+
+@register(Tags.security, deploy=True)
+def check_production_settings(app_configs, **kwargs):
+    errors = []
+    wild = [host for host in settings.ALLOWED_HOSTS if "*" in host]
+    if wild:
+        errors.append(
+            Error(
+                f"ALLOWED_HOSTS contains a wildcard ({', '.join(wild)}).",
+                hint="List the host names this site answers to, comma-separated.",
+                id="lunxun.E001",
+            )
+        )
+    reason = weak_secret_key(settings.SECRET_KEY)
+    if reason:
+        errors.append(
+            Error(
+                f"SECRET_KEY is weak: {reason}.",
+                hint='Generate one: python3 -c "import secrets; print(secrets.token_urlsafe(50))"',
+                id="lunxun.E002",
+            )
+        )
+    return errors

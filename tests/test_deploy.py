@@ -1,0 +1,89 @@
+"""Production settings pass Django's deployment checks, and our own refuse unsafe values."""
+
+import os
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from members.checks import weak_secret_key
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def deploy_check(**env):
+    environ = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in {"SECRET_KEY", "ALLOWED_HOSTS", "DJANGO_SETTINGS_MODULE"}
+    }
+    environ.update(DJANGO_SETTINGS_MODULE="config.settings.production", **env)
+    return subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def strong_key():
+    return secrets.token_urlsafe(50)
+
+
+def test_production_settings_pass_the_deployment_checks():
+    result = deploy_check(SECRET_KEY=strong_key(), ALLOWED_HOSTS="lunxun.example.cn")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
+
+
+def test_scale_profile_settings_pass_the_deployment_checks():
+    """The city profile (PostgreSQL, Redis, object storage) is checked the same way."""
+    result = deploy_check(
+        SECRET_KEY=strong_key(),
+        ALLOWED_HOSTS="lunxun.example.cn,www.lunxun.example.cn",
+        DATABASE_URL="postgres://lunxun@127.0.0.1:5432/lunxun",
+        REDIS_URL="redis://127.0.0.1:6379/0",
+        LUNXUN_S3_BUCKET="lunxun",
+        LUNXUN_S3_ENDPOINT_URL="http://127.0.0.1:9000",
+    )
+    # check --deploy does not connect to the database unless asked (--database).
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("hosts", ["*", "lunxun.example.cn,*", "*.example.cn"])
+def test_wildcard_allowed_hosts_is_refused(hosts):
+    result = deploy_check(SECRET_KEY=strong_key(), ALLOWED_HOSTS=hosts)
+    assert result.returncode != 0
+    assert "lunxun.E001" in result.stderr + result.stdout
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "dev-only-insecure-key-change-me-in-production",
+        "django-insecure-" + "x" * 60,
+        "short-key",
+        "ab" * 40,
+    ],
+)
+def test_weak_secret_key_is_refused(key):
+    result = deploy_check(SECRET_KEY=key, ALLOWED_HOSTS="lunxun.example.cn")
+    assert result.returncode != 0
+    assert "lunxun.E002" in result.stderr + result.stdout
+
+
+def test_production_settings_need_a_secret_key_and_hosts():
+    result = deploy_check(ALLOWED_HOSTS="lunxun.example.cn")
+    assert result.returncode != 0
+    assert "Set SECRET_KEY in the environment" in result.stderr
+
+
+def test_weak_secret_key_reasons():
+    assert weak_secret_key(strong_key()) is None
+    assert "published" in weak_secret_key("dev-only-insecure-key-change-me-in-production")
+    assert "fewer than 50" in weak_secret_key("x" * 20)
+    assert "different characters" in weak_secret_key("abc" * 30)
