@@ -21,6 +21,8 @@ test: system-deps-test $(DEV_STAMP) $(NPM_STAMP) messages lint
 	$(VENV)/bin/pytest
 	@echo "=== Test suite on PostgreSQL ==="
 	scripts/with-postgres.sh $(VENV)/bin/pytest
+	@echo "=== Scale profile: PostgreSQL, Redis, RQ worker, object storage, gunicorn behind nginx ==="
+	scripts/with-scale-stack.sh $(VENV)/bin/pytest -m scale tests/scale
 
 lint: $(DEV_STAMP)
 	$(VENV)/bin/ruff check .

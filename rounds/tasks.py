@@ -56,18 +56,31 @@ def next_daily_run(now: datetime | None = None) -> datetime:
 
 
 def daily_reminders_pending() -> bool:
-    """True when the database backend holds a daily run that has not started yet."""
+    """True when the queue holds a daily run that has not started yet.
+
+    The database backend (embedded default) and RQ (scale profile) are asked directly; on
+    any other backend nothing can be seen and this says False.
+    """
     from django_tasks_db.backend import DatabaseBackend
     from django_tasks_db.models import DBTaskResult
+    from django_tasks_rq import RQBackend
 
     backend = daily_reminders_task.get_backend()
-    if not isinstance(backend, DatabaseBackend):
-        return False
-    return DBTaskResult.objects.filter(
-        task_path=daily_reminders_task.module_path,
-        status=TaskResultStatus.READY,
-        backend_name=backend.alias,
-    ).exists()
+    path = daily_reminders_task.module_path
+    if isinstance(backend, DatabaseBackend):
+        return DBTaskResult.objects.filter(
+            task_path=path, status=TaskResultStatus.READY, backend_name=backend.alias
+        ).exists()
+    if isinstance(backend, RQBackend):
+        import django_rq
+
+        queue = django_rq.get_queue(daily_reminders_task.queue_name)
+        waiting = queue.scheduled_job_registry.get_job_ids() + queue.get_job_ids()
+        return any(
+            job is not None and job.func_name == path
+            for job in queue.job_class.fetch_many(waiting, connection=queue.connection)
+        )
+    return False
 
 
 def daily_reminders_ensure_scheduled(*, now: datetime | None = None):
@@ -75,7 +88,7 @@ def daily_reminders_ensure_scheduled(*, now: datetime | None = None):
 
     Only a backend that can defer work can hold tomorrow's run (the immediate backend of the
     unit tests cannot, and would otherwise run the chain forever). Pending runs are visible
-    only on the database backend; on another backend call this once per deployment.
+    on the database and RQ backends; on another backend call this once per deployment.
     """
     if not daily_reminders_task.get_backend().supports_defer:
         return None

@@ -26,6 +26,8 @@ if [ "$profile" = test ]; then
     poppler-utils       # pdftotext / pdffonts read certificates back
     zbar-tools          # zbarimg reads QR codes back
     postgresql          # the suite runs a second time on PostgreSQL
+    redis-server        # the scale-profile run: cache and RQ task queue
+    nginx               # the scale-profile run: gunicorn behind nginx, as in production
   )
 fi
 
