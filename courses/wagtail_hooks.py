@@ -1,6 +1,7 @@
 """Trainers see each video's processing state and progress in the admin, and can retry."""
 
 from django.contrib import messages
+from django.contrib.auth.views import redirect_to_login
 from django.http import Http404, JsonResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import path
@@ -63,3 +64,11 @@ def video_status_js():
     from django.utils.html import format_html
 
     return format_html('<script src="{}" defer></script>', static("js/admin-video-status.js"))
+
+
+@hooks.register("before_serve_document")
+def documents_need_a_login(document, request):
+    """Lesson attachments are for logged-in users, like the lesson pages that link them."""
+    if not request.user.is_authenticated:
+        return redirect_to_login(request.get_full_path())
+    return None
