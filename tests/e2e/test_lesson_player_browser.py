@@ -47,22 +47,22 @@ def test_member_watches_a_lesson_through_hls(city, short_lesson, phone_page):
     )
     log_in(page, "13800000001")
     page.goto(short_lesson.url)
-    page.wait_for_function("document.querySelector('#lesson-player video').readyState >= 1")
+    page.wait_for_function("() => document.querySelector('#lesson-player video').readyState >= 1")
     assert "90%" in page.locator("[data-lesson-status]").inner_text()
 
     page.evaluate("document.querySelector('#lesson-player video').muted = true")
     page.evaluate("document.querySelector('#lesson-player video').play()")
-    page.wait_for_function("document.querySelector('#lesson-player video').currentTime > 1")
+    page.wait_for_function("() => document.querySelector('#lesson-player video').currentTime > 1")
     # Seeking past the furthest point watched is refused.
     page.evaluate("document.querySelector('#lesson-player video').currentTime = 7")
     page.wait_for_function(
-        "document.querySelector('#lesson-player').dataset.seekRefused === 'true'"
+        "() => document.querySelector('#lesson-player').dataset.seekRefused === 'true'"
     )
     assert page.evaluate("document.querySelector('#lesson-player video').currentTime") < 5
     assert "不能" in page.locator("[data-notice]").inner_text()
 
     page.wait_for_function(
-        "document.querySelector('#lesson-player').dataset.complete === 'true'", timeout=30000
+        "() => document.querySelector('#lesson-player').dataset.complete === 'true'", timeout=30000
     )
     assert "已完成" in page.locator("[data-lesson-status]").inner_text()
     assert any(url.endswith(".m3u8") for url in hls_requests)
