@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 APP_STAMP := $(VENV)/.stamp-app
 DEV_STAMP := $(VENV)/.stamp-dev
-NPM_STAMP := node_modules/.stamp
+NPM_STAMP := node_modules/.stamp-vendor
 TEST_ENV := DJANGO_SETTINGS_MODULE=config.settings.test
 
 .PHONY: demo test lint messages system-deps system-deps-test bench seed-scale
@@ -46,8 +46,11 @@ $(DEV_STAMP): pyproject.toml $(APP_STAMP)
 	touch $@
 
 # hls.js from the npm registry, at the version package-lock.json pins; served as a static file.
+# Only the build the player loads (and its source map) becomes a static file.
 $(NPM_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
+	mkdir -p node_modules/.vendor/hls
+	cp node_modules/hls.js/dist/hls.min.js node_modules/hls.js/dist/hls.min.js.map node_modules/.vendor/hls/
 	touch $@
 
 messages: $(APP_STAMP)

@@ -75,12 +75,25 @@ def _local_source(video, workdir: Path) -> Path:
         return target
 
 
+# What object storage should answer with for the pipeline's outputs. Guessing from the name
+# is not safe: on Debian, /etc/mime.types maps ".ts" to a Qt Linguist text type.
+OUTPUT_CONTENT_TYPES = {
+    ".m3u8": "application/vnd.apple.mpegurl",
+    ".ts": "video/mp2t",
+    ".mp4": "video/mp4",
+    ".jpg": "image/jpeg",
+}
+
+
 def _store_tree(local_dir: Path, prefix: str) -> None:
     for path in sorted(local_dir.rglob("*")):
         if path.is_file():
             name = f"{prefix}/{path.relative_to(local_dir).as_posix()}"
             with path.open("rb") as handle:
-                saved = storages["video"].save(name, File(handle))
+                output = File(handle)
+                # Object storage (django-storages) sends it as the Content-Type.
+                output.content_type = OUTPUT_CONTENT_TYPES.get(path.suffix)
+                saved = storages["video"].save(name, output)
             if saved != name:
                 raise TranscodeError(f"storage renamed {name} to {saved}")
 

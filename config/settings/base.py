@@ -349,7 +349,8 @@ LUNXUN_VIDEO_STALE_MINUTES = env_int("LUNXUN_VIDEO_STALE_MINUTES", 120)
 LUNXUN_FFMPEG_PRESET = os.environ.get("LUNXUN_FFMPEG_PRESET", "veryfast")
 # The embedded default serves MEDIA_ROOT itself; the scale profile serves it from storage/CDN.
 LUNXUN_SERVE_MEDIA = env_bool("LUNXUN_SERVE_MEDIA", not LUNXUN_S3_BUCKET)
-STATICFILES_DIRS += [("vendor/hls", BASE_DIR / "node_modules" / "hls.js" / "dist")]
+# hls.js from the npm registry: `make` copies the one build the player loads here.
+STATICFILES_DIRS += [("vendor/hls", BASE_DIR / "node_modules" / ".vendor" / "hls")]
 
 # --- Rounds ----------------------------------------------------------------------------------
 # Check-in QR codes rotate every LUNXUN_QR_ROTATE_SECONDS; a code stays good for
@@ -401,8 +402,16 @@ LUNXUN_STATEMENT_NUMBER = os.environ.get("LUNXUN_STATEMENT_NUMBER", "{year}-XS-{
 # The public verification page: requests per address (django-ratelimit rate). Behind a proxy,
 # set LUNXUN_RATELIMIT_IP_HEADER (e.g. HTTP_X_REAL_IP) so visitors are told apart.
 LUNXUN_VERIFY_RATE = os.environ.get("LUNXUN_VERIFY_RATE", "30/m")
-if os.environ.get("LUNXUN_RATELIMIT_IP_HEADER"):
-    RATELIMIT_IP_META_KEY = os.environ["LUNXUN_RATELIMIT_IP_HEADER"]
+# Behind a proxy, the header carrying the client's address (e.g. HTTP_X_REAL_IP, which the
+# example nginx configuration sets). Rate limits, the audit log and django-axes all read the
+# address through members.audit.client_ip; without the header they use the connection's.
+LUNXUN_RATELIMIT_IP_HEADER = os.environ.get("LUNXUN_RATELIMIT_IP_HEADER", "")
+RATELIMIT_IP_META_KEY = "members.ratelimits.client_address"
+AXES_CLIENT_IP_CALLABLE = "members.audit.client_ip"
+# Login attempts per client address (accounts are locked separately by django-axes), and
+# one-click reminder actions per user.
+LUNXUN_LOGIN_RATE = os.environ.get("LUNXUN_LOGIN_RATE", "60/m")
+LUNXUN_REMIND_RATE = os.environ.get("LUNXUN_REMIND_RATE", "10/h")
 
 # --- Content Security Policy ----------------------------------------------------------------
 from .csp import *  # noqa: E402, F403

@@ -1,0 +1,40 @@
+"""gunicorn for Lunxun behind nginx (deploy/nginx/lunxun.conf).
+
+Run from the project directory: ``gunicorn -c deploy/gunicorn.conf.py``.
+
+Threaded workers: a request mostly waits on the database, Redis or object storage, and a slow
+upload must not hold a whole process. Every figure can be set from the environment.
+"""
+
+import multiprocessing
+import os
+
+
+def _int(name, default):
+    return int(os.environ.get(name, default))
+
+
+wsgi_app = "config.wsgi:application"
+bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
+# Processes: one or two per core; each runs GUNICORN_THREADS requests at once.
+workers = _int("GUNICORN_WORKERS", multiprocessing.cpu_count() * 2)
+worker_class = "gthread"
+threads = _int("GUNICORN_THREADS", 4)
+# A worker that stops answering its arbiter for this long is restarted. With threads, the
+# arbiter hears from the worker's main loop, so a long upload or download does not trip it;
+# nginx's proxy timeouts bound single requests.
+timeout = _int("GUNICORN_TIMEOUT", 60)
+graceful_timeout = _int("GUNICORN_GRACEFUL_TIMEOUT", 30)
+keepalive = _int("GUNICORN_KEEPALIVE", 5)
+# Recycle workers now and then, staggered, so slow leaks never add up.
+max_requests = _int("GUNICORN_MAX_REQUESTS", 5000)
+max_requests_jitter = _int("GUNICORN_MAX_REQUESTS_JITTER", 500)
+# Only nginx (on this machine, unless told otherwise) may say the client came over HTTPS.
+forwarded_allow_ips = os.environ.get("GUNICORN_FORWARDED_ALLOW_IPS", "127.0.0.1")
+# Load the application once in the arbiter; workers fork with it already imported.
+preload_app = os.environ.get("GUNICORN_PRELOAD", "1") == "1"
+accesslog = os.environ.get("GUNICORN_ACCESS_LOG", "-")
+errorlog = os.environ.get("GUNICORN_ERROR_LOG", "-")
+loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "info")
+access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms "%({x-real-ip}i)s"'
+proc_name = "lunxun"
