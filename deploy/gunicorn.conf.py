@@ -38,3 +38,8 @@ errorlog = os.environ.get("GUNICORN_ERROR_LOG", "-")
 loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "info")
 access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms "%({x-real-ip}i)s"'
 proc_name = "lunxun"
+# gunicorn's runtime control socket (gunicornc) defaults to one path per user, which every
+# gunicorn on the machine would share; name one with GUNICORN_CONTROL_SOCKET to use it.
+control_socket_disable = not os.environ.get("GUNICORN_CONTROL_SOCKET")
+if os.environ.get("GUNICORN_CONTROL_SOCKET"):
+    control_socket = os.environ["GUNICORN_CONTROL_SOCKET"]
