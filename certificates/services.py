@@ -241,6 +241,7 @@ def _issue_chunk(*, training_round, numbering, template, user, request, today, r
             count=len(created),
             first=created[0].number,
             last=created[-1].number,
+            certificate_ids=ids,
         )
         if render:
             transaction.on_commit(lambda: _enqueue_render(ids))

@@ -5,6 +5,8 @@ from django.conf import settings
 from django.contrib.auth import logout
 from django.shortcuts import redirect
 
+from .audit import client_ip, trusted_ip_header
+
 SESSION_STARTED_KEY = "lunxun_login_at"
 SESSION_REFRESHED_KEY = "lunxun_seen_at"
 
@@ -50,12 +52,31 @@ def session_free(view):
 
 
 class AuditlogMiddleware(BaseAuditlogMiddleware):
-    """django-auditlog's middleware, but the actor stays the lazy request.user.
+    """django-auditlog's middleware, with two changes.
 
-    The stock one evaluates request.user on every request (a session and a user query);
-    here the user is loaded only when something is actually written to the audit log.
+    The actor stays the lazy request.user: the stock one evaluates it on every request (a
+    session and a user query); here the user is loaded only when something is actually written
+    to the audit log.
+
+    The source address is members.audit.client_ip: the stock one believes any X-Forwarded-For
+    header a client sends. Every record written during the request (model changes and explicit
+    events alike) gets this address.
     """
 
     @staticmethod
     def _get_actor(request):
         return getattr(request, "user", None)
+
+    @staticmethod
+    def _get_remote_addr(request):
+        if settings.AUDITLOG_DISABLE_REMOTE_ADDR:
+            return None
+        return client_ip(request)
+
+    @staticmethod
+    def _get_remote_port(request):
+        # A port from a header is believable only from the trusted proxy that also names the
+        # address; without one, the client could have written it.
+        if not trusted_ip_header():
+            return None
+        return BaseAuditlogMiddleware._get_remote_port(request)

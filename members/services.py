@@ -330,9 +330,12 @@ def _free_usernames(phones):
     return {p: (p if p not in taken else f"{p}.{secrets.token_hex(3)}") for p in phones}
 
 
-def _write_roster(plan, now):
-    """Create the new members (with their accounts) and update the changed ones, in bulk."""
+def _write_roster(plan, now) -> dict:
+    """Create the new members (with their accounts) and update the changed ones, in bulk.
+
+    Returns the ids of the members it created or changed, for the audit record."""
     new_rows = [row for row, action, _m, _f in plan.actions if action == "new"]
+    member_ids = []
     if new_rows:
         organizations = _fetch_by(
             Organization.objects.all(), "code", (r["org_code"] for r in new_rows)
@@ -350,7 +353,7 @@ def _write_roster(plan, now):
             ],
             batch_size=500,
         )
-        Member.objects.bulk_create(
+        created = Member.objects.bulk_create(
             [
                 Member(
                     user=u,
@@ -366,6 +369,10 @@ def _write_roster(plan, now):
             ],
             batch_size=500,
         )
+        member_ids = [m.pk for m in created]
+        if None in member_ids:  # a backend that returns no primary keys from bulk_create
+            fetched = _fetch_by(Member.objects.all(), "phone", (r["phone"] for r in new_rows))
+            member_ids = [m.pk for m in fetched.values()]
     changed = [(row, m) for row, action, m, _f in plan.actions if action == "changed"]
     if changed:
         organizations = _fetch_by(
@@ -386,6 +393,8 @@ def _write_roster(plan, now):
             [*MEMBER_FIELDS, "is_active", "updated_at"],
             batch_size=500,
         )
+        member_ids += [m.pk for _r, m in changed]
+    return {"member_ids": member_ids}
 
 
 def members_deactivate(*, member_ids, user=None, request=None) -> int:
@@ -397,13 +406,22 @@ def members_deactivate(*, member_ids, user=None, request=None) -> int:
         members = members.filter(
             pk__in=access.visible_members(user, access.ROLES_MANAGING_ROSTER).values("pk")
         )
-    count = 0
+    changed = []
     with transaction.atomic():
         for member in members:
             member.is_active = False
             member.save(update_fields=["is_active", "updated_at"])
-            count += 1
-    return count
+            changed.append(member)
+        if user is not None or changed:
+            audit_event(
+                event="members_deactivated",
+                obj=user if user is not None else changed[0],
+                actor=user,
+                request=request,
+                count=len(changed),
+                member_ids=[m.pk for m in changed],
+            )
+    return len(changed)
 
 
 # --- Organisations -----------------------------------------------------------------------------
@@ -546,8 +564,11 @@ def _plan_orgs(rows, roots, plan):
         plan.actions.append((row, "changed" if changed else "unchanged", current, changed))
 
 
-def _write_orgs(plan, now):
-    """Create and change organisations through treebeard, parents before children."""
+def _write_orgs(plan, now) -> dict:
+    """Create and change organisations through treebeard, parents before children.
+
+    Returns the ids of the organisations it created or changed, for the audit record."""
+    organization_ids = []
     for row, action, current, fields in plan.actions:
         if action == "unchanged":
             continue
@@ -558,9 +579,10 @@ def _write_orgs(plan, now):
         if action == "new":
             if row["parent_code"]:
                 parent = Organization.objects.get(code=row["parent_code"])
-                parent.add_child(code=row["code"], **values)
+                created = parent.add_child(code=row["code"], **values)
             else:
-                Organization.add_root(code=row["code"], **values)
+                created = Organization.add_root(code=row["code"], **values)
+            organization_ids.append(created.pk)
             continue
         current.refresh_from_db()
         for key, value in values.items():
@@ -568,6 +590,8 @@ def _write_orgs(plan, now):
         current.save()
         if "parent" in fields:
             current.move(Organization.objects.get(code=row["parent_code"]), "sorted-child")
+        organization_ids.append(current.pk)
+    return {"organization_ids": organization_ids}
 
 
 @dataclass(frozen=True)
@@ -582,7 +606,7 @@ class Importer:
     columns: list
     parse: Callable  # (table, plan) -> normalised rows
     plan: Callable  # (rows, roots or None, plan) -> None
-    write: Callable  # (plan, now) -> None
+    write: Callable  # (plan, now) -> {"<kind>_ids": [ids it created or changed]}
     roles: tuple  # the roles whose subtrees bound what a user may import
     event: str
 
@@ -620,7 +644,7 @@ class Importer:
             if plan.errors:
                 raise ImportRejected(plan.report())
             now = timezone.now()
-            self.write(plan, now)
+            affected = self.write(plan, now)
             report = plan.report()
             locked.state = RosterImport.State.APPLIED
             locked.applied_at = now
@@ -633,6 +657,7 @@ class Importer:
                 request=request,
                 file=locked.file_name,
                 **report["counts"],
+                **affected,
             )
         return report
 
@@ -655,6 +680,7 @@ ORGANIZATION_IMPORT = Importer(
     roles=(Role.TRAINER,),
     event="organization_import",
 )
+IMPORTERS = {importer.kind: importer for importer in (ROSTER_IMPORT, ORGANIZATION_IMPORT)}
 
 
 def roster_check(*, data: bytes, file_name: str, user=None) -> RosterImport:
@@ -800,6 +826,7 @@ def activation_codes_issue(*, members, user=None, request=None) -> list[tuple[Me
                 actor=user,
                 request=request,
                 count=len(members),
+                member_ids=[m.pk for m in members],
             )
     return issued
 
@@ -883,7 +910,8 @@ def trainer_group_sync(user):
     group = trainer_group()
     if is_trainer:
         user.groups.add(group)
-    else:
+    elif user.groups.filter(pk=group.pk).exists():
+        # Only a real removal: the account's audit record of its groups stays truthful.
         user.groups.remove(group)
 
 

@@ -1,12 +1,15 @@
 import time
 
+from auditlog.models import LogEntry
 from auditlog.registry import auditlog
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from django.contrib.auth.signals import user_logged_in, user_login_failed
-from django.db.models.signals import post_delete, post_save
+from django.db.migrations.recorder import MigrationRecorder
+from django.db.models.signals import post_delete, post_migrate, post_save, pre_save
 from django.dispatch import receiver
 
-from .audit import audit_event
+from .audit import OK, audit_event, protect_audit_log
 from .backends import resolve_username
 from .middleware import SESSION_STARTED_KEY
 from .models import Member, Organization, RoleAssignment
@@ -14,6 +17,50 @@ from .models import Member, Organization, RoleAssignment
 auditlog.register(Member, exclude_fields=["updated_at"])
 auditlog.register(Organization)
 auditlog.register(RoleAssignment)
+# Accounts: the powers Django and Wagtail know (superuser, groups, permissions) and whether the
+# account may log in. Not the password hash, not last_login.
+auditlog.register(
+    get_user_model(),
+    include_fields=["username", "is_active", "is_staff", "is_superuser"],
+    m2m_fields={"groups", "user_permissions"},
+)
+# Groups: what being in one allows (the trainer group is kept by members.services).
+auditlog.register(Group, include_fields=["name"], m2m_fields={"permissions"})
+
+ACTION_NAMES = {
+    LogEntry.Action.CREATE: "created",
+    LogEntry.Action.UPDATE: "updated",
+    LogEntry.Action.DELETE: "deleted",
+    LogEntry.Action.ACCESS: "accessed",
+}
+
+
+@receiver(pre_save, sender=LogEntry)
+def audit_record_fields(sender, instance, **kwargs):
+    """A model-change record gets the event and result an explicit event has: it is written in
+    the transaction of the change it records, so it exists only if the change was made."""
+    if instance._state.adding and not instance.additional_data:
+        action = ACTION_NAMES.get(instance.action, str(instance.action))
+        instance.additional_data = {
+            "event": f"{instance.content_type.model}_{action}",
+            "result": OK,
+        }
+
+
+@receiver(post_migrate)
+def keep_audit_log_protected(sender, app_config=None, using="default", **kwargs):
+    """Re-create the audit log's triggers if a migration dropped them (on SQLite a table rebuild
+    does), once the migration that installs them has been applied."""
+    if app_config is None or app_config.label != "members":
+        return
+    from django.db import connections
+
+    connection = connections[using]
+    recorder = MigrationRecorder(connection)
+    if not recorder.has_table():
+        return
+    if ("members", "0002_audit_immutable") in recorder.applied_migrations():
+        protect_audit_log(connection)
 
 
 @receiver(user_logged_in)

@@ -12,7 +12,8 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
-from . import access, services
+from . import access, ratelimits, services
+from .audit import REFUSED, audit_event
 from .forms import ActivationForm, ImportUploadForm, LoginForm, RosterFilterForm
 from .models import ActivationCode, Member, Organization, RosterImport, path_prefix_q
 from .tabular import TableError
@@ -25,6 +26,21 @@ class LoginView(auth_views.LoginView):
     template_name = "members/login.html"
     form_class = LoginForm
     redirect_authenticated_user = True
+
+    def post(self, request, *args, **kwargs):
+        # django-axes locks an account after repeated failures; this limits one address trying
+        # many accounts. Over the limit no password is checked and no account is charged.
+        if ratelimits.login_limited(request):
+            messages.error(
+                request,
+                _(
+                    "Too many log-in attempts from this network in a short time. "
+                    "Please wait a minute and try again."
+                ),
+            )
+            form = self.form_class(request, initial={"username": request.POST.get("username", "")})
+            return self.render_to_response(self.get_context_data(form=form), status=429)
+        return super().post(request, *args, **kwargs)
 
 
 def lockout_response(request, response=None, credentials=None):
@@ -230,21 +246,31 @@ def import_apply(request, pk):
     kind = "roster" if record.kind == RosterImport.Kind.ROSTER else "organizations"
     _import_kind(request, kind)
     _check, apply = CHECKERS[record.kind]
+    event = services.IMPORTERS[record.kind].event
     try:
         report = apply(roster_import=record, user=request.user, request=request)
     except services.ImportAlreadyApplied:
-        messages.info(request, _("This file was already imported; nothing was changed again."))
+        message = _("This file was already imported; nothing was changed again.")
+        audit_event(event=event, obj=record, request=request, result=REFUSED, error=message)
+        messages.info(request, message)
     except services.ImportRejected as rejected:
         record.report = rejected.report
         record.state = RosterImport.State.REJECTED
         record.save(update_fields=["report", "state"])
-        messages.error(
-            request,
-            _(
-                "The data changed since the check and some rows are now invalid; nothing was "
-                "imported. Correct the file and upload it again."
-            ),
+        message = _(
+            "The data changed since the check and some rows are now invalid; nothing was "
+            "imported. Correct the file and upload it again."
         )
+        audit_event(
+            event=event,
+            obj=record,
+            request=request,
+            result=REFUSED,
+            error=message,
+            file=record.file_name,
+            errors=rejected.report.get("counts", {}).get("errors", 0),
+        )
+        messages.error(request, message)
     else:
         counts = report["counts"]
         messages.success(

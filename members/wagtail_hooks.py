@@ -1,10 +1,15 @@
 """Trainers manage organisations, members and roles in the Wagtail admin, within their subtree."""
 
+from django.contrib import messages
+from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.http import Http404
+from django.shortcuts import redirect
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 from wagtail import hooks
 from wagtail.admin.views import generic
+from wagtail.admin.views.generic.base import BaseListingView
 from wagtail.admin.viewsets.model import ModelViewSet, ModelViewSetGroup
 
 from . import access, services
@@ -24,15 +29,17 @@ class ScopedMixin:
         return queryset.filter(subtree_q(roots, self.path_lookup))
 
     def get_base_queryset(self):
-        return self.scope(super().get_base_queryset())
+        queryset = super().get_base_queryset()
+        # History and usage pages list log entries or references of the one object.
+        return self.scope(queryset) if queryset.model is self.model else queryset
 
     def get_queryset(self):
-        if isinstance(self, generic.IndexView):
+        if isinstance(self, BaseListingView):  # index, history and usage listings
             return super().get_queryset()
         return self.scope(self.model._default_manager.all())
 
-    def get_object(self, queryset=None):
-        obj = super().get_object(queryset)
+    def get_object(self, *args, **kwargs):
+        obj = super().get_object(*args, **kwargs)
         if not self.scope(self.model._default_manager.filter(pk=obj.pk)).exists():
             raise Http404
         return obj
@@ -162,3 +169,52 @@ def register_import_menu_item():
         icon_name="upload",
         order=210,
     )
+
+
+# --- Accounts that appear in the audit log are deactivated, never deleted ----------------------
+
+
+def _audited(users) -> list:
+    from auditlog.models import LogEntry
+
+    ids = [user.pk for user in users]
+    return list(
+        get_user_model().objects.filter(
+            pk__in=LogEntry.objects.filter(actor_id__in=ids).values("actor_id")
+        )
+    )
+
+
+def _refuse_deleting(request, users):
+    messages.error(
+        request,
+        ngettext(
+            "%(names)s appears in the audit log, so the account cannot be deleted: the log must "
+            "keep saying who did what. Deactivate it instead (untick “active”).",
+            "%(names)s appear in the audit log, so these accounts cannot be deleted: the log "
+            "must keep saying who did what. Deactivate them instead (untick “active”).",
+            len(users),
+        )
+        % {"names": "、".join(str(user) for user in users)},
+    )
+    return redirect("wagtailusers_users:index")
+
+
+@hooks.register("before_delete_user")
+def keep_audited_account(request, user):
+    audited = _audited([user])
+    if audited:
+        return _refuse_deleting(request, audited)
+    return None
+
+
+@hooks.register("before_bulk_action")
+def keep_audited_accounts(request, action_type, objects, action_class_instance):
+    if action_type != "delete" or getattr(action_class_instance, "model", None) is not (
+        get_user_model()
+    ):
+        return None
+    audited = _audited(objects)
+    if audited:
+        return _refuse_deleting(request, audited)
+    return None

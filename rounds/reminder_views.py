@@ -8,9 +8,10 @@ from django.shortcuts import redirect, render
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
-from members import access
+from members import access, ratelimits
 from members.models import Role
 
 from .models import Notice, Round
@@ -37,6 +38,21 @@ def remind(request, round_pk):
     if training_round is None:
         raise Http404
     node = access.get_organization_or_404(request.user, request.POST.get("org"), REMINDING_ROLES)
+    try:
+        fallback = reverse("rounds:coverage", args=[training_round.pk]) + f"?org={node.pk}"
+    except NoReverseMatch:
+        fallback = "/"
+    if ratelimits.remind_limited(request):
+        # Each action reads a whole subtree's statuses; members are never reminded twice a
+        # day anyway, so a burst of clicks only costs the server.
+        messages.error(
+            request,
+            _(
+                "You have sent reminders too often in a short time. Nothing was sent this time; "
+                "please try again later."
+            ),
+        )
+        return redirect(_next_url(request, fallback))
     result = reminders_send(
         training_round=training_round, node=node, user=request.user, request=request
     )
@@ -44,10 +60,6 @@ def remind(request, round_pk):
         messages.info(request, result.message())
     else:
         messages.success(request, result.message())
-    try:
-        fallback = reverse("rounds:coverage", args=[training_round.pk]) + f"?org={node.pk}"
-    except NoReverseMatch:
-        fallback = "/"
     return redirect(_next_url(request, fallback))
 
 

@@ -30,7 +30,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext, pgettext
 
 from members import access
-from members.audit import audit_event
+from members.audit import OK, REFUSED, SCHEDULED, audit_event
 from members.models import Member, Organization, Role, RoleAssignment, mask_phone
 
 from .coverage import MISSING, members_in_node, with_status
@@ -245,6 +245,11 @@ class ReminderResult:
     resume_at: datetime | None = None  # quiet hours: when sending is allowed again
     scheduled_for: datetime | None = None  # quiet hours: when the secretary's action runs
     pending: int = 0  # quiet hours: members who will be reminded then
+    member_ids: list = None  # the members reminded by this call, for the audit record
+
+    def __post_init__(self):
+        if self.member_ids is None:
+            self.member_ids = []
 
     def message(self) -> str:
         """What the secretary reads after clicking."""
@@ -409,6 +414,7 @@ def _remind(*, training_round, members, user, now, result: ReminderResult):
         )
         result.already += skipped
         result.reminded += len(claimed)
+        result.member_ids += [m.pk for m in claimed]
         if claimed:
             _send(training_round=training_round, members=claimed, result=result)
 
@@ -433,16 +439,14 @@ def reminders_send(
         result.resume_at = quiet_time_end(now)
         if result.pending:
             result.scheduled_for = _schedule(training_round, node, user, result.resume_at)
+        refused = bool(result.pending and not result.scheduled_for)
         audit_event(
             event="reminders_scheduled",
             obj=training_round,
             actor=user,
             request=request,
-            result=(
-                "scheduled"
-                if result.scheduled_for
-                else ("not_scheduled" if result.pending else "nobody")
-            ),
+            result=SCHEDULED if result.scheduled_for else REFUSED if refused else OK,
+            **({"error": result.message()} if refused else {}),
             organization=node.pk,
             pending=result.pending,
             run_after=result.scheduled_for.isoformat() if result.scheduled_for else None,
@@ -460,6 +464,7 @@ def reminders_send(
         notices=result.notices,
         emails=result.emails,
         sms=result.sms,
+        member_ids=result.member_ids,
     )
     return result
 
@@ -522,12 +527,21 @@ def reminders_due(*, now=None) -> ReminderResult:
         )
         if members:
             result.rounds += 1
+            before = len(result.member_ids)
             _remind(
                 training_round=training_round,
                 members=members,
                 user=None,
                 now=now,
                 result=result,
+            )
+            audit_event(
+                event="reminders_sent",
+                obj=training_round,
+                automatic=True,
+                deadline=deadline.isoformat(),
+                reminded=len(result.member_ids) - before,
+                member_ids=result.member_ids[before:],
             )
     return result
 
@@ -563,12 +577,16 @@ def digest_send(*, now=None) -> int:
             ).values_list("organization__path", "name", "phone", "round_status", "pk")
         )
         paths = [row[0] for row in rows]
+        recipients = []
         for assignment in assignments:
             prefix = assignment.organization.path
             # Paths are alphanumeric: everything under ``prefix`` sorts before prefix + DEL.
             missing = rows[bisect_left(paths, prefix) : bisect_left(paths, prefix + "\x7f")]
             if missing and _digest(training_round, assignment, missing, today):
                 sent += 1
+                recipients.append(assignment.user_id)
+        if recipients:
+            audit_event(event="reminder_digests_sent", obj=training_round, user_ids=recipients)
     return sent
 
 

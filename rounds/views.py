@@ -21,6 +21,7 @@ from django.views.decorators.http import require_POST
 from courses.models import LessonProgress
 from courses.services import status_text
 from members import access
+from members.audit import REFUSED, audit_event
 from members.models import Organization, path_prefix_q
 from members.views import xlsx_response
 
@@ -402,6 +403,14 @@ def exemption_create(request, pk, member_pk):
             )
             messages.success(request, _("%(name)s is exempt from this round.") % {"name": member})
         except services.LeaveError as error:
+            audit_event(
+                event="exemption_granted",
+                obj=member,
+                request=request,
+                result=REFUSED,
+                error=str(error),
+                round=training_round.pk,
+            )
             messages.error(request, str(error))
     else:
         messages.error(request, _("Say why this member is exempt."))
@@ -459,6 +468,13 @@ def leave_decide(request, pk, leave_pk):
             request=request,
         )
     except services.LeaveError as error:
+        audit_event(
+            event="leave_approved" if approve else "leave_refused",
+            obj=leave,
+            request=request,
+            result=REFUSED,
+            error=str(error),
+        )
         messages.error(request, str(error))
     else:
         messages.success(
@@ -573,6 +589,14 @@ def roll_call(request, pk):
                 request=request,
             )
         except services.RollCallError as error:
+            audit_event(
+                event="attendance_corrected",
+                obj=sitting,
+                request=request,
+                result=REFUSED,
+                error=str(error),
+                marks=len(marks),
+            )
             messages.error(request, str(error))
         else:
             messages.success(request, _("Roll call saved: %(n)d records changed.") % {"n": changed})

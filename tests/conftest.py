@@ -6,6 +6,9 @@ from members.models import Role
 
 from . import factories
 
+# SQLite flushes with DELETE, which the audit log's triggers refuse: see tests/audit_flush.py.
+pytest_plugins = ["tests.audit_flush"]
+
 
 @pytest.fixture(autouse=True)
 def _chinese_by_default(settings):

@@ -697,15 +697,7 @@ ADMIN_DENIED_TO_TRAINERS = {
     "issued_certificates:history_results",
     "issued_certificates:usage",
 }
-# Admin views that fail for everyone (500), in scope or not: reported, with the fix, to the
-# owner of members/wagtail_hooks.py. ScopedMixin.get_object(self, queryset=None) passes
-# ``queryset`` on to Wagtail's BaseObjectMixin.get_object(self), which takes no argument.
-_BROKEN = "ScopedMixin.get_object passes queryset to Wagtail's get_object(): TypeError (500)"
-ADMIN_BROKEN = {
-    f"{viewset}:{action}": _BROKEN
-    for viewset in ("org_tree", "party_members", "org_roles", "issued_certificates")
-    for action in ("history", "history_results", "usage")
-}
+ADMIN_BROKEN = {}
 NO_ADMIN = ("secretary_b", "operator_b", "member_b", "secretary_a", "operator_a", "member_a")
 
 

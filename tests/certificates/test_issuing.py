@@ -73,6 +73,7 @@ def test_issue_to_members_who_completed_with_numbers_codes_and_printed_facts(cit
             "count": 3,
             "first": "2026-Q3-000001",
             "last": "2026-Q3-000003",
+            "certificate_ids": [c.pk for c in certificates],
         }
     ]
 

@@ -258,7 +258,9 @@ def test_roll_call_and_correction_after_close(world, client_for):
     assert Attendance.objects.get(sitting=sitting).status == "present"
     operator.post(url, {f"m{city.member_a.pk}": "absent", "reason": "误点"})
     assert Attendance.objects.get(sitting=sitting).status == "absent"
-    entry = LogEntry.objects.get(additional_data__event="attendance_corrected")
+    entry = LogEntry.objects.get(
+        additional_data__event="attendance_corrected", additional_data__result="ok"
+    )
     assert entry.additional_data["reason"] == "误点" and entry.actor == city.operator_a
     # The other branch's secretary cannot reach this sitting at all.
     assert client_for(city.secretary_b).get(url).status_code == 404

@@ -1,0 +1,57 @@
+"""Rate limits on django-ratelimit, counted in the cache (local memory in the embedded default,
+Redis in the scale profile, where every worker shares the counts).
+
+Addresses come from members.audit.client_ip: the address a limit counts is the one the audit log
+records. Limits by address stay generous: a remote-education site puts a whole branch behind one
+address, so they stop floods, never a room of members logging in one after another.
+"""
+
+import ipaddress
+
+from django.conf import settings
+from django_ratelimit.core import is_ratelimited
+
+from .audit import client_ip
+
+# Defaults, overridden by the settings of the same name.
+LOGIN_RATE = "60/m"  # login attempts (POST) per address
+REMIND_RATE = "10/h"  # "remind the missing" actions per user
+
+
+def client_address(request) -> str:
+    """members.audit.client_ip, never empty: what django-ratelimit's own "ip" key may read too
+    (RATELIMIT_IP_META_KEY = "members.ratelimits.client_address"), so that the verification
+    page counts the address the audit log records."""
+    return client_ip(request) or "0.0.0.0"
+
+
+def address(group, request) -> str:
+    """The client's address as a rate-limit key; an IPv6 client counts by its /64 network, as
+    django-ratelimit's own "ip" key does (one subscriber holds a whole /64)."""
+    ip = client_address(request)
+    if ":" in ip:
+        mask = getattr(settings, "RATELIMIT_IPV6_MASK", 64)
+        return str(ipaddress.ip_network(f"{ip}/{mask}", strict=False).network_address)
+    return ip
+
+
+def login_rate(group, request) -> str:
+    return getattr(settings, "LUNXUN_LOGIN_RATE", LOGIN_RATE)
+
+
+def remind_rate(group, request) -> str:
+    return getattr(settings, "LUNXUN_REMIND_RATE", REMIND_RATE)
+
+
+def login_limited(request) -> bool:
+    """Count a login attempt from the request's address; True when over the limit."""
+    return is_ratelimited(
+        request, group="lunxun.login", key=address, rate=login_rate, method="POST", increment=True
+    )
+
+
+def remind_limited(request) -> bool:
+    """Count a reminder action by the request's user; True when over the limit."""
+    return is_ratelimited(
+        request, group="lunxun.remind", key="user", rate=remind_rate, method="POST", increment=True
+    )
