@@ -15,7 +15,6 @@ from django.utils.translation import gettext_lazy as _
 from django.views.generic import TemplateView
 from django_tasks import TaskResultStatus
 from wagtail import hooks
-from wagtail.admin.forms import WagtailAdminModelForm
 from wagtail.admin.panels import FieldPanel, MultiFieldPanel, ObjectList
 from wagtail.admin.ui.tables import Column, TitleColumn
 from wagtail.admin.views import generic
@@ -28,13 +27,14 @@ from wagtail.snippets.views import snippets as snippet_views
 from wagtail.snippets.views.snippets import SnippetViewSet
 
 from members import access
-from members.audit import audit_event
+from members.audit import REFUSED, audit_event
 from members.models import Member, Role, subtree_q
 from members.wagtail_hooks import ScopedModelViewSet
 from rounds.forms import round_editable, rounds_visible
 from rounds.models import Participation
 
 from . import services
+from .forms import CertificateTemplateForm
 from .models import Certificate, CertificateTemplate
 from .tasks import certificates_issue_task
 
@@ -56,15 +56,6 @@ def preview_pdf(request, pk):
     response["Content-Disposition"] = f'inline; filename="template-{template.pk}-preview.pdf"'
     response["Cache-Control"] = "private, no-store"
     return response
-
-
-class CertificateTemplateForm(WagtailAdminModelForm):
-    def _get_validation_exclusions(self):
-        # Ticking "default" on a second template is allowed: saving moves the mark to it
-        # (DefaultTemplateMixin), so the one-default-per-kind constraint is not checked here.
-        exclude = super()._get_validation_exclusions()
-        exclude.add("is_default")
-        return exclude
 
 
 class DefaultTemplateMixin:
@@ -440,7 +431,17 @@ class RevokeView(CertificateAdminView):
     def dispatch(self, request, *args, **kwargs):
         self.certificate = certificate_for_action(request, kwargs["pk"])
         if not self.certificate.is_valid:
-            messages.error(request, gettext("Only a valid certificate can be revoked."))
+            error = gettext("Only a valid certificate can be revoked.")
+            if request.method == "POST":
+                audit_event(
+                    event="certificate_revoked",
+                    obj=self.certificate,
+                    request=request,
+                    result=REFUSED,
+                    error=error,
+                    number=self.certificate.number,
+                )
+            messages.error(request, error)
             return redirect("issued_certificates:inspect", self.certificate.pk)
         return super().dispatch(request, *args, **kwargs)
 
@@ -480,7 +481,17 @@ class ReissueView(CertificateAdminView):
     def dispatch(self, request, *args, **kwargs):
         self.certificate = certificate_for_action(request, kwargs["pk"])
         if not self.certificate.is_valid:
-            messages.error(request, gettext("Only a valid certificate can be re-issued."))
+            error = gettext("Only a valid certificate can be re-issued.")
+            if request.method == "POST":
+                audit_event(
+                    event="certificate_reissued",
+                    obj=self.certificate,
+                    request=request,
+                    result=REFUSED,
+                    error=error,
+                    number=self.certificate.number,
+                )
+            messages.error(request, error)
             return redirect("issued_certificates:inspect", self.certificate.pk)
         return super().dispatch(request, *args, **kwargs)
 

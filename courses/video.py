@@ -17,7 +17,7 @@ fallback costs no extra encode. A last branch of the split picks one frame for t
 Safety: every ffmpeg/ffprobe input is opened with ``-protocol_whitelist file`` and a
 ``-format_whitelist`` of real video containers, so a playlist (HLS, concat...) can never make
 ffmpeg read another file or a URL; text and markup are refused from their first bytes before
-ffprobe runs.
+ffprobe runs, and so is a video carrying HTML or script near either end (a polyglot).
 """
 
 from __future__ import annotations
@@ -37,6 +37,8 @@ from django.conf import settings
 from django.template.defaultfilters import filesizeformat
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
+
+from members import uploads
 
 DEFAULT_EXTENSIONS = (
     "mp4",
@@ -271,6 +273,12 @@ def sniff(path) -> None:
         raise VideoRejected(_("This file is a picture, not a video. Please upload a video."))
     if head.startswith(_DOCUMENT_MAGIC):
         raise VideoRejected(_("This file is a document or an archive, not a video."))
+    # A polyglot: a video (or a box header) that carries HTML or script where a browser
+    # sniffing its type would find it.
+    try:
+        uploads.check_ends(path)
+    except uploads.UploadRefused as error:
+        raise VideoRejected(str(error)) from None
 
 
 def _ffprobe(path, *args: str) -> dict:
@@ -665,7 +673,7 @@ def _tail(stream, limit: int = 4000) -> str:
 def _grab_poster(video_path: Path, poster_path: Path) -> None:
     """The poster from the first frame of the fallback, if the main run wrote none."""
     argv = (
-        ffmpeg.input(str(video_path), protocol_whitelist="file")
+        ffmpeg.input(str(video_path), protocol_whitelist="file", format_whitelist="mov")
         .output(str(poster_path), format="image2", update=1, **{"frames:v": 1, "q:v": 3})
         .global_args("-hide_banner", "-nostdin", "-nostats", "-loglevel", "error")
         .compile(cmd=_ffmpeg_bin(), overwrite_output=True)

@@ -2,6 +2,7 @@ from django import forms
 from django.contrib.auth.forms import AuthenticationForm
 from django.utils.translation import gettext_lazy as _
 
+from . import uploads
 from .models import Member
 
 
@@ -34,6 +35,18 @@ class ImportUploadForm(forms.Form):
         label=_("Spreadsheet (.xlsx or .csv)"),
         widget=forms.ClearableFileInput(attrs={"accept": ".xlsx,.csv"}),
     )
+
+    def clean_file(self):
+        """Refuse a file that is too large before it is read; members.tabular.read_table
+        judges the content (a web page, a polyglot, a zip bomb) as it parses."""
+        from django.conf import settings
+
+        upload = self.cleaned_data["file"]
+        try:
+            uploads.check_size(upload.size, settings.LUNXUN_IMPORT_MAX_BYTES)
+        except uploads.UploadRefused as error:
+            raise forms.ValidationError(str(error)) from None
+        return upload
 
 
 class RosterFilterForm(forms.Form):

@@ -1,7 +1,9 @@
 """Reading the spreadsheets people really send: .xlsx from Excel/WPS/LibreOffice, and CSV in
 UTF-8 (with or without BOM) or GBK, which is what Chinese Excel writes.
 
-Columns are found by their Chinese header in any order; other columns are ignored.
+Columns are found by their Chinese header in any order; other columns are ignored. A file is
+judged by its content: a web page renamed .csv or .xlsx, a workbook with something in front of
+it, one that unpacks to gigabytes or has a million rows is refused with a reason.
 """
 
 import csv
@@ -13,11 +15,19 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 from django.conf import settings
+from django.template.defaultfilters import filesizeformat
 from django.utils.translation import gettext as _
 from openpyxl import load_workbook
 from openpyxl.utils.datetime import from_excel
 
+from . import uploads
+
 SPACES = re.compile(r"[\s\u3000\u00a0\u200b\ufeff]+")
+# Columns read from each row: rosters have about ten; a sheet claiming thousands is not read.
+MAX_COLUMNS = 200
+# An .xlsx may unpack to at most this many times the largest file accepted (a zip bomb would
+# unpack to gigabytes); real workbooks unpack to 5-10 times their size.
+UNPACKED_RATIO = 20
 
 
 class TableError(Exception):
@@ -122,28 +132,75 @@ def _decode_csv(data: bytes) -> str:
         ) from None
 
 
+def _too_many_rows() -> TableError:
+    return TableError(
+        _("The file has more than %(n)d rows; split it into smaller files.")
+        % {"n": settings.LUNXUN_IMPORT_MAX_ROWS}
+    )
+
+
+def _capped(rows):
+    """The rows as lists of at most MAX_COLUMNS cells; stops as soon as there are more
+    non-empty rows than an import may have, so a huge sheet is never held in memory."""
+    limit = settings.LUNXUN_IMPORT_MAX_ROWS + 1  # and the header row
+    kept, filled = [], 0
+    for row in rows:
+        row = list(row[:MAX_COLUMNS])
+        if any(clean_text(value) for value in row):
+            filled += 1
+            if filled > limit:
+                raise _too_many_rows()
+        kept.append(row)
+    return kept
+
+
 def _csv_rows(data: bytes):
     text = _decode_csv(data)
     if "\x00" in text:
         raise TableError(_("This is not a CSV text file."))
+    if uploads.text_has_markup(text) or text.lstrip().startswith("<"):
+        raise TableError(uploads.web_code_message())
     sample = text[:4096]
     try:
         dialect = csv.Sniffer().sniff(sample, delimiters=",\t;")
     except csv.Error:
         dialect = csv.excel
-    return list(csv.reader(io.StringIO(text), dialect))
+    try:
+        return _capped(csv.reader(io.StringIO(text), dialect))
+    except csv.Error:
+        raise TableError(
+            _(
+                "The CSV file could not be read: a cell is too long or its quotes do not match. "
+                "Save it again as CSV or .xlsx."
+            )
+        ) from None
 
 
 def _xlsx_rows(data: bytes):
-    if not zipfile.is_zipfile(io.BytesIO(data)):
+    if not data.startswith(b"PK\x03\x04") or not zipfile.is_zipfile(io.BytesIO(data)):
         raise TableError(_("This file is not a valid .xlsx workbook."))
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            unpacked = sum(entry.file_size for entry in archive.infolist())
+    except (zipfile.BadZipFile, ValueError):
+        raise TableError(_("This file is not a valid .xlsx workbook.")) from None
+    unpacked_limit = settings.LUNXUN_IMPORT_MAX_BYTES * UNPACKED_RATIO
+    if unpacked > unpacked_limit:
+        raise TableError(
+            _("The workbook unpacks to more than %(limit)s and cannot be read.")
+            % {"limit": filesizeformat(unpacked_limit)}
+        )
     try:
         workbook = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
     except Exception:
         raise TableError(_("This file is not a valid .xlsx workbook.")) from None
     try:
         sheet = workbook.worksheets[0]
-        return [list(row) for row in sheet.iter_rows(values_only=True)]
+        return _capped(sheet.iter_rows(values_only=True, max_col=MAX_COLUMNS))
+    except TableError:
+        raise
+    except Exception:
+        raise TableError(_("This file is not a valid .xlsx workbook.")) from None
     finally:
         workbook.close()
 
@@ -151,23 +208,21 @@ def _xlsx_rows(data: bytes):
 def read_table(data: bytes, file_name: str, columns: list[Column]) -> Table:
     """Parse ``data`` and locate ``columns`` by header; raise TableError with a reason."""
     if len(data) > settings.LUNXUN_IMPORT_MAX_BYTES:
-        raise TableError(
-            _("The file is larger than %(mb)d MB.")
-            % {"mb": settings.LUNXUN_IMPORT_MAX_BYTES // (1024 * 1024)}
-        )
+        raise TableError(uploads.too_large_message(len(data), settings.LUNXUN_IMPORT_MAX_BYTES))
     if not data:
         raise TableError(_("The file is empty."))
     suffix = file_name.rsplit(".", 1)[-1].lower() if "." in file_name else ""
-    if suffix == "xlsx":
-        raw_rows = _xlsx_rows(data)
-    elif suffix == "csv":
-        raw_rows = _csv_rows(data)
-    elif suffix in {"xls", "et", "wps"}:
+    if suffix in {"xls", "et", "wps"}:
         raise TableError(
             _("Old-format spreadsheets cannot be read. Save the file as .xlsx and upload it again.")
         )
-    else:
+    if suffix not in {"xlsx", "csv"}:
         raise TableError(_("Upload an .xlsx or .csv file."))
+    try:
+        uploads.check_ends(io.BytesIO(data))  # a web page, or one riding on a ZIP
+    except uploads.UploadRefused as error:
+        raise TableError(str(error)) from None
+    raw_rows = _xlsx_rows(data) if suffix == "xlsx" else _csv_rows(data)
 
     header_at = next((i for i, row in enumerate(raw_rows) if any(clean_text(v) for v in row)), None)
     if header_at is None:
@@ -194,10 +249,7 @@ def read_table(data: bytes, file_name: str, columns: list[Column]) -> Table:
     if not rows:
         raise TableError(_("The file has a header row but no data rows."))
     if len(rows) > settings.LUNXUN_IMPORT_MAX_ROWS:
-        raise TableError(
-            _("The file has more than %(n)d rows; split it into smaller files.")
-            % {"n": settings.LUNXUN_IMPORT_MAX_ROWS}
-        )
+        raise _too_many_rows()
     return Table(columns=found, rows=rows)
 
 

@@ -237,6 +237,7 @@ WAGTAILADMIN_PERMITTED_LANGUAGES = LANGUAGES
 # --- Static and media -----------------------------------------------------------------------
 STATIC_URL = "/static/"
 STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", VAR_DIR / "static"))
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # WhiteNoise looks here before collectstatic
 STATICFILES_DIRS = [BASE_DIR / "static"]
 MEDIA_URL = "/media/"
 MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", VAR_DIR / "media"))
@@ -302,6 +303,19 @@ WAGTAIL_SITE_NAME = "轮训 Lunxun"
 WAGTAILADMIN_BASE_URL = os.environ.get("WAGTAILADMIN_BASE_URL", "http://127.0.0.1:8000")
 WAGTAILSEARCH_BACKENDS = {"default": {"BACKEND": "wagtail.search.backends.database"}}
 WAGTAILDOCS_EXTENSIONS = ["pdf", "docx", "doc", "xlsx", "pptx", "txt"]
+# Content checks on every image and document upload (courses.forms, members.uploads).
+WAGTAILIMAGES_IMAGE_FORM_BASE = "courses.forms.ImageForm"
+WAGTAILDOCS_DOCUMENT_FORM_BASE = "courses.forms.DocumentForm"
+# Never "svg": an SVG is a web page that can carry script.
+WAGTAILIMAGES_EXTENSIONS = ["avif", "gif", "jpg", "jpeg", "png", "webp"]
+WAGTAILIMAGES_MAX_UPLOAD_SIZE = env_int("LUNXUN_IMAGE_MAX_BYTES", 10 * 1024 * 1024)
+# Documents always go through Wagtail's serve view (login, collection privacy), whose response
+# carries CSP "default-src 'none'", nosniff, and attachment for everything but PDF.
+WAGTAILDOCS_SERVE_METHOD = "serve_view"
+WAGTAILDOCS_INLINE_CONTENT_TYPES = ["application/pdf"]
+WAGTAILDOCS_BLOCK_EMBEDDED_CONTENT = True
+LUNXUN_DOCUMENT_MAX_BYTES = env_int("LUNXUN_DOCUMENT_MAX_BYTES", 50 * 1024 * 1024)
+LUNXUN_CERTIFICATE_IMAGE_MAX_BYTES = env_int("LUNXUN_CERTIFICATE_IMAGE_MAX_BYTES", 2 * 1024 * 1024)
 
 # --- Lunxun -----------------------------------------------------------------------------------
 # Largest roster or organisation file accepted for import.
