@@ -17,6 +17,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 import time_machine
+from auditlog.models import LogEntry
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import storages
@@ -251,6 +252,9 @@ def test_restore_into_an_empty_instance_brings_back_every_row_and_file(
     ]
     with data["certificate"].pdf.open("rb") as handle:
         assert stored_pdf == handle.read()
+    record = LogEntry.objects.get(additional_data__event="backup_created")
+    assert record.additional_data["path"] == str(archive)
+    assert record.additional_data["counts"] == manifest["counts"]
 
     result = manage(empty_instance, "restore", str(archive))
     assert result.returncode == 0, result.stderr + result.stdout

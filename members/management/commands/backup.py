@@ -4,6 +4,8 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
 from members import backup
+from members.audit import audit_event
+from members.models import Organization
 
 
 def counts_line(counts):
@@ -39,6 +41,17 @@ class Command(BaseCommand):
             result = backup.backup_create(output=output)
         except backup.BackupError as error:
             raise CommandError(str(error)) from None
+        root = Organization.get_first_root_node()
+        if root is not None:
+            # A copy of every member's data left the database: that is on record.
+            audit_event(
+                event="backup_created",
+                obj=root,
+                path=str(result.path),
+                vendor=result.vendor,
+                counts=result.counts,
+                media_files=result.media_files,
+            )
         self.stdout.write(
             self.style.SUCCESS(_("Backup written to %(path)s.") % {"path": result.path})
         )
