@@ -17,7 +17,14 @@ def deploy_check(**env):
     environ = {
         key: value
         for key, value in os.environ.items()
-        if key not in {"SECRET_KEY", "ALLOWED_HOSTS", "DJANGO_SETTINGS_MODULE"}
+        # The browser tests set DJANGO_ALLOW_ASYNC_UNSAFE in this process; no deployment does.
+        if key
+        not in {
+            "SECRET_KEY",
+            "ALLOWED_HOSTS",
+            "DJANGO_SETTINGS_MODULE",
+            "DJANGO_ALLOW_ASYNC_UNSAFE",
+        }
     }
     environ.update(DJANGO_SETTINGS_MODULE="config.settings.production", **env)
     return subprocess.run(
