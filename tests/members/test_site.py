@@ -82,3 +82,16 @@ def test_scale_seed_builds_a_valid_tree_that_treebeard_can_extend(db):
     assert Organization.objects.get(pk=village.pk).get_children_count() == before + 1
     call_command("seed_demo", "--members", "3000")  # idempotent
     assert Member.objects.in_subtree(city).count() == 3000
+
+
+def test_admin_link_only_for_those_who_may_enter(city, client_for):
+    from django.test.utils import CaptureQueriesContext
+
+    trainer_page = client_for(city.trainer).get("/").content.decode()
+    assert 'href="/admin/"' in trainer_page
+    member = client_for(city.member_a.user)
+    with CaptureQueriesContext(connection) as queries:
+        member_page = member.get("/").content.decode()
+    assert 'href="/admin/"' not in member_page
+    # A member's pages never ask for admin permissions (two queries on every page).
+    assert not [q for q in queries if "auth_permission" in q["sql"]]
