@@ -52,6 +52,12 @@ def parse_args():
     )
     parser.add_argument("--repeat", type=int, default=7, help="timed runs of each case")
     parser.add_argument("--db", choices=DBS, help="one database only (the default runs both)")
+    parser.add_argument(
+        "--summarize",
+        action="store_true",
+        help="measure nothing: the summary and coverage.json from the per-database results "
+        "already in bench/out",
+    )
     return parser.parse_args()
 
 
@@ -63,8 +69,16 @@ def run_both(args):
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
     failed = 0
     results = {}
+    problems = []
     for db in DBS:
         result_file = OUT / f"coverage-{db}.json"
+        if args.summarize:
+            if result_file.exists():
+                results[db] = json.loads(result_file.read_text())
+            else:
+                problems.append(f"{db}: no results in {result_file.name}")
+                failed += 1
+            continue
         result_file.unlink(missing_ok=True)
         command = [
             sys.executable,
@@ -81,12 +95,85 @@ def run_both(args):
         elif db == "postgresql" and returncode == 0:
             # with-postgres.sh found no PostgreSQL and said so: a failure only under CI.
             print("!!! bench_coverage: the PostgreSQL part was NOT run (no PostgreSQL here)")
+            problems.append(f"{db}: NOT run (no PostgreSQL on this machine)")
             failed += bool(os.environ.get("CI"))
         else:
             print(f"!!! bench_coverage: the {db} run did NOT complete (exit {returncode})")
+            problems.append(f"{db}: did NOT complete (exit {returncode})")
             failed += 1
     print_summary(results)
+    write_summary(args, results, problems)
     return 1 if failed else 0
+
+
+def write_summary(args, results, problems):
+    """bench/out/coverage.json for RESULTS.md: per database, each level and the query count."""
+    sys.path.insert(0, str(HERE))
+    from _setup import result_row, write_results
+
+    rows, data, notes = [], [], list(problems)
+    for db in DBS:
+        r = results.get(db)
+        if r is None:
+            rows.append(result_row(f"[{db}] coverage", "no figures", met=False))
+            continue
+        data.append(f"{db}: {r['data']}")
+        for level in LEVELS:
+            case = r["cases"][level]
+            measured, base = case["ours"], case["baseline"]
+            ratio = measured["median"] / base["median"] if base["median"] else float("inf")
+            targets, met = [], None
+            if level == "city":
+                targets.append(f"<= {TARGET_CITY_MS[db]} ms")
+                met = measured["median"] <= TARGET_CITY_MS[db]
+            if level in ("city", "county"):
+                targets.append(f"<= {TARGET_RATIO:g}x the baseline")
+                met = (met is not False) and ratio <= TARGET_RATIO
+            rows.append(
+                result_row(
+                    f"[{db}] {level} {case['node']}: coverage_children, median",
+                    round(measured["median"], 1),
+                    "ms",
+                    baseline=round(base["median"], 1),
+                    baseline_label="one hand-written GROUP BY",
+                    target=" and ".join(targets) or "(reference)",
+                    met=met,
+                    notes=f"{case['in_scope']:,} in scope; ratio {ratio:.2f}; "
+                    f"min-max {measured['min']:.1f}-{measured['max']:.1f} ms",
+                )
+            )
+        counts = [r["cases"][level]["queries"] for level in LEVELS]
+        rows.append(
+            result_row(
+                f"[{db}] SQL queries per call, " + ", ".join(LEVELS),
+                " / ".join(map(str, counts)),
+                baseline=r["cases"]["city"]["baseline_queries"],
+                baseline_label="query for the hand-written GROUP BY",
+                target="the same at every level",
+                met=len(set(counts)) == 1,
+            )
+        )
+    measured_at = None
+    if args.summarize:
+        stamps = [
+            time.strftime(
+                "%Y-%m-%dT%H:%M:%S+00:00",
+                time.gmtime((OUT / f"coverage-{db}.json").stat().st_mtime),
+            )
+            for db in results
+        ]
+        notes.append("summarised from the per-database results written at " + ", ".join(stamps))
+        measured_at = min(stamps) if stamps else None
+    notes.append("query plans: bench/out/coverage_plans-<db>.txt")
+    write_results(
+        "coverage",
+        rows,
+        title="Coverage of a round on the scale city, per child node",
+        ok=not problems,
+        data="; ".join(data),
+        notes=notes,
+        measured_at=measured_at,
+    )
 
 
 def print_summary(results):
@@ -430,7 +517,7 @@ def run_one(args):
 def main():
     args = parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
-    if args.db:
+    if args.db and not args.summarize:
         return run_one(args)
     return run_both(args)
 

@@ -52,6 +52,12 @@ def parse_args():
     parser.add_argument("--wrk-threads", type=int, default=2)
     parser.add_argument("--profile-requests", type=int, default=300)
     parser.add_argument("--db", choices=DBS, help="one database only (the default runs both)")
+    parser.add_argument(
+        "--summarize",
+        action="store_true",
+        help="measure nothing: the summary and progress.json from the per-database results "
+        "already in bench/out",
+    )
     return parser.parse_args()
 
 
@@ -71,8 +77,16 @@ def run_both(args):
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
     failed = 0
     results = {}
+    problems = []
     for db in DBS:
         result_file = OUT / f"progress-{db}.json"
+        if args.summarize:
+            if result_file.exists():
+                results[db] = json.loads(result_file.read_text())
+            else:
+                problems.append(f"{db}: no results in {result_file.name}")
+                failed += 1
+            continue
         result_file.unlink(missing_ok=True)
         command = [sys.executable, str(Path(__file__).resolve()), *passed, f"--db={db}"]
         if db == "postgresql":
@@ -80,16 +94,90 @@ def run_both(args):
         returncode = subprocess.run(command, cwd=ROOT, env=env).returncode
         if not result_file.exists():
             print(f"!!! bench_progress: the {db} run did NOT complete (exit {returncode})")
+            problems.append(f"{db}: did NOT complete (exit {returncode})")
             failed += 1
             continue
         results[db] = json.loads(result_file.read_text())
     profiles = [OUT / f"progress_profile-{db}.txt" for db in results]
-    (OUT / "progress_profile.txt").write_text(
-        "\n\n".join(path.read_text() for path in profiles if path.exists())
-    )
+    if not args.summarize:
+        (OUT / "progress_profile.txt").write_text(
+            "\n\n".join(path.read_text() for path in profiles if path.exists())
+        )
     print_summary(results)
     errors = sum(r["errors"] for r in results.values())
+    write_summary(args, results, problems)
     return 1 if failed or errors else 0
+
+
+def write_summary(args, results, problems):
+    """bench/out/progress.json for RESULTS.md: per database, reports/s, p99 and the ratio."""
+    sys.path.insert(0, str(HERE))
+    from _setup import result_row, write_results
+
+    rows, notes = [], list(problems)
+    bare_label = "bare Django view on the same server (no database)"
+    for db in DBS:
+        r = results.get(db)
+        if r is None:
+            rows.append(result_row(f"[{db}] progress reports", "no figures", met=False))
+            continue
+        rep, bare = r["reports"], r["bare"]
+        primary = db == "postgresql"
+        met = rep["rps"] >= TARGET_RPS and rep["p99"] <= TARGET_P99_MS
+        rows += [
+            result_row(
+                f"[{db}] progress reports per second, gunicorn {r['config']}",
+                round(rep["rps"]),
+                "/s",
+                baseline=round(bare["rps"]),
+                baseline_label=bare_label,
+                target=f">= {TARGET_RPS:,}/s with p99 <= {TARGET_P99_MS} ms"
+                + ("" if primary else " (PostgreSQL's; reference)"),
+                met=met if primary else None,
+                notes=f"{rep['requests']:,} reports, p50 {rep['p50']:.1f} ms",
+            ),
+            result_row(
+                f"[{db}] progress reports, p99 latency",
+                round(rep["p99"], 1),
+                "ms",
+                baseline=round(bare["p99"], 1),
+                baseline_label=bare_label,
+                target=f"<= {TARGET_P99_MS} ms" + ("" if primary else " (reference)"),
+                met=(rep["p99"] <= TARGET_P99_MS) if primary else None,
+            ),
+            result_row(
+                f"[{db}] reports/s divided by bare requests/s",
+                round(r["ratio"], 2),
+                target=f">= {TARGET_RATIO}",
+                met=r["ratio"] >= TARGET_RATIO,
+            ),
+            result_row(
+                f"[{db}] failed requests (non-2xx, socket errors) or lost reports",
+                r["errors"],
+                target="0",
+                met=r["errors"] == 0,
+            ),
+        ]
+    measured_at = None
+    if args.summarize:
+        stamps = [
+            time.strftime(
+                "%Y-%m-%dT%H:%M:%S+00:00",
+                time.gmtime((OUT / f"progress-{db}.json").stat().st_mtime),
+            )
+            for db in results
+        ]
+        notes.append("summarised from the per-database results written at " + ", ".join(stamps))
+        measured_at = min(stamps) if stamps else None
+    notes.append("profiles: bench/out/progress_profile-<db>.txt")
+    write_results(
+        "progress",
+        rows,
+        title="Progress reports against gunicorn (wrk, every request a different member)",
+        ok=not problems and all(r["errors"] == 0 for r in results.values()),
+        notes=notes,
+        measured_at=measured_at,
+    )
 
 
 def print_summary(results):
@@ -755,7 +843,7 @@ def run_one(args):
 def main():
     args = parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
-    if args.db:
+    if args.db and not args.summarize:
         return run_one(args)
     return run_both(args)
 
