@@ -344,6 +344,30 @@ class CertificateAdminView(WagtailAdminTemplateMixin, TemplateView):
         ]
 
 
+class CertificateActionView(CertificateAdminView):
+    """Revoke or re-issue: only a valid certificate; a refused POST is on the audit record."""
+
+    event = ""
+    invalid_message = ""
+
+    def dispatch(self, request, *args, **kwargs):
+        self.certificate = certificate_for_action(request, kwargs["pk"])
+        if not self.certificate.is_valid:
+            error = str(self.invalid_message)
+            if request.method == "POST":
+                audit_event(
+                    event=self.event,
+                    obj=self.certificate,
+                    request=request,
+                    result=REFUSED,
+                    error=error,
+                    number=self.certificate.number,
+                )
+            messages.error(request, error)
+            return redirect("issued_certificates:inspect", self.certificate.pk)
+        return super().dispatch(request, *args, **kwargs)
+
+
 class IssueRoundsView(CertificateAdminView):
     """The published and closed rounds a trainer sees, with how many certificates each has
     issued and how many are still due; "issue now" queues the issuing in the background."""
@@ -421,29 +445,14 @@ class RevokeForm(forms.Form):
     )
 
 
-class RevokeView(CertificateAdminView):
+class RevokeView(CertificateActionView):
     template_name = "wagtailadmin/generic/form.html"
     page_title = gettext_lazy("Revoke certificate")
+    event = "certificate_revoked"
+    invalid_message = gettext_lazy("Only a valid certificate can be revoked.")
 
     def get_page_subtitle(self):
         return f"{self.certificate.number} · {self.certificate.name}"
-
-    def dispatch(self, request, *args, **kwargs):
-        self.certificate = certificate_for_action(request, kwargs["pk"])
-        if not self.certificate.is_valid:
-            error = gettext("Only a valid certificate can be revoked.")
-            if request.method == "POST":
-                audit_event(
-                    event="certificate_revoked",
-                    obj=self.certificate,
-                    request=request,
-                    result=REFUSED,
-                    error=error,
-                    number=self.certificate.number,
-                )
-            messages.error(request, error)
-            return redirect("issued_certificates:inspect", self.certificate.pk)
-        return super().dispatch(request, *args, **kwargs)
 
     def get_context_data(self, form=None, **kwargs):
         context = super().get_context_data(**kwargs)
@@ -471,29 +480,14 @@ class RevokeView(CertificateAdminView):
         return redirect("issued_certificates:inspect", self.certificate.pk)
 
 
-class ReissueView(CertificateAdminView):
+class ReissueView(CertificateActionView):
     template_name = "certificates/admin/reissue.html"
     page_title = gettext_lazy("Re-issue certificate")
+    event = "certificate_reissued"
+    invalid_message = gettext_lazy("Only a valid certificate can be re-issued.")
 
     def get_page_subtitle(self):
         return self.certificate.number
-
-    def dispatch(self, request, *args, **kwargs):
-        self.certificate = certificate_for_action(request, kwargs["pk"])
-        if not self.certificate.is_valid:
-            error = gettext("Only a valid certificate can be re-issued.")
-            if request.method == "POST":
-                audit_event(
-                    event="certificate_reissued",
-                    obj=self.certificate,
-                    request=request,
-                    result=REFUSED,
-                    error=error,
-                    number=self.certificate.number,
-                )
-            messages.error(request, error)
-            return redirect("issued_certificates:inspect", self.certificate.pk)
-        return super().dispatch(request, *args, **kwargs)
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
