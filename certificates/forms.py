@@ -47,6 +47,10 @@ class CertificateTemplateForm(WagtailAdminModelForm):
             try:
                 check_certificate_image(image)
             except uploads.UploadRefused as error:
+                # Shown again, the chooser would preview the refused picture (and Wagtail fails
+                # on one that does not decode): show the field empty with the reason.
+                self.data = self.data.copy()
+                self.data[self.add_prefix(name)] = ""
                 raise forms.ValidationError(str(error)) from None
         return image
 
