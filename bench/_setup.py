@@ -178,3 +178,14 @@ def write_results(
         )
     )
     return path
+
+
+def summarised_from(paths):
+    """A note naming when each per-database result file was written, and the earliest time
+    (what a summarised table was measured at)."""
+    stamps = [
+        time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(path.stat().st_mtime))
+        for path in paths
+    ]
+    note = "summarised from the per-database results written at " + ", ".join(stamps)
+    return note, min(stamps) if stamps else None

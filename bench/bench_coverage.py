@@ -109,7 +109,7 @@ def run_both(args):
 def write_summary(args, results, problems):
     """bench/out/coverage.json for RESULTS.md: per database, each level and the query count."""
     sys.path.insert(0, str(HERE))
-    from _setup import result_row, write_results
+    from _setup import result_row, summarised_from, write_results
 
     rows, data, notes = [], [], list(problems)
     for db in DBS:
@@ -155,15 +155,8 @@ def write_summary(args, results, problems):
         )
     measured_at = None
     if args.summarize:
-        stamps = [
-            time.strftime(
-                "%Y-%m-%dT%H:%M:%S+00:00",
-                time.gmtime((OUT / f"coverage-{db}.json").stat().st_mtime),
-            )
-            for db in results
-        ]
-        notes.append("summarised from the per-database results written at " + ", ".join(stamps))
-        measured_at = min(stamps) if stamps else None
+        note, measured_at = summarised_from([OUT / f"coverage-{db}.json" for db in results])
+        notes.append(note)
     notes.append("query plans: bench/out/coverage_plans-<db>.txt")
     write_results(
         "coverage",

@@ -112,7 +112,7 @@ def run_both(args):
 def write_summary(args, results, problems):
     """bench/out/progress.json for RESULTS.md: per database, reports/s, p99 and the ratio."""
     sys.path.insert(0, str(HERE))
-    from _setup import result_row, write_results
+    from _setup import result_row, summarised_from, write_results
 
     rows, notes = [], list(problems)
     bare_label = "bare Django view on the same server (no database)"
@@ -160,15 +160,8 @@ def write_summary(args, results, problems):
         ]
     measured_at = None
     if args.summarize:
-        stamps = [
-            time.strftime(
-                "%Y-%m-%dT%H:%M:%S+00:00",
-                time.gmtime((OUT / f"progress-{db}.json").stat().st_mtime),
-            )
-            for db in results
-        ]
-        notes.append("summarised from the per-database results written at " + ", ".join(stamps))
-        measured_at = min(stamps) if stamps else None
+        note, measured_at = summarised_from([OUT / f"progress-{db}.json" for db in results])
+        notes.append(note)
     notes.append("profiles: bench/out/progress_profile-<db>.txt")
     write_results(
         "progress",

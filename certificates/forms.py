@@ -7,9 +7,9 @@ from wagtail.admin.forms import WagtailAdminModelForm
 
 from members import uploads
 
-# A seal or signature is printed at most a few centimetres wide: 2 MB and 16 million pixels
-# are far more than it needs, and keep decoding it cheap.
-DEFAULT_IMAGE_MAX_BYTES = 2 * 1024 * 1024
+# A seal or signature is printed at most a few centimetres wide: 16 million pixels (and
+# LUNXUN_CERTIFICATE_IMAGE_MAX_BYTES, 2 MB by default) are far more than it needs, and keep
+# decoding it cheap.
 DEFAULT_IMAGE_MAX_PIXELS = 4096 * 4096
 IMAGE_FORMATS = ("PNG", "JPEG")
 
@@ -17,9 +17,7 @@ IMAGE_FORMATS = ("PNG", "JPEG")
 def check_certificate_image(image) -> None:
     """Refuse a Wagtail image that is not a plain PNG or JPEG (SVG, GIF, a polyglot...), or
     that is too large; raise UploadRefused."""
-    max_bytes = int(
-        getattr(settings, "LUNXUN_CERTIFICATE_IMAGE_MAX_BYTES", DEFAULT_IMAGE_MAX_BYTES)
-    )
+    max_bytes = settings.LUNXUN_CERTIFICATE_IMAGE_MAX_BYTES
     try:
         handle = image.file.open("rb")
     except (OSError, ValueError):

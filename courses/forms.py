@@ -24,8 +24,6 @@ from members import uploads
 
 from .video import VideoRejected, validate_upload
 
-DEFAULT_DOCUMENT_MAX_BYTES = 50 * 1024 * 1024
-
 # What the first bytes of each document type are. Office files are ZIPs holding their main
 # part; the old binary ones are OLE compound files.
 OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
@@ -158,7 +156,7 @@ def _decode_text(data: bytes) -> str | None:
 def check_document(upload) -> None:
     """Refuse a document whose content is not what its extension says, or that is or carries
     a web page; raise UploadRefused."""
-    limit = int(getattr(settings, "LUNXUN_DOCUMENT_MAX_BYTES", DEFAULT_DOCUMENT_MAX_BYTES))
+    limit = settings.LUNXUN_DOCUMENT_MAX_BYTES
     uploads.check_size(upload.size, limit)
     extension = os.path.splitext(upload.name)[1].lower().lstrip(".")
     head = uploads.check_ends(upload)

@@ -13,10 +13,6 @@ from django_ratelimit.core import is_ratelimited
 
 from .audit import client_ip
 
-# Defaults, overridden by the settings of the same name.
-LOGIN_RATE = "60/m"  # login attempts (POST) per address
-REMIND_RATE = "10/h"  # "remind the missing" actions per user
-
 
 def client_address(request) -> str:
     """members.audit.client_ip, never empty: what django-ratelimit's own "ip" key may read too
@@ -35,23 +31,17 @@ def address(group, request) -> str:
     return ip
 
 
-def login_rate(group, request) -> str:
-    return getattr(settings, "LUNXUN_LOGIN_RATE", LOGIN_RATE)
-
-
-def remind_rate(group, request) -> str:
-    return getattr(settings, "LUNXUN_REMIND_RATE", REMIND_RATE)
-
-
 def login_limited(request) -> bool:
-    """Count a login attempt from the request's address; True when over the limit."""
+    """Count a login attempt from the request's address (LUNXUN_LOGIN_RATE); True when over."""
+    rate = settings.LUNXUN_LOGIN_RATE
     return is_ratelimited(
-        request, group="lunxun.login", key=address, rate=login_rate, method="POST", increment=True
+        request, group="lunxun.login", key=address, rate=rate, method="POST", increment=True
     )
 
 
 def remind_limited(request) -> bool:
-    """Count a reminder action by the request's user; True when over the limit."""
+    """Count a reminder action by the request's user (LUNXUN_REMIND_RATE); True when over."""
+    rate = settings.LUNXUN_REMIND_RATE
     return is_ratelimited(
-        request, group="lunxun.remind", key="user", rate=remind_rate, method="POST", increment=True
+        request, group="lunxun.remind", key="user", rate=rate, method="POST", increment=True
     )
