@@ -6,12 +6,14 @@ APP_STAMP := $(VENV)/.stamp-app
 DEV_STAMP := $(VENV)/.stamp-dev
 NPM_STAMP := node_modules/.stamp-vendor
 TEST_ENV := DJANGO_SETTINGS_MODULE=config.settings.test
+# manage.py and the WSGI entry point default to production settings; the demo asks for development.
+DEV_ENV := DJANGO_SETTINGS_MODULE=config.settings.dev
 
 .PHONY: demo test lint messages system-deps system-deps-test bench seed-scale
 
 demo: system-deps $(APP_STAMP) $(NPM_STAMP) messages
-	$(PY) manage.py migrate --noinput -v 0
-	$(PY) manage.py seed_demo
+	$(DEV_ENV) $(PY) manage.py migrate --noinput -v 0
+	$(DEV_ENV) $(PY) manage.py seed_demo
 	scripts/run-demo.sh
 
 test: system-deps-test $(DEV_STAMP) $(NPM_STAMP) messages lint
@@ -54,11 +56,11 @@ $(NPM_STAMP): package.json package-lock.json
 	touch $@
 
 messages: $(APP_STAMP)
-	$(PY) manage.py compilemessages --ignore=.venv --ignore=node_modules -v 0
+	$(DEV_ENV) $(PY) manage.py compilemessages --ignore=.venv --ignore=node_modules -v 0
 
 seed-scale: system-deps $(APP_STAMP)
-	$(PY) manage.py migrate --noinput -v 0
-	$(PY) manage.py seed_demo --members 300000
+	$(DEV_ENV) $(PY) manage.py migrate --noinput -v 0
+	$(DEV_ENV) $(PY) manage.py seed_demo --members 300000
 
 bench: $(DEV_STAMP) $(NPM_STAMP)
 	scripts/system-deps.sh bench

@@ -15,6 +15,9 @@ def _int(name, default):
 
 
 wsgi_app = "config.wsgi:application"
+# Production settings unless the environment names others (config/wsgi.py defaults the same way).
+settings_module = os.environ.get("DJANGO_SETTINGS_MODULE") or "config.settings.production"
+raw_env = [f"DJANGO_SETTINGS_MODULE={settings_module}"]
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
 # Processes: one or two per core; each runs GUNICORN_THREADS requests at once.
 workers = _int("GUNICORN_WORKERS", multiprocessing.cpu_count() * 2)

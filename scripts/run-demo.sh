@@ -3,6 +3,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 py=.venv/bin/python
+# The demo runs the development settings, asked for by name (manage.py defaults to production).
+export DJANGO_SETTINGS_MODULE=${DJANGO_SETTINGS_MODULE:-config.settings.dev}
 # The daily job (reminders, digests, closing rounds past their date) books itself each day.
 $py manage.py send_reminders --schedule -v 0
 $py manage.py db_worker --interval 1 -v 0 &

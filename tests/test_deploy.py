@@ -94,3 +94,110 @@ def test_weak_secret_key_reasons():
     assert "published" in weak_secret_key("dev-only-insecure-key-change-me-in-production")
     assert "fewer than 50" in weak_secret_key("x" * 20)
     assert "different characters" in weak_secret_key("abc" * 30)
+
+
+# --- Entry points default to production ------------------------------------------------------
+
+WSGI_REQUEST = """
+import io, sys
+from config.wsgi import application
+from django.conf import settings
+environ = {
+    "REQUEST_METHOD": "GET", "PATH_INFO": "/no-such-page", "SERVER_NAME": "lunxun.example.cn",
+    "SERVER_PORT": "443", "HTTP_HOST": "lunxun.example.cn", "wsgi.url_scheme": "https",
+    "wsgi.input": io.BytesIO(), "wsgi.errors": io.StringIO(),
+}
+seen = {}
+body = b"".join(application(environ, lambda status, headers: seen.update(status=status)))
+print(settings.SETTINGS_MODULE, settings.DEBUG, seen["status"])
+sys.stdout.flush()
+sys.stdout.buffer.write(body)
+"""
+
+
+def entry_point_environ(tmp_path, **env):
+    """This environment without any settings module named: what a forgetful deployment has."""
+    environ = {
+        key: value
+        for key, value in os.environ.items()
+        if key
+        not in {
+            "SECRET_KEY",
+            "ALLOWED_HOSTS",
+            "DJANGO_SETTINGS_MODULE",
+            "DJANGO_ALLOW_ASYNC_UNSAFE",
+        }
+    }
+    # An empty instance: the request fails on the missing tables, which shows the error page.
+    environ.update(LUNXUN_VAR_DIR=str(tmp_path), PYTHONPATH=str(ROOT), **env)
+    return environ
+
+
+def test_wsgi_entry_point_defaults_to_production_without_technical_pages(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-c", WSGI_REQUEST],
+        cwd=tmp_path,
+        env=entry_point_environ(
+            tmp_path, SECRET_KEY=strong_key(), ALLOWED_HOSTS="lunxun.example.cn"
+        ),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    first_line, _, body = result.stdout.partition("\n")
+    assert first_line.startswith("config.settings.production False ")
+    # Django's technical pages show the traceback, the settings and the URL list.
+    for leak in ("Traceback", "DEBUG = True", "URLconf", "SECRET_KEY", "Request Method"):
+        assert leak not in body
+
+
+def test_wsgi_entry_point_refuses_to_start_without_a_secret_key(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-c", WSGI_REQUEST],
+        cwd=tmp_path,
+        env=entry_point_environ(tmp_path, ALLOWED_HOSTS="lunxun.example.cn"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode != 0
+    assert "Set SECRET_KEY in the environment" in result.stderr
+
+
+def test_manage_py_defaults_to_production(tmp_path):
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "manage.py"),
+            "shell",
+            "-v",
+            "0",
+            "-c",
+            "from django.conf import settings; print(settings.SETTINGS_MODULE, settings.DEBUG)",
+        ],
+        cwd=ROOT,
+        env=entry_point_environ(
+            tmp_path, SECRET_KEY=strong_key(), ALLOWED_HOSTS="lunxun.example.cn"
+        ),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["config.settings.production", "False"]
+
+
+def test_gunicorn_configuration_defaults_to_production(monkeypatch):
+    monkeypatch.delenv("DJANGO_SETTINGS_MODULE", raising=False)
+    config = {}
+    exec((ROOT / "deploy" / "gunicorn.conf.py").read_text(), config)
+    assert config["wsgi_app"] == "config.wsgi:application"
+    assert "DJANGO_SETTINGS_MODULE=config.settings.production" in config["raw_env"]
+
+
+def test_gunicorn_configuration_keeps_settings_named_by_the_environment(monkeypatch):
+    monkeypatch.setenv("DJANGO_SETTINGS_MODULE", "config.settings.test")
+    config = {}
+    exec((ROOT / "deploy" / "gunicorn.conf.py").read_text(), config)
+    assert "DJANGO_SETTINGS_MODULE=config.settings.test" in config["raw_env"]
