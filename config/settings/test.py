@@ -17,4 +17,10 @@ STORAGES = {
 if not os.environ.get("DATABASE_URL"):
     # A file, not memory: the browser tests' live server and the test share one database,
     # and this exercises the same WAL/IMMEDIATE options the product runs with.
-    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}
+    # One file per test run, inherited by what the run starts: two runs on one machine (a
+    # developer's and an editor's, say) never share a database.
+    DATABASES["default"]["TEST"] = {
+        "NAME": os.environ.setdefault(
+            "LUNXUN_TEST_SQLITE", str(VAR_DIR / f"test-{os.getpid()}.sqlite3")
+        )
+    }
