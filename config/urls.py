@@ -2,12 +2,25 @@ import re
 
 from django.conf import settings
 from django.urls import include, path, re_path
+from django.views.decorators.cache import never_cache
 from django.views.static import serve
 from wagtail import urls as wagtail_urls
 from wagtail.admin import urls as wagtailadmin_urls
+from wagtail.admin.auth import require_admin_access
 from wagtail.documents import urls as wagtaildocs_urls
 
+from members.admin_views import SiteHistoryView
+
 urlpatterns = [
+    # Wagtail's site history, at its own address, for those whose scope is the whole tree.
+    path(
+        "admin/reports/site-history/",
+        never_cache(require_admin_access(SiteHistoryView.as_view())),
+    ),
+    path(
+        "admin/reports/site-history/results/",
+        never_cache(require_admin_access(SiteHistoryView.as_view(results_only=True))),
+    ),
     path("admin/", include(wagtailadmin_urls)),
     path("documents/", include(wagtaildocs_urls)),
     path("i18n/", include("django.conf.urls.i18n")),

@@ -48,6 +48,15 @@ def has_role(user, roles=STAFF_ROLES) -> bool:
     return roots is None or bool(roots)
 
 
+def covers_whole_tree(user, roles=STAFF_ROLES) -> bool:
+    """True for superusers and for users holding one of ``roles`` at every root of the tree."""
+    roots = role_roots(user, roles)
+    if roots is None:
+        return True
+    held = {root.pk for root in roots if root.is_root()}
+    return bool(held) and not Organization.get_root_nodes().exclude(pk__in=held).exists()
+
+
 def visible_organizations(user, roles=STAFF_ROLES):
     roots = role_roots(user, roles)
     if roots is None:

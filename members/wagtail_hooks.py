@@ -171,6 +171,13 @@ def register_import_menu_item():
     )
 
 
+@hooks.register("construct_reports_menu")
+def hide_site_history_from_scoped_trainers(request, menu_items):
+    """Site history lists changes city-wide; members.admin_views.SiteHistoryView guards its URL."""
+    if not access.covers_whole_tree(request.user, (Role.TRAINER,)):
+        menu_items[:] = [item for item in menu_items if item.name != "site-history"]
+
+
 # --- Accounts that appear in the audit log are deactivated, never deleted ----------------------
 
 

@@ -1,7 +1,9 @@
 """Trainers in the Wagtail admin: organisations, members and roles, within their subtree."""
 
 from auditlog.models import LogEntry
+from django.contrib.auth import get_user_model
 from django.urls import reverse
+from wagtail.log_actions import log as log_action
 
 from members.models import Member, Organization, RoleAssignment
 
@@ -138,3 +140,34 @@ def test_trainer_cannot_give_roles_to_other_subtrees_members(city, client_for):
     )
     assert response.status_code == 200
     assert not city.member_b.user.role_assignments.exists()
+
+
+# --- Site history: the city's change log is not a county trainer's to read ---------------------
+
+SITE_HISTORY_URLS = (
+    "/admin/reports/site-history/",
+    "/admin/reports/site-history/results/",
+    "/admin/reports/site-history/?export=csv",
+)
+
+
+def test_site_history_is_refused_to_a_county_trainer(city, client_for):
+    # A change in the other county, which the report would name with its author.
+    log_action(instance=city.member_b, action="wagtail.edit", user=city.trainer)
+    assert "李强" in client_for(city.trainer).get(SITE_HISTORY_URLS[0]).content.decode()
+    client = client_for(city.trainer_a)
+    for url in SITE_HISTORY_URLS:
+        response = client.get(url)
+        assert response.status_code == 404, url
+        assert "李强" not in response.content.decode()
+    menu = client.get("/admin/reports/locked-pages/").content.decode()
+    assert "/admin/reports/site-history/" not in menu
+
+
+def test_site_history_stays_open_to_the_city_trainer_and_superusers(city, client_for):
+    admin = get_user_model().objects.create_superuser("root", password=factories.PASSWORD)
+    for user in (city.trainer, admin):
+        client = client_for(user)
+        for url in SITE_HISTORY_URLS:
+            assert client.get(url).status_code == 200, (user, url)
+        assert "/admin/reports/site-history/" in client.get("/admin/").content.decode()
