@@ -6,7 +6,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db.models import Count, Q
-from django.http import FileResponse, Http404
+from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
@@ -14,6 +14,7 @@ from django_ratelimit.decorators import ratelimit
 
 from members import access
 from members.audit import audit_event
+from members.downloads import file_response
 from members.models import Member, Organization, Role, mask_name, path_prefix_q
 from rounds.models import Round
 
@@ -100,9 +101,8 @@ def certificate_pdf(request, pk):
             request=request,
             number=certificate.number,
         )
-    response = FileResponse(
+    response = file_response(
         stored.open("rb"),
-        as_attachment=True,
         filename=services.pdf_filename(certificate),
         content_type="application/pdf",
     )
@@ -188,9 +188,8 @@ def round_zip(request, round_pk):
     except BaseException:
         target.close()
         raise
-    response = FileResponse(
+    response = file_response(
         target,
-        as_attachment=True,
         filename=services.zip_filename(training_round=training_round, organization=organization),
         content_type="application/zip",
     )

@@ -5,7 +5,7 @@ from django import forms
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
-from django.http import Http404, HttpResponse
+from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import path, reverse
 from django.utils.functional import cached_property
@@ -28,6 +28,7 @@ from wagtail.snippets.views.snippets import SnippetViewSet
 
 from members import access
 from members.audit import REFUSED, audit_event
+from members.downloads import download_response
 from members.models import Member, Role, subtree_q
 from members.wagtail_hooks import ScopedModelViewSet
 from rounds.forms import round_editable, rounds_visible
@@ -52,8 +53,12 @@ def preview_pdf(request, pk):
     template = get_object_or_404(
         CertificateTemplate.objects.select_related("seal", "signature"), pk=pk
     )
-    response = HttpResponse(render_sample(template), content_type="application/pdf")
-    response["Content-Disposition"] = f'inline; filename="template-{template.pk}-preview.pdf"'
+    response = download_response(
+        render_sample(template),
+        filename=f"template-{template.pk}-preview.pdf",
+        content_type="application/pdf",
+        inline=True,
+    )
     response["Cache-Control"] = "private, no-store"
     return response
 

@@ -16,7 +16,6 @@ from django.db import transaction
 from django.dispatch import Signal
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from openpyxl import Workbook
 
 from . import access
 from .audit import audit_event
@@ -31,12 +30,12 @@ from .models import (
 )
 from .tabular import (
     Column,
+    ExportWorkbook,
     clean_name,
     clean_text,
     code_text,
     parse_date,
     read_table,
-    workbook_bytes,
 )
 
 CHUNK = 900  # below every database's limit on bound parameters
@@ -717,13 +716,10 @@ def orgs_apply(*, roster_import: RosterImport, user=None, request=None) -> dict:
 
 def roster_template() -> bytes:
     """An empty roster workbook with the headers the import reads, and a sheet of notes."""
-    workbook = Workbook()
-    sheet = workbook.active
-    sheet.title = "党员名册"
+    workbook = ExportWorkbook()
+    sheet = workbook.sheet("党员名册", widths=(12, 16, 16, 8, 12, 12, 14))
     sheet.append([c.header for c in ROSTER_COLUMNS])
-    for letter, width in zip("ABCDEFG", (12, 16, 16, 8, 12, 12, 14), strict=True):
-        sheet.column_dimensions[letter].width = width
-    notes = workbook.create_sheet("填写说明")
+    notes = workbook.sheet("填写说明")
     for line in (
         ("列", "说明", "示例"),
         ("姓名", "必填", "张三"),
@@ -735,18 +731,16 @@ def roster_template() -> bytes:
         ("入党日期", "日期，如 2021-07-01 或 2021年7月1日", "2021-07-01"),
     ):
         notes.append(line)
-    return workbook_bytes(workbook)
+    return workbook.to_bytes()
 
 
 def org_template() -> bytes:
-    workbook = Workbook()
-    sheet = workbook.active
-    sheet.title = "党组织"
-    sheet.append([c.header for c in ORG_COLUMNS])
-    notes = workbook.create_sheet("填写说明")
+    workbook = ExportWorkbook()
+    workbook.sheet("党组织").append([c.header for c in ORG_COLUMNS])
+    notes = workbook.sheet("填写说明")
     notes.append(("组织类别", "党委 / 党总支 / 党支部"))
     notes.append(("所属领域", "、".join(DOMAIN_LABELS.values())))
-    return workbook_bytes(workbook)
+    return workbook.to_bytes()
 
 
 def roster_export(*, members, user, request=None, scope_label="") -> bytes:
@@ -755,8 +749,8 @@ def roster_export(*, members, user, request=None, scope_label="") -> bytes:
     Phone numbers are written in full only for roles that need them (see access.can_see_phone).
     """
     full_phones = access.has_role(user, access.ROLES_SEEING_PHONES)
-    workbook = Workbook(write_only=True)
-    sheet = workbook.create_sheet("党员名册")
+    workbook = ExportWorkbook()
+    sheet = workbook.sheet("党员名册")
     sheet.append([*(c.header for c in ROSTER_COLUMNS), "党组织名称", "在册"])
     count = 0
     for member in members.select_related("organization").iterator(chunk_size=2000):
@@ -779,7 +773,7 @@ def roster_export(*, members, user, request=None, scope_label="") -> bytes:
             ]
         )
         count += 1
-    content = workbook_bytes(workbook)
+    content = workbook.to_bytes()
     audit_event(
         event="roster_export",
         obj=user,

@@ -1,11 +1,13 @@
 """Reading the spreadsheets people really send: .xlsx from Excel/WPS/LibreOffice, and CSV in
-UTF-8 (with or without BOM) or GBK, which is what Chinese Excel writes.
+UTF-8 (with or without BOM) or GBK, which is what Chinese Excel writes; and writing the
+workbooks the site exports (``ExportWorkbook``, the only writer).
 
 Columns are found by their Chinese header in any order; other columns are ignored. A file is
 judged by its content: a web page renamed .csv or .xlsx, a workbook with something in front of
 it, one that unpacks to gigabytes or has a million rows is refused with a reason.
 """
 
+import codecs
 import csv
 import io
 import re
@@ -16,9 +18,15 @@ from datetime import date, datetime
 
 from django.conf import settings
 from django.template.defaultfilters import filesizeformat
+from django.utils import timezone
+from django.utils.functional import Promise
 from django.utils.translation import gettext as _
-from openpyxl import load_workbook
+from openpyxl import Workbook, load_workbook
+from openpyxl.cell import WriteOnlyCell
+from openpyxl.cell.cell import ERROR_CODES, ILLEGAL_CHARACTERS_RE
+from openpyxl.utils import get_column_letter
 from openpyxl.utils.datetime import from_excel
+from openpyxl.workbook.child import INVALID_TITLE_REGEX
 
 from . import uploads
 
@@ -117,19 +125,20 @@ def parse_date(value):
 
 
 def _decode_csv(data: bytes) -> str:
-    if data.startswith(b"\xef\xbb\xbf"):
-        return data[3:].decode("utf-8")
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        pass
-    try:
+    if data.startswith(codecs.BOM_UTF8):
+        # The file says it is UTF-8; reading it as anything else would be a guess.
+        data, encodings = data[len(codecs.BOM_UTF8) :], ("utf-8",)
+    else:
         # GB18030 is a superset of GBK and GB2312: what Chinese Excel writes.
-        return data.decode("gb18030")
-    except UnicodeDecodeError:
-        raise TableError(
-            _("The CSV file is neither UTF-8 nor GBK text. Save it again as CSV or .xlsx.")
-        ) from None
+        encodings = ("utf-8", "gb18030")
+    for encoding in encodings:
+        try:
+            return data.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+    raise TableError(
+        _("The CSV file is neither UTF-8 nor GBK text. Save it again as CSV or .xlsx.")
+    )
 
 
 def _too_many_rows() -> TableError:
@@ -253,8 +262,68 @@ def read_table(data: bytes, file_name: str, columns: list[Column]) -> Table:
     return Table(columns=found, rows=rows)
 
 
-def workbook_bytes(workbook) -> bytes:
-    """An openpyxl workbook (write-only ones too) as .xlsx bytes."""
-    buffer = io.BytesIO()
-    workbook.save(buffer)
-    return buffer.getvalue()
+# --- Writing -----------------------------------------------------------------------------------
+
+
+class ExportWorkbook:
+    """The one way the site writes a workbook for download: rosters, coverage, study hours,
+    import templates and whatever export comes next.
+
+    Rows go in only through ``ExportSheet.append``, which writes every piece of text as a
+    text cell. Without it a name, an organisation or a round title typed as ``=HYPERLINK(...)``
+    would become a live formula in the workbook of whoever opens the export; forced to text it
+    stays exactly what was typed (no apostrophe added), so an exported roster imports back
+    unchanged. Sheets are streamed (openpyxl write-only), so a city's roster is never held in
+    memory as cells.
+    """
+
+    def __init__(self):
+        self._workbook = Workbook(write_only=True)
+
+    def sheet(self, title, *, widths=()) -> "ExportSheet":
+        """A new sheet called ``title``; ``widths`` are the first columns' widths."""
+        worksheet = self._workbook.create_sheet(sheet_title(title))
+        for index, width in enumerate(widths, start=1):
+            worksheet.column_dimensions[get_column_letter(index)].width = width
+        return ExportSheet(worksheet)
+
+    def to_bytes(self) -> bytes:
+        buffer = io.BytesIO()
+        self._workbook.save(buffer)
+        return buffer.getvalue()
+
+
+class ExportSheet:
+    """One sheet of an ExportWorkbook; written row by row, top to bottom."""
+
+    def __init__(self, worksheet):
+        self._worksheet = worksheet
+
+    def append(self, values) -> None:
+        self._worksheet.append([_export_cell(self._worksheet, value) for value in values])
+
+
+def _export_cell(worksheet, value):
+    """``value`` as the cell it should be: text as text whatever it starts with (``=``, ``+``,
+    ``-``, ``@``, ``#N/A``), numbers and dates as themselves, aware datetimes in local time."""
+    if isinstance(value, Promise):
+        value = str(value)
+    if isinstance(value, str):
+        # Characters XML cannot carry at all would make openpyxl refuse the whole export.
+        text = ILLEGAL_CHARACTERS_RE.sub("", str(value))
+        if text.startswith("=") or text in ERROR_CODES:
+            # What openpyxl would write as a formula or an error: a cell typed as text. Other
+            # text it writes as text already, and cheaper than a cell object per value.
+            cell = WriteOnlyCell(worksheet, text)
+            cell.data_type = "s"
+            return cell
+        return text
+    if isinstance(value, datetime) and timezone.is_aware(value):
+        return timezone.localtime(value).replace(tzinfo=None)
+    return value
+
+
+def sheet_title(title) -> str:
+    """``title`` as Excel accepts a sheet name: no []:*?/\\, at most 31 characters."""
+    text = ILLEGAL_CHARACTERS_RE.sub("", INVALID_TITLE_REGEX.sub(" ", str(title)))
+    return text.strip()[:31].strip() or "Sheet"

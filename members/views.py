@@ -6,7 +6,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.db.models import Count, Q
-from django.http import Http404, HttpResponse
+from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -14,11 +14,11 @@ from django.views.decorators.http import require_POST
 
 from . import access, ratelimits, services
 from .audit import REFUSED, audit_event
+from .downloads import xlsx_response
 from .forms import ActivationForm, ImportUploadForm, LoginForm, RosterFilterForm
 from .models import ActivationCode, Member, Organization, RosterImport, path_prefix_q
 from .tabular import TableError
 
-XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 ROSTER_PAGE_SIZE = 50
 
 
@@ -52,12 +52,6 @@ def lockout_response(request, response=None, credentials=None):
         {"minutes": minutes, "limit": settings.AXES_FAILURE_LIMIT},
         status=429,
     )
-
-
-def xlsx_response(content: bytes, filename: str) -> HttpResponse:
-    response = HttpResponse(content, content_type=XLSX)
-    response["Content-Disposition"] = f"attachment; filename*=UTF-8''{filename}"
-    return response
 
 
 def _selected_org(request, members_roles=access.STAFF_ROLES):

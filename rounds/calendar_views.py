@@ -5,7 +5,7 @@ from datetime import date, timedelta
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpResponse
+from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -15,6 +15,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
 from members import access
+from members.downloads import download_response
 
 from . import calendar, ical
 from .models import CalendarFeed, day_start
@@ -148,8 +149,9 @@ def ical_feed(request, token):
         feed=subscription,
         url=request.build_absolute_uri(reverse("rounds:calendar_agenda")),
     )
-    response = HttpResponse(body, content_type="text/calendar; charset=utf-8")
+    response = download_response(
+        body, filename="lunxun.ics", content_type="text/calendar; charset=utf-8", inline=True
+    )
     response["Cache-Control"] = "private, max-age=300"
-    response["Content-Disposition"] = 'inline; filename="lunxun.ics"'
     response["X-Robots-Tag"] = "noindex"
     return response

@@ -1,11 +1,10 @@
 """Coverage to .xlsx: exactly what the coverage page shows, all rows, audit-logged."""
 
 from django.utils.translation import gettext as _
-from openpyxl import Workbook
 
 from members import access
 from members.audit import audit_event
-from members.tabular import workbook_bytes
+from members.tabular import ExportWorkbook
 
 from .status import describe
 
@@ -34,8 +33,8 @@ def coverage_export(
     *, training_round, head, rows, members, user, request=None, filters=None
 ) -> bytes:
     """Two sheets: the node and its children's figures, and the member list as filtered."""
-    workbook = Workbook(write_only=True)
-    sheet = workbook.create_sheet(_("Coverage"))
+    workbook = ExportWorkbook()
+    sheet = workbook.sheet(_("Coverage"))
     sheet.append([training_round.title])
     closed = training_round.is_closed and head.snapshot is not None
     headers = [_("Organisation"), _("Code"), *_figure_headers()]
@@ -59,7 +58,7 @@ def coverage_export(
         )
         sheet.append(figure_row(row, label))
 
-    names = workbook.create_sheet(_("Members"))
+    names = workbook.sheet(_("Members"))
     names.append(
         [_("Name"), _("Mobile"), _("Organisation"), _("Category"), _("Progress in this round")]
     )
@@ -84,7 +83,7 @@ def coverage_export(
             ]
         )
         count += 1
-    content = workbook_bytes(workbook)
+    content = workbook.to_bytes()
     audit_event(
         event="coverage_export",
         obj=training_round,

@@ -29,14 +29,13 @@ from django.db.models import (
 )
 from django.db.models.functions import Coalesce, Greatest, Round
 from django.utils.translation import gettext as _
-from openpyxl import Workbook
 from wagtail.models import Page
 
 from courses.models import LessonProgress
 from members import access
 from members.audit import audit_event
 from members.models import Member
-from members.tabular import workbook_bytes
+from members.tabular import ExportWorkbook
 
 from .models import Attendance, day_start
 
@@ -234,8 +233,8 @@ def ledger_export(*, ledger_qs, year: int, user, request=None, filters=None) -> 
 
     Phone numbers are written in full only where the user may see them (access.can_see_phone).
     """
-    workbook = Workbook(write_only=True)
-    sheet = workbook.create_sheet(_("Study hours %(year)s") % {"year": year})
+    workbook = ExportWorkbook()
+    sheet = workbook.sheet(_("Study hours %(year)s") % {"year": year})
     sheet.append(
         [
             _("Name"),
@@ -273,7 +272,7 @@ def ledger_export(*, ledger_qs, year: int, user, request=None, filters=None) -> 
             ]
         )
         count += 1
-    content = workbook_bytes(workbook)
+    content = workbook.to_bytes()
     audit_event(
         event="ledger_export",
         obj=user,

@@ -2,11 +2,12 @@
 
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.http import Http404, HttpResponse, QueryDict
+from django.http import Http404, QueryDict
 from django.shortcuts import render
 from django.utils import timezone
 
 from members import access
+from members.downloads import xlsx_response
 from members.models import Member, Organization, Role
 
 from . import ledger
@@ -14,7 +15,6 @@ from . import ledger
 LEDGER_PAGE_SIZE = 50
 LEDGER_ROLES = (Role.SECRETARY, Role.TRAINER, Role.OPERATOR)
 FIRST_YEAR = 2000
-XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
 def _year(request) -> int:
@@ -169,8 +169,4 @@ def org_hours_export(request):
         },
     )
     stamp = timezone.localtime().strftime("%Y%m%d-%H%M")
-    response = HttpResponse(content, content_type=XLSX)
-    response["Content-Disposition"] = (
-        f"attachment; filename*=UTF-8''study-hours-{filters['year']}-{stamp}.xlsx"
-    )
-    return response
+    return xlsx_response(content, f"study-hours-{filters['year']}-{stamp}.xlsx")

@@ -22,8 +22,8 @@ from courses.models import LessonProgress
 from courses.services import status_text
 from members import access
 from members.audit import REFUSED, audit_event
+from members.downloads import xlsx_response
 from members.models import Organization, path_prefix_q
-from members.views import xlsx_response
 
 from . import services
 from .coverage import MISSING, coverage_children, members_in_node, with_status

@@ -1,8 +1,12 @@
 from datetime import date, datetime
 
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import reverse
+from django.utils import translation
+from django.utils.translation import gettext
 
-from members.models import mask_name, mask_phone, normalize_phone
+from members.models import Member, RosterImport, mask_name, mask_phone, normalize_phone
 from members.services import ROSTER_COLUMNS
 from members.tabular import TableError, clean_name, parse_date, read_table
 
@@ -140,3 +144,33 @@ def test_oversized_file_is_refused_before_parsing(settings):
     settings.LUNXUN_IMPORT_MAX_BYTES = 1024
     with pytest.raises(TableError):
         read_table(b"x" * 2048, "roster.csv", ROSTER_COLUMNS)
+
+
+# A file that says UTF-8 (a byte-order mark) but holds GBK text, as some editors and merge
+# tools leave it: refused with the reason, like any other text that is not UTF-8 or GBK.
+BOM_BUT_GBK = b"\xef\xbb\xbf" + csv_bytes([HEADER, ["王芳", "13800000001", "A-01"]], "gbk")
+
+
+def test_csv_with_a_utf8_mark_but_gbk_text_gets_the_readable_error():
+    with translation.override("en"), pytest.raises(TableError) as error:
+        read_table(BOM_BUT_GBK, "roster.csv", ROSTER_COLUMNS)
+    assert str(error.value) == (
+        "The CSV file is neither UTF-8 nor GBK text. Save it again as CSV or .xlsx."
+    )
+
+
+def test_upload_of_a_utf8_marked_gbk_csv_shows_the_reason_and_stores_nothing(city, client_for):
+    members = Member.objects.count()
+    response = client_for(city.secretary_a).post(
+        reverse("members:import_upload", args=["roster"]),
+        {"file": SimpleUploadedFile("roster.csv", BOM_BUT_GBK)},
+    )
+    assert response.status_code == 200
+    with translation.override("zh-hans"):
+        reason = gettext(
+            "The CSV file is neither UTF-8 nor GBK text. Save it again as CSV or .xlsx."
+        )
+    assert response.context["form"].errors["file"] == [reason]
+    assert reason in response.content.decode()
+    assert not RosterImport.objects.exists()
+    assert Member.objects.count() == members
