@@ -83,7 +83,26 @@ def can_see_member(user, member, roles=STAFF_ROLES) -> bool:
 
 
 def can_see_phone(user, member) -> bool:
-    return can_see_member(user, member, ROLES_SEEING_PHONES)
+    """True when ``user`` may see ``member``'s full number: their own, or a member inside a
+    subtree where ``user`` holds a role that needs phones. Decided per member, never per user:
+    an operator who is also a secretary elsewhere sees full numbers only there."""
+    return phone_visibility(user)(member)
+
+
+def phone_visibility(user):
+    """``can_see_phone`` for a whole list: ``member -> bool``, with the viewer's roots read once
+    and each member tested by path prefix, no query per row (load ``member.organization``)."""
+    roots = role_roots(user, ROLES_SEEING_PHONES)
+    if roots is None:
+        return lambda member: True
+    prefixes = tuple(root.path for root in roots)
+    own = user.pk if user.is_authenticated else None
+
+    def visible(member) -> bool:
+        return member.user_id == own or member.organization.path.startswith(prefixes)
+
+    return visible
+
 
 
 def get_organization_or_404(user, pk, roles=STAFF_ROLES) -> Organization:

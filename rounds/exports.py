@@ -62,10 +62,13 @@ def coverage_export(
     names.append(
         [_("Name"), _("Mobile"), _("Organisation"), _("Category"), _("Progress in this round")]
     )
-    full_phones = access.has_role(user, access.ROLES_SEEING_PHONES)
+    show_phone = access.phone_visibility(user)
+    full_phones = False
     count = 0
     for member in members.iterator(chunk_size=2000):
-        phone = member.phone if full_phones else member.masked_phone
+        shown = show_phone(member)
+        full_phones = full_phones or shown
+        phone = member.phone if shown else member.masked_phone
         names.append(
             [
                 member.name,

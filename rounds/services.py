@@ -311,24 +311,72 @@ def check_in(
     late = now > sitting.start + timedelta(minutes=settings.LUNXUN_LATE_MINUTES)
     status = Attendance.Status.LATE if late else Attendance.Status.PRESENT
     with transaction.atomic():
-        attendance, created = Attendance.objects.select_for_update().get_or_create(
-            sitting=sitting,
-            member=member,
-            defaults={"status": status, "method": Attendance.Method.QR, "recorded_at": now},
-        )
-        if not created and not attendance.attended:
-            attendance.status = status
-            attendance.method = Attendance.Method.QR
-            attendance.recorded_at = now
-            attendance.recorded_by = None
-            attendance.save()
-            created = True
+        _lock_members([member.pk])
+        attendance = Attendance.objects.filter(sitting=sitting, member=member).first()
+        if attendance is not None and attendance.attended:
+            return attendance, False
+        elsewhere = attended_elsewhere(sitting=sitting, member_ids=[member.pk]).get(member.pk)
+        if elsewhere is not None:
+            raise CheckInRefused(
+                _(
+                    "You are already checked in at %(where)s, at the same time as this group "
+                    "session. One person attends one group session at a time; if that record "
+                    "is wrong, ask the site operator."
+                )
+                % {"where": attendance_place(elsewhere)}
+            )
+        if attendance is None:
+            attendance = Attendance(sitting=sitting, member=member)
+        attendance.status = status
+        attendance.method = Attendance.Method.QR
+        attendance.recorded_at = now
+        attendance.recorded_by = None
+        attendance.save()
+        created = True
     if created:
         audit_event(
             event="check_in", obj=attendance, actor=member.user, request=request, status=status
         )
         participation_refresh(training_round=training_round, member_ids=[member.pk])
     return attendance, created
+
+
+def _lock_members(member_ids) -> None:
+    """Lock the members' rows until the transaction ends, so two writes of attendance for one
+    member (a relayed photo of the code scanned at two sites at once) queue and the second
+    sees the first. A row lock on PostgreSQL; on SQLite the IMMEDIATE transaction already
+    holds the write lock."""
+    list(Member.objects.select_for_update().filter(pk__in=member_ids).order_by("pk").values("pk"))
+
+
+def attended_elsewhere(*, sitting: Sitting, member_ids) -> dict[int, Attendance]:
+    """{member_id: attendance} for those of ``member_ids`` recorded present or late at another
+    sitting whose time overlaps ``sitting``'s, in any round: nobody is in two places at once."""
+    records = (
+        Attendance.objects.filter(
+            member_id__in=member_ids,
+            status__in=Attendance.ATTENDED,
+            sitting__start__lt=sitting.end,
+            sitting__end__gt=sitting.start,
+        )
+        .exclude(sitting=sitting)
+        .select_related("sitting__session__event", "sitting__session__host", "member")
+        .order_by("sitting__start")
+    )
+    found = {}
+    for record in records:
+        found.setdefault(record.member_id, record)
+    return found
+
+
+def attendance_place(attendance: Attendance) -> str:
+    """Which sitting an attendance is at: “11月集中学习” (红旗村党支部, 11-12 09:00)."""
+    session = attendance.sitting.session
+    return _("“%(title)s” (%(place)s, %(time)s)") % {
+        "title": session.title,
+        "place": session.location or session.host.name,
+        "time": timezone.localtime(attendance.sitting.start).strftime("%m-%d %H:%M"),
+    }
 
 
 def roll_call_members(sitting: Sitting):
@@ -363,12 +411,34 @@ def roll_call_save(*, sitting: Sitting, marks: dict, user, reason: str = "", req
     now = timezone.now()
     changed = []
     with transaction.atomic():
+        _lock_members([m for m, status in marks.items() if status in Attendance.ATTENDED])
         existing = {
             a.member_id: a
             for a in Attendance.objects.select_for_update().filter(
                 sitting=sitting, member_id__in=marks
             )
         }
+        arriving = [
+            member_id
+            for member_id, status in marks.items()
+            if status in Attendance.ATTENDED
+            and not (member_id in existing and existing[member_id].attended)
+        ]
+        elsewhere = attended_elsewhere(sitting=sitting, member_ids=arriving)
+        if elsewhere:
+            raise RollCallError(
+                _(
+                    "Already recorded at another group session at the same time: %(list)s. "
+                    "Nothing was saved. Mark them otherwise here, or correct the other record "
+                    "first."
+                )
+                % {
+                    "list": _("; ").join(
+                        f"{record.member.name} {attendance_place(record)}"
+                        for record in elsewhere.values()
+                    )
+                }
+            )
         for member_id, status in marks.items():
             record = existing.get(member_id)
             before = record.status if record else ""
@@ -454,8 +524,20 @@ def leave_withdraw(*, leave: LeaveRequest, request=None) -> LeaveRequest:
     return leave
 
 
+def _about_oneself(user, member: Member) -> bool:
+    """Decisions about oneself go to the level above: someone else whose scope covers you."""
+    return user is not None and user.is_authenticated and member.user_id == user.pk
+
+
 def leave_decide(*, leave: LeaveRequest, approve: bool, user, note: str = "", request=None):
-    """Approve (the member owes a make-up by the deadline) or refuse a pending request."""
+    """Approve (the member owes a make-up by the deadline) or refuse a pending request.
+
+    Nobody decides their own request: a secretary's leave goes to the level above her.
+    """
+    if _about_oneself(user, leave.member):
+        raise LeaveError(
+            _("You cannot decide your own leave request: it goes to the level above you.")
+        )
     with transaction.atomic():
         leave = LeaveRequest.objects.select_for_update().get(pk=leave.pk)
         if leave.state != LeaveRequest.State.PENDING:
@@ -477,6 +559,9 @@ def leave_decide(*, leave: LeaveRequest, approve: bool, user, note: str = "", re
 
 
 def exemption_grant(*, member: Member, training_round: Round, reason: str, user, request=None):
+    """Take ``member`` out of the round's denominator; nobody exempts themselves."""
+    if _about_oneself(user, member):
+        raise LeaveError(_("You cannot exempt yourself: the level above you decides that."))
     reason = (reason or "").strip()
     if not reason:
         raise LeaveError(_("Say why this member is exempt."))
@@ -495,6 +580,11 @@ def exemption_grant(*, member: Member, training_round: Round, reason: str, user,
 
 
 def exemption_revoke(*, exemption: Exemption, user, request=None):
+    """Count the member again; like granting it, not a decision about oneself."""
+    if _about_oneself(user, exemption.member):
+        raise LeaveError(
+            _("You cannot withdraw your own exemption: the level above you decides that.")
+        )
     if exemption.revoked_at is None:
         exemption.revoked_at = timezone.now()
         exemption.revoked_by = user

@@ -23,7 +23,7 @@ from courses.services import status_text
 from members import access
 from members.audit import REFUSED, audit_event
 from members.downloads import xlsx_response
-from members.models import Organization, path_prefix_q
+from members.models import Organization, Role, path_prefix_q
 
 from . import services
 from .coverage import MISSING, coverage_children, members_in_node, with_status
@@ -46,7 +46,17 @@ CHECKIN_SESSION_KEY = "lunxun_pending_checkin"
 
 
 def _visible_rounds(user):
-    return Round.objects.visible_to_roots(access.role_roots(user))
+    """Rounds whose scope meets the user's subtrees. A draft is still being prepared and asks
+    nothing of anyone yet: only a trainer it reaches may open it, not secretaries or operators."""
+    roots = access.role_roots(user)
+    rounds = Round.objects.visible_to_roots(roots)
+    if roots is None:
+        return rounds
+    trainer_roots = access.role_roots(user, (Role.TRAINER,))
+    if not trainer_roots:
+        return rounds.published()
+    drafts = Round.objects.visible_to_roots(trainer_roots).filter(state=Round.State.DRAFT)
+    return rounds.filter(~Q(state=Round.State.DRAFT) | Q(pk__in=drafts.values("pk")))
 
 
 def _staff_round_or_404(user, pk) -> Round:
@@ -286,7 +296,9 @@ def coverage(request, pk):
     page = KnownCountPaginator(
         members, PAGE_SIZE, count=_list_count(head.figures, status)
     ).get_page(request.GET.get("page"))
+    show_phone = access.phone_visibility(request.user)
     for member in page:
+        member.show_phone = show_phone(member)
         member.status_line = describe(
             status=member.round_status,
             method=member.round_method,
@@ -314,7 +326,6 @@ def coverage(request, pk):
             "status": status,
             "query": query.urlencode(),
             "crumbs": _breadcrumbs(request.user, node),
-            "full_phones": access.has_role(request.user, access.ROLES_SEEING_PHONES),
             "can_remind": access.has_role(request.user, access.ROLES_MANAGING_ROSTER),
             "filtered": bool(domain or position),
             "pending_leave": LeaveRequest.objects.filter(
@@ -380,6 +391,8 @@ def member_status(request, pk, member_pk):
             ).first(),
             "exemption_form": ExemptionForm(),
             "can_decide": access.can_see_member(request.user, member, access.ROLES_MANAGING_ROSTER),
+            # Decisions about oneself go to the level above (see services.leave_decide).
+            "is_self": member.user_id == request.user.pk,
         },
     )
 
@@ -425,8 +438,19 @@ def exemption_revoke(request, pk, member_pk):
     exemption = get_object_or_404(
         Exemption, member=member, round=training_round, revoked_at__isnull=True
     )
-    services.exemption_revoke(exemption=exemption, user=request.user, request=request)
-    messages.success(request, _("The exemption was withdrawn."))
+    try:
+        services.exemption_revoke(exemption=exemption, user=request.user, request=request)
+    except services.LeaveError as error:
+        audit_event(
+            event="exemption_revoked",
+            obj=exemption,
+            request=request,
+            result=REFUSED,
+            error=str(error),
+        )
+        messages.error(request, str(error))
+    else:
+        messages.success(request, _("The exemption was withdrawn."))
     return redirect("rounds:member_status", pk, member_pk)
 
 
@@ -488,13 +512,23 @@ def leave_decide(request, pk, leave_pk):
 # --- Sittings: QR screen, roll call, closing ---------------------------------------------------
 
 
+def _session_open_to(user, session) -> bool:
+    """The host's staff run its sittings; those of a draft round only a trainer may open."""
+    if not access.can_see_organization(user, session.host):
+        return False
+    return (
+        session.round.state != Round.State.DRAFT
+        or _visible_rounds(user).filter(pk=session.round_id).exists()
+    )
+
+
 def _sitting_or_404(user, pk) -> Sitting:
     sitting = (
         Sitting.objects.select_related("session__round", "session__event", "session__host")
         .filter(pk=pk)
         .first()
     )
-    if sitting is None or not access.can_see_organization(user, sitting.session.host):
+    if sitting is None or not _session_open_to(user, sitting.session):
         raise Http404
     return sitting
 
@@ -502,8 +536,10 @@ def _sitting_or_404(user, pk) -> Sitting:
 @access.role_required()
 def sitting_open(request, session_pk, timestamp):
     """The sitting of a session occurrence (from the calendar); created on first visit."""
-    session = get_object_or_404(Session.objects.select_related("host", "event"), pk=session_pk)
-    if not access.can_see_organization(request.user, session.host):
+    session = get_object_or_404(
+        Session.objects.select_related("host", "event", "round"), pk=session_pk
+    )
+    if not _session_open_to(request.user, session):
         raise Http404
     try:
         start = datetime.fromtimestamp(int(timestamp), tz=timezone.get_default_timezone())
@@ -574,6 +610,7 @@ def roll_call(request, pk):
     sitting = _sitting_or_404(request.user, pk)
     members = list(services.roll_call_members(sitting))
     records = {a.member_id: a for a in Attendance.objects.filter(sitting=sitting)}
+    marks = {}
     if request.method == "POST":
         marks = {
             member.pk: request.POST.get(f"m{member.pk}", "")
@@ -601,7 +638,15 @@ def roll_call(request, pk):
         else:
             messages.success(request, _("Roll call saved: %(n)d records changed.") % {"n": changed})
             return redirect("rounds:roll_call", pk)
-    rows = [(member, records.get(member.pk)) for member in members]
+    # A refused save shows the operator's marks again, so the room's roll call is not lost.
+    rows = [
+        (
+            member,
+            records.get(member.pk),
+            marks.get(member.pk, getattr(records.get(member.pk), "status", "")),
+        )
+        for member in members
+    ]
     return render(
         request,
         "rounds/roll_call.html",
