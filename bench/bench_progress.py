@@ -296,10 +296,6 @@ def build_data(members_count):
     course.add_child(instance=lesson)
     lesson = LessonPage.objects.select_related("video").get(pk=lesson.pk)
 
-    with transaction.atomic():
-        progresses = [services.progress_start(member=m, lesson=lesson) for m in members]
-    LessonProgress.objects.update(viewing_started_at=timezone.now() - timedelta(hours=2))
-
     store = SessionStore()
     expire = timezone.now() + timedelta(seconds=settings.SESSION_COOKIE_AGE)
     keys = [get_random_string(32, VALID_KEY_CHARS) for _ in members]
@@ -322,6 +318,13 @@ def build_data(members_count):
         ],
         batch_size=500,
     )
+    # Each viewing bound to its member's session, as the viewing start view does.
+    with transaction.atomic():
+        progresses = [
+            services.progress_start(member=m, lesson=lesson, session_key=key)
+            for key, m in zip(keys, members, strict=True)
+        ]
+    LessonProgress.objects.update(viewing_started_at=timezone.now() - timedelta(hours=2))
     return [
         Row(progress.pk, key, _get_new_csrf_string(), str(progress.viewing))
         for key, progress in zip(keys, progresses, strict=True)

@@ -319,9 +319,14 @@ class LessonProgress(models.Model):
     """One row per member and lesson: the union of seconds actually played, validated.
 
     ``segments`` is the merged list of [start, end] seconds credited so far. A viewing is one
-    play session on one device; starting a new one supersedes the old, and ``base_segments``
-    is what was credited before it began, so each report (which carries the whole viewing's
-    segment list) can be re-applied any number of times, in any order.
+    play of a lesson on one page, bound to the login session that started it. A member has
+    at most one open viewing, whichever lesson: starting one supersedes the other (the
+    ``viewing`` token of the old row is cleared). The open viewing's row carries the member's
+    watch clock (``watch_clock``): the wall-clock time up to which credit has been granted.
+    Credit never passes the present, and a new viewing starts its clock where the old one's
+    left off, so across all of a member's lessons no more seconds are credited than have
+    passed. Reports carry the viewing's whole segment list; seconds already credited cost
+    nothing, so a report can be re-applied any number of times, in any order.
     """
 
     member = models.ForeignKey(
@@ -335,7 +340,8 @@ class LessonProgress(models.Model):
     last_position = models.FloatField(_("last position (s)"), default=0)
     viewing = models.UUIDField(null=True, blank=True)
     viewing_started_at = models.DateTimeField(null=True, blank=True)
-    base_segments = models.JSONField(default=list)
+    viewing_session = models.CharField(max_length=40, blank=True)
+    credited_until = models.DateTimeField(null=True, blank=True)
     completed_at = models.DateTimeField(_("completed at"), null=True, blank=True)
     hours_earned = models.DecimalField(
         _("study hours earned"), max_digits=4, decimal_places=1, default=Decimal("0")
@@ -346,7 +352,12 @@ class LessonProgress(models.Model):
         verbose_name = _("lesson progress")
         verbose_name_plural = _("lesson progress")
         constraints = [
-            models.UniqueConstraint(fields=["member", "lesson"], name="one_progress_per_lesson")
+            models.UniqueConstraint(fields=["member", "lesson"], name="one_progress_per_lesson"),
+            models.UniqueConstraint(
+                fields=["member"],
+                condition=models.Q(viewing__isnull=False),
+                name="one_open_viewing_per_member",
+            ),
         ]
 
     def __str__(self):
@@ -361,6 +372,11 @@ class LessonProgress(models.Model):
     @property
     def is_complete(self):
         return self.completed_at is not None
+
+    @property
+    def watch_clock(self):
+        """Up to when the open viewing has been credited: its start until a report credits."""
+        return self.credited_until or self.viewing_started_at
 
 
 def progress_by_lesson(user, lessons):

@@ -1,4 +1,4 @@
-"""Played-segment arithmetic: what a viewing may be credited, honestly.
+"""Played-segment arithmetic: what a report may be credited, honestly.
 
 Segments are [start, end] pairs of seconds. Everything here is pure, so the same report
 applied twice, or an older report arriving late, gives the same answer.
@@ -60,15 +60,13 @@ def subtract(segments, taken) -> Segments:
     return result
 
 
-def credit(current, base, claimed, allowance: float) -> Segments:
-    """``current`` plus as much of ``claimed`` as the viewing's time allowance permits.
+def credit(current, claimed, budget: float) -> Segments:
+    """``current`` plus at most ``budget`` seconds of ``claimed`` that it does not hold yet.
 
-    ``base`` is what was credited before the viewing began; the viewing may add at most
-    ``allowance`` seconds on top of it. New pieces are taken in playback order (by start),
-    the last one cut short when the allowance runs out. The result always contains
+    New pieces are taken in playback order (by start), the last one cut short when the budget
+    runs out. Seconds already in ``current`` cost nothing, and the result always contains
     ``current``, so late or repeated reports never take anything back.
     """
-    budget = allowance - (total(current) - total(base))
     added = []
     for start, end in subtract(claimed, current):
         if budget <= 0:

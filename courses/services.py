@@ -1,19 +1,26 @@
 """Writes that span models: video processing, lesson progress."""
 
 import logging
+import math
 import shutil
 import tempfile
 import time
 import uuid
+from datetime import timedelta
+from importlib import import_module
 from pathlib import Path
 
 from django.conf import settings
+from django.contrib.sessions.backends.db import SessionStore as DatabaseSessionStore
 from django.core.files import File
 from django.core.files.storage import storages
 from django.db import transaction
+from django.db.models import Exists, OuterRef
 from django.dispatch import Signal
 from django.utils import timezone
 from django.utils.translation import gettext as _
+
+from members.models import Member
 
 from . import progress as segments_math
 from .models import LessonPage, LessonProgress, LessonVideo
@@ -180,33 +187,67 @@ def video_process(*, video_id: int) -> LessonVideo:
 # --- Progress ----------------------------------------------------------------------------------
 
 
-class ViewingSuperseded(Exception):
-    """A newer viewing of the same lesson by the same member exists; this one stops counting."""
+class ViewingRejected(Exception):
+    """A report that counts nothing: its viewing no longer earns."""
+
+
+class ViewingSuperseded(ViewingRejected):
+    """The member started another viewing, of this or any lesson; this one stops counting.
+
+    Also what an unknown or forged viewing token gets: it reveals nothing more.
+    """
+
+
+class ViewingEnded(ViewingRejected):
+    """The viewing is still the member's latest, but its login session has ended (logout,
+    expiry, deletion) or the member or their account has been deactivated."""
 
 
 class LessonNotPlayable(Exception):
     pass
 
 
-def progress_start(*, member, lesson: LessonPage) -> LessonProgress:
-    """Begin a viewing: it supersedes any other viewing of this lesson by this member."""
+def progress_start(*, member, lesson: LessonPage, session_key: str) -> LessonProgress:
+    """Begin a viewing of ``lesson`` by ``member``, bound to the login session ``session_key``.
+
+    One viewing at a time per member: this one supersedes the member's open viewing, whichever
+    lesson it is of, and the old player's reports count nothing from now on. The member's watch
+    clock carries over: the new viewing earns from now, or from where the old one's credit
+    reached if that is later, so opening viewings never grants time twice.
+    """
     video = lesson.video
     if video is None or video.state != LessonVideo.State.READY or not video.duration:
         raise LessonNotPlayable(_("This lesson's video is not ready yet."))
+    if not session_key:
+        raise ValueError("a viewing is bound to a login session")
     with transaction.atomic():
-        progress, created = LessonProgress.objects.get_or_create(
-            member=member, lesson=lesson, defaults={"duration": video.duration}
+        # Starts by one member queue on the member's row (on PostgreSQL; SQLite's IMMEDIATE
+        # transaction holds the database's write lock already). Locking the open viewing's row
+        # waits for a report of it that is being written, and makes later ones miss.
+        Member.objects.select_for_update().only("pk").get(pk=member.pk)
+        open_viewings = list(
+            LessonProgress.objects.select_for_update()
+            .filter(member=member, viewing__isnull=False)
+            .only("pk", "viewing_started_at", "credited_until")
         )
-        progress = LessonProgress.objects.select_for_update().get(pk=progress.pk)
+        LessonProgress.objects.filter(pk__in=[row.pk for row in open_viewings]).update(viewing=None)
+        # Read after the locks: no report of the old viewing is credited past this moment.
+        now = timezone.now()
+        clock = max([now, *(row.watch_clock for row in open_viewings if row.watch_clock)])
+        progress, created = LessonProgress.objects.get_or_create(
+            member=member, lesson=lesson, defaults={"duration": float(video.duration)}
+        )
         progress.viewing = uuid.uuid4()
-        progress.viewing_started_at = timezone.now()
-        progress.base_segments = progress.segments
+        progress.viewing_session = session_key
+        progress.viewing_started_at = clock
+        progress.credited_until = None
         progress.duration = float(video.duration)
         progress.save(
             update_fields=[
                 "viewing",
+                "viewing_session",
                 "viewing_started_at",
-                "base_segments",
+                "credited_until",
                 "duration",
                 "updated_at",
             ]
@@ -224,25 +265,29 @@ def progress_report(*, progress_id: int, viewing, segments, position) -> LessonP
     """Credit a viewing's played segments: the hottest write in the system.
 
     The viewing token, issued by progress_start to the member's own session, is the
-    credential: a report for a superseded (or unknown) viewing counts nothing and raises
-    ViewingSuperseded. Only seconds inside the lesson count, never more new seconds than the
-    time since the viewing began allows at the permitted speed. Reports carry the viewing's
-    whole segment list, so repeated or reordered reports are harmless.
+    credential. A report counts nothing, and raises ViewingRejected, when its viewing has been
+    superseded (or never existed), when the session that started it has ended, or when the
+    member or their account is no longer active. Only seconds inside the lesson count, and
+    never more new seconds than the member's watch clock allows: the time since credit was
+    last granted, at the permitted speed. Reports carry the viewing's whole segment list, so
+    repeated or reordered reports are harmless.
 
-    Usually one SELECT and one conditional UPDATE, without holding a lock in between: the
-    UPDATE applies only if the row is still as it was read (same viewing, same updated_at);
-    a concurrent change makes it read again, and persistent contention falls back to a lock.
+    Usually one SELECT (the checks are joins and a subquery of it) and one conditional UPDATE,
+    without holding a lock in between: the UPDATE applies only if the row is still as it was
+    read (same viewing, same updated_at); a concurrent change makes it read again, and
+    persistent contention falls back to a lock.
     """
     try:
         viewing = uuid.UUID(str(viewing))
     except ValueError:
         raise ViewingSuperseded from None
     for _attempt in range(3):
-        progress = LessonProgress.objects.filter(pk=progress_id, viewing=viewing).first()
-        if progress is None:
-            raise ViewingSuperseded
+        now = timezone.now()
+        progress = _earning(progress_id, viewing, now).first()
+        if progress is None or not _session_alive(progress):
+            raise _rejection(progress_id, viewing)
         read_at = progress.updated_at
-        fields = _credit_report(progress, segments, position, timezone.now())
+        fields = _credit_report(progress, segments, position, now)
         changed = LessonProgress.objects.filter(
             pk=progress.pk, viewing=viewing, updated_at=read_at
         ).update(**{name: getattr(progress, name) for name in fields})
@@ -251,19 +296,49 @@ def progress_report(*, progress_id: int, viewing, segments, position) -> LessonP
             return progress
     # Still contended (several reports of one viewing at once): take the row lock.
     with transaction.atomic():
-        progress = (
-            LessonProgress.objects.select_for_update()
-            .filter(pk=progress_id, viewing=viewing)
-            .first()
-        )
-        if progress is None:
-            raise ViewingSuperseded
-        fields = _credit_report(progress, segments, position, timezone.now())
+        now = timezone.now()
+        progress = _earning(progress_id, viewing, now).select_for_update(of=("self",)).first()
+        if progress is None or not _session_alive(progress):
+            raise _rejection(progress_id, viewing)
+        fields = _credit_report(progress, segments, position, now)
         LessonProgress.objects.filter(pk=progress.pk).update(
             **{name: getattr(progress, name) for name in fields}
         )
     _announce_completion(progress, fields)
     return progress
+
+
+def _earning(progress_id, viewing, now):
+    """The progress row of ``viewing`` if the viewing may still earn: the member and their
+    account active and, where sessions live in the database, its session alive, all checked
+    in the one query."""
+    rows = LessonProgress.objects.filter(
+        pk=progress_id, viewing=viewing, member__is_active=True, member__user__is_active=True
+    )
+    store = _session_store()
+    if issubclass(store, DatabaseSessionStore):  # the db and cached_db engines
+        sessions = store.get_model_class().objects.filter(
+            session_key=OuterRef("viewing_session"), expire_date__gt=now
+        )
+        rows = rows.filter(Exists(sessions))
+    return rows
+
+
+def _session_alive(progress: LessonProgress) -> bool:
+    """Whether the viewing's session still exists, for engines _earning cannot ask in SQL."""
+    store = _session_store()
+    return issubclass(store, DatabaseSessionStore) or store().exists(progress.viewing_session)
+
+
+def _session_store():
+    return import_module(settings.SESSION_ENGINE).SessionStore
+
+
+def _rejection(progress_id, viewing) -> ViewingRejected:
+    """Why a report found nothing to credit (only rejected reports pay for this query)."""
+    if LessonProgress.objects.filter(pk=progress_id, viewing=viewing).exists():
+        return ViewingEnded()
+    return ViewingSuperseded()
 
 
 def _announce_completion(progress: LessonProgress, fields) -> None:
@@ -276,15 +351,24 @@ def _announce_completion(progress: LessonProgress, fields) -> None:
 
 
 def _credit_report(progress: LessonProgress, segments, position, now) -> list[str]:
-    """Apply one report to ``progress`` in memory; return the fields that need writing."""
+    """Apply one report to ``progress`` in memory; return the fields that need writing.
+
+    The member's watch clock bounds the credit: each new second credited moves it on by a
+    second (at the permitted speed), and it never passes ``now``. There is no tolerance on
+    top: a player starts counting only after its viewing began, so honest reports always fit.
+    """
     claimed = segments_math.clean(segments, progress.duration)
-    elapsed = max(0.0, (now - progress.viewing_started_at).total_seconds())
-    # The tolerance covers network delay; it never exceeds the time actually elapsed, so a
-    # jump to the end right after starting credits nothing.
-    allowance = elapsed * settings.LUNXUN_MAX_PLAYBACK_SPEED + min(
-        settings.LUNXUN_PROGRESS_TOLERANCE_SECONDS, elapsed
-    )
-    credited = segments_math.credit(progress.segments, progress.base_segments, claimed, allowance)
+    speed = settings.LUNXUN_MAX_PLAYBACK_SPEED
+    clock = progress.watch_clock
+    budget = max(0.0, (now - clock).total_seconds()) * speed
+    before = segments_math.total(progress.segments)
+    credited = segments_math.credit(progress.segments, claimed, budget)
+    added = segments_math.total(credited) - before
+    fields = ["segments", "watched_seconds", "furthest", "last_position", "updated_at"]
+    if added > 0:
+        # Rounded up to the microsecond the column keeps: the clock never falls behind credit.
+        progress.credited_until = clock + timedelta(microseconds=math.ceil(added / speed * 1e6))
+        fields.append("credited_until")
     progress.segments = credited
     progress.watched_seconds = round(segments_math.total(credited), 3)
     progress.furthest = max([progress.furthest, *(end for _s, end in credited)])
@@ -292,7 +376,7 @@ def _credit_report(progress: LessonProgress, segments, position, now) -> list[st
         progress.last_position = min(max(0.0, float(position)), progress.duration)
     except (TypeError, ValueError):
         pass
-    fields = ["segments", "watched_seconds", "furthest", "last_position", "updated_at"]
+    # Completion is judged by the seconds watched, never by how far the playhead went.
     threshold = settings.LUNXUN_COMPLETION_THRESHOLD * progress.duration
     if progress.completed_at is None and progress.watched_seconds + 1e-6 >= threshold:
         progress.completed_at = now

@@ -14,8 +14,14 @@ from . import services
 from .models import LessonPage, LessonProgress, progress_by_lesson
 
 
-def _member_or_404(request):
+def _counting_member(request):
+    """The member whose watching counts: an active member record, else None."""
     member = getattr(request.user, "member", None)
+    return member if member is not None and member.is_active else None
+
+
+def _member_or_404(request):
+    member = _counting_member(request)
     if member is None:
         raise Http404
     return member
@@ -36,7 +42,7 @@ def player_config(request, lesson: LessonPage) -> dict:
         "fixed_speed": settings.LUNXUN_FIXED_PLAYBACK_SPEED,
         "block_seek_ahead": settings.LUNXUN_BLOCK_SEEK_AHEAD,
         "report_seconds": settings.LUNXUN_PROGRESS_REPORT_SECONDS,
-        "is_member": getattr(request.user, "member", None) is not None,
+        "is_member": _counting_member(request) is not None,
     }
 
 
@@ -53,7 +59,12 @@ def lesson_context(request, lesson: LessonPage) -> dict:
         "player": player_config(request, lesson),
         "player_text": {
             "superseded": _(
-                "You started this lesson on another screen; this one has stopped counting."
+                "A lesson is playing on another page or device, so this page has stopped "
+                "counting. Press play here to count here instead."
+            ),
+            "ended": _(
+                "This page has stopped counting: your sign-in has ended or your account is no "
+                "longer active. Sign in again, then reload this page."
             ),
             "no_seek_ahead": _("You cannot skip ahead past what you have watched."),
             "fixed_speed": _("Lessons play at normal speed."),
@@ -80,11 +91,14 @@ def _progress_json(progress: LessonProgress) -> dict:
 @login_required
 @require_POST
 def viewing_start(request, lesson_id):
-    """Start a viewing of a lesson; any other viewing by this member stops counting."""
+    """Start a viewing of a lesson, bound to this login session; any other viewing by this
+    member, of whichever lesson, stops counting."""
     member = _member_or_404(request)
     lesson = get_object_or_404(LessonPage.objects.live().select_related("video"), pk=lesson_id)
     try:
-        progress = services.progress_start(member=member, lesson=lesson)
+        progress = services.progress_start(
+            member=member, lesson=lesson, session_key=request.session.session_key
+        )
     except services.LessonNotPlayable as error:
         return JsonResponse({"error": str(error)}, status=409)
     return JsonResponse(_progress_json(progress))
@@ -96,8 +110,10 @@ def progress_report(request, progress_id):
     """A player's report, authenticated by its viewing token (see services.progress_report).
 
     Form-encoded, because sendBeacon can send that with the CSRF token in the body. No session
-    or user is loaded on this path; only a rejected report asks whose progress it was, so
-    the old player of the same member hears 409 (stop counting) and anyone else 404.
+    or user is loaded on this path; only a rejected report asks whose progress it was, so a
+    player of the same member hears 409 with the reason it stops counting (``superseded``:
+    another viewing took over; ``ended``: the viewing's session ended or the member was
+    deactivated) and anyone else, a signed-out player included, 404.
     """
     try:
         segments = json.loads(request.POST.get("segments", "[]"))
@@ -110,13 +126,14 @@ def progress_report(request, progress_id):
             segments=segments,
             position=request.POST.get("position", 0),
         )
-    except services.ViewingSuperseded:
+    except services.ViewingRejected as rejection:
         own = request.user.is_authenticated and (
             LessonProgress.objects.filter(pk=progress_id, member__user=request.user).exists()
         )
         if not own:
             raise Http404 from None
-        return JsonResponse({"superseded": True}, status=409)
+        reason = "ended" if isinstance(rejection, services.ViewingEnded) else "superseded"
+        return JsonResponse({reason: True}, status=409)
     return JsonResponse(
         {
             "percent": progress.percent,

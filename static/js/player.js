@@ -3,7 +3,9 @@
  * Plays HLS through hls.js (or the browser's own HLS), records the segments actually played
  * while the page is visible, and reports them to the server, which decides what counts.
  * Every report carries the whole segment list of this viewing, so losing or repeating one
- * loses or doubles nothing.
+ * loses or doubles nothing. A member has one viewing at a time: when another page takes over,
+ * this one stops counting until play is pressed here again; when the sign-in has ended, it
+ * stops for good (reload after signing in).
  */
 (function () {
   "use strict";
@@ -24,7 +26,8 @@
     current: null,           // the segment being played now
     furthest: 0,             // furthest point credited or played: seeking beyond is refused
     lastTime: 0,
-    superseded: false,
+    stopped: null,           // why this page no longer counts: "superseded" or "ended"
+    starting: false,
     hls: null,
     source: "auto"
   };
@@ -61,26 +64,36 @@
     document.dispatchEvent(new CustomEvent("lunxun:progress", { detail: result }));
   }
 
-  function superseded() {
-    state.superseded = true;
+  function stop(reason) {
+    closeSegment();
+    state.stopped = reason;
+    root.dataset.stopped = reason;
     video.pause();
-    say(text.superseded);
+    say(text[reason]);
   }
 
   function report() {
-    if (!state.viewing || state.superseded) return Promise.resolve();
+    if (!state.viewing || state.stopped) return Promise.resolve();
+    var viewing = state.viewing;
     return fetch(state.reportUrl, {
       method: "POST", body: body(), credentials: "same-origin",
       headers: { "X-CSRFToken": csrf }
     }).then(function (response) {
-      if (response.status === 409) { superseded(); return null; }
+      if (viewing !== state.viewing) return null;  // answered after this page took over again
+      // 404: this viewing is unknown to whoever is signed in now, i.e. the sign-in ended.
+      if (response.status === 404) { stop("ended"); return null; }
+      if (response.status === 409) {
+        return response.json().then(function (result) {
+          stop(result.superseded ? "superseded" : "ended");
+        });
+      }
       if (!response.ok) return null;
       return response.json().then(showStatus);
     }).catch(function () { /* the next report carries everything again */ });
   }
 
   function beacon() {
-    if (!state.viewing || state.superseded) return;
+    if (!state.viewing || state.stopped) return;
     if (navigator.sendBeacon) navigator.sendBeacon(state.reportUrl, body());
     else report();
   }
@@ -133,32 +146,61 @@
     if (wasPlaying) video.play().catch(function () {});
   }
 
-  function start() {
+  // A new viewing of this lesson: the server ends the member's other one, whichever lesson.
+  function openViewing() {
     var data = new URLSearchParams();
     data.set("csrfmiddlewaretoken", csrf);
     return fetch(config.start_url, {
       method: "POST", body: data, credentials: "same-origin", headers: { "X-CSRFToken": csrf }
     }).then(function (response) {
       return response.json().then(function (result) {
-        if (!response.ok) { say(result.error || text.unavailable); return; }
+        if (!response.ok) { say(result.error || text.unavailable); return null; }
         state.viewing = result.viewing;
         state.reportUrl = result.report_url;
-        state.furthest = result.furthest || 0;
+        state.segments = [];
+        state.current = null;
+        state.stopped = null;
+        delete root.dataset.stopped;
+        state.furthest = Math.max(state.furthest, result.furthest || 0);
         showStatus(result);
-        attach(config.master_url);
-        if (result.position && result.position < result.duration - 3) {
-          video.addEventListener("loadedmetadata", function once() {
-            video.removeEventListener("loadedmetadata", once);
-            video.currentTime = result.position;
-          });
-        }
+        return result;
       });
+    });
+  }
+
+  function start() {
+    return openViewing().then(function (result) {
+      if (!result) return;
+      attach(config.master_url);
+      if (result.position && result.position < result.duration - 3) {
+        video.addEventListener("loadedmetadata", function once() {
+          video.removeEventListener("loadedmetadata", once);
+          video.currentTime = result.position;
+        });
+      }
+    });
+  }
+
+  // Play pressed on a page another one took over from: count here again, from now on.
+  function takeOver() {
+    if (state.starting) return;
+    state.starting = true;
+    openViewing().then(function (result) {
+      state.starting = false;
+      if (!result) return;
+      say("");
+      state.lastTime = video.currentTime;
+      video.play().catch(function () {});
+    }).catch(function () {
+      // Not JSON: the start was sent to the login page, so the sign-in has ended.
+      state.starting = false;
+      stop("ended");
     });
   }
 
   video.addEventListener("timeupdate", function () {
     var now = video.currentTime;
-    if (!video.paused && !video.seeking && document.visibilityState === "visible" && !state.superseded) {
+    if (!video.paused && !video.seeking && document.visibilityState === "visible" && !state.stopped) {
       var step = now - state.lastTime;
       if (state.current && step >= 0 && step < 1.5) {
         state.current[1] = now;
@@ -189,7 +231,9 @@
   });
 
   video.addEventListener("play", function () {
-    if (state.superseded) { video.pause(); say(text.superseded); return; }
+    if (state.stopped === "superseded") { video.pause(); takeOver(); return; }
+    // Signed out: the lesson may still be watched, but the notice stays: nothing counts.
+    if (state.stopped === "ended") { say(text.ended); return; }
     say("");
     state.lastTime = video.currentTime;
   });

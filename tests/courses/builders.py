@@ -3,6 +3,7 @@ pipeline has its own tests on real clips."""
 
 from decimal import Decimal
 
+from django.test import Client
 from wagtail.models import Collection, Locale, Page, Site
 
 from courses.models import CourseIndexPage, CoursePage, HomePage, LessonPage, LessonVideo
@@ -72,3 +73,10 @@ def lesson(parent=None, duration=100.0, hours=Decimal("0.5"), **fields):
     )
     parent.add_child(instance=page)
     return page
+
+
+def session_of(member) -> str:
+    """The key of a new login session of ``member``: a viewing is bound to the one that began it."""
+    client = Client()
+    client.force_login(member.user, backend="members.backends.PhoneOrUsernameBackend")
+    return client.session.session_key

@@ -20,23 +20,22 @@ def test_subtract():
     assert subtract([[0, 10]], []) == [[0, 10]]
 
 
-def test_credit_is_limited_by_the_allowance_in_playback_order():
-    assert credit([], [], [[0, 30], [50, 70]], allowance=40) == [[0, 30], [50, 60]]
+def test_credit_is_limited_by_the_budget_in_playback_order():
+    assert credit([], [[0, 30], [50, 70]], budget=40) == [[0, 30], [50, 60]]
 
 
 def test_credit_never_takes_back_and_is_idempotent():
-    first = credit([], [], [[0, 10]], allowance=12)
-    again = credit(first, [], [[0, 10]], allowance=12)
-    late_and_older = credit(again, [], [[0, 5]], allowance=30)
+    first = credit([], [[0, 10]], budget=12)
+    again = credit(first, [[0, 10]], budget=12)
+    late_and_older = credit(again, [[0, 5]], budget=30)
     assert first == again == late_and_older == [[0, 10]]
 
 
-def test_credit_counts_what_was_watched_before_the_viewing_as_free():
-    base = [[0, 60]]
-    # Re-watching old parts costs nothing; only new seconds use the allowance.
-    assert credit(base, base, [[0, 60], [60, 80]], allowance=10) == [[0, 70]]
+def test_credit_counts_what_was_credited_before_as_free():
+    # Re-watching credited parts costs nothing; only new seconds use the budget.
+    assert credit([[0, 60]], [[0, 60], [60, 80]], budget=10) == [[0, 70]]
 
 
-@pytest.mark.parametrize("allowance", [0, -5])
-def test_no_allowance_no_credit(allowance):
-    assert credit([[0, 5]], [[0, 5]], [[5, 50]], allowance) == [[0, 5]]
+@pytest.mark.parametrize("budget", [0, -5])
+def test_no_budget_no_credit(budget):
+    assert credit([[0, 5]], [[5, 50]], budget) == [[0, 5]]

@@ -50,10 +50,12 @@ def test_concurrent_reports_of_one_viewing_lose_nothing(city):
     from courses import services
     from courses.models import LessonProgress
 
-    from ..courses.builders import lesson
+    from ..courses.builders import lesson, session_of
 
     page = lesson(duration=600)
-    progress = services.progress_start(member=city.member_a, lesson=page)
+    progress = services.progress_start(
+        member=city.member_a, lesson=page, session_key=session_of(city.member_a)
+    )
     LessonProgress.objects.filter(pk=progress.pk).update(
         viewing_started_at=timezone.now() - timedelta(hours=1)
     )
