@@ -104,6 +104,46 @@ def phone_visibility(user):
     return visible
 
 
+# What each role that manages a roster covers when it resets a password: a reset hands the
+# account, with every power on it, to whoever holds the reset slip. A trainer's account can do
+# more than manage a subtree (the Wagtail admin, the city's shared content), so only a trainer
+# may reset it.
+RESET_COVERS = {
+    Role.TRAINER: frozenset(STAFF_ROLES),
+    Role.SECRETARY: frozenset({Role.SECRETARY, Role.OPERATOR}),
+}
+
+
+def can_reset_password(user, member) -> bool:
+    """May ``user`` reset ``member``'s password? Only when the account can do nothing that
+    ``user`` cannot do already:
+
+    - ``user`` is a trainer or secretary (or a superuser) and ``member`` lies in their subtree;
+    - every role of ``member``'s own account lies on an organisation inside a subtree where
+      ``user`` holds a role covering it (``RESET_COVERS``): never someone holding a role above
+      or beside ``user``'s;
+    - never a superuser's or staff (Django admin) account, and never ``user``'s own: they change
+      their own password with the one they have.
+    """
+    if not user.is_authenticated or not user.is_active:
+        return False
+    account = member.user
+    if account.pk == user.pk or account.is_superuser or account.is_staff:
+        return False
+    if user.is_superuser:
+        return True
+    held = [a for a in role_assignments(user) if a.role in RESET_COVERS]
+    if not any(a.organization.contains(member.organization) for a in held):
+        return False
+    return all(
+        any(
+            theirs.role in RESET_COVERS[mine.role]
+            and mine.organization.contains(theirs.organization)
+            for mine in held
+        )
+        for theirs in RoleAssignment.objects.for_user(account)
+    )
+
 
 def get_organization_or_404(user, pk, roles=STAFF_ROLES) -> Organization:
     """The organisation ``pk`` if ``user`` may see it; 404 otherwise, so ids reveal nothing."""

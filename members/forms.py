@@ -102,3 +102,14 @@ class ActivationForm(forms.Form):
         if data.get("password1") and data.get("password1") != data.get("password2"):
             self.add_error("password2", _("The two passwords differ."))
         return data
+
+
+class ResetConfirmForm(forms.Form):
+    """The secretary's confirmation of a password reset: it logs the member out everywhere."""
+
+    confirm = forms.BooleanField(
+        label=_(
+            "I have checked that this member asked for it: their password stops working, they "
+            "are logged out everywhere and set a new one with the slip."
+        )
+    )

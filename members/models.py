@@ -4,7 +4,8 @@ import unicodedata
 from datetime import timedelta
 
 from django.conf import settings
-from django.contrib.auth.hashers import check_password, make_password
+from django.contrib.auth.hashers import UNUSABLE_PASSWORD_PREFIX, check_password, make_password
+from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -12,6 +13,14 @@ from django.utils.translation import gettext_lazy as _
 from treebeard.mp_tree import MP_Node, MP_NodeManager, MP_NodeQuerySet
 
 PHONE_RE = re.compile(r"^1[3-9]\d{9}$")
+# Organisation codes end up in file names, spreadsheets, logs and URLs: letters, digits, "-" and
+# "_" only. \Z, not $: $ would let a trailing newline through.
+ORGANIZATION_CODE_RE = re.compile(r"\A[A-Za-z0-9_-]+\Z")
+validate_organization_code = RegexValidator(
+    ORGANIZATION_CODE_RE.pattern,
+    message=_("An organisation code may contain only letters, digits, - and _."),
+    code="invalid_code",
+)
 
 
 def normalize_phone(raw) -> str:
@@ -106,7 +115,12 @@ class Organization(MP_Node):
         OTHER = "other", _("Other (其他)")
 
     name = models.CharField(_("name"), max_length=120)
-    code = models.CharField(_("organisation code"), max_length=40, unique=True)
+    code = models.CharField(
+        _("organisation code"),
+        max_length=40,
+        unique=True,
+        validators=[validate_organization_code],
+    )
     kind = models.CharField(_("kind"), max_length=20, choices=Kind.choices, default=Kind.BRANCH)
     domain = models.CharField(
         _("domain"), max_length=20, choices=Domain.choices, default=Domain.OTHER
@@ -143,6 +157,14 @@ class MemberQuerySet(models.QuerySet):
 
     def active(self):
         return self.filter(is_active=True)
+
+    def never_activated(self):
+        """Members whose account has never been in use: not activated, and no usable password
+        (a password set by other means, as for demo or staff accounts, counts as in use).
+        Only these may get an activation slip."""
+        return self.filter(
+            activated_at__isnull=True, user__password__startswith=UNUSABLE_PASSWORD_PREFIX
+        )
 
     def search(self, text):
         text = (text or "").strip()
@@ -214,6 +236,13 @@ class Member(models.Model):
     def masked_phone(self):
         return mask_phone(self.phone)
 
+    @property
+    def account_in_use(self) -> bool:
+        """True once the account has been activated or has a usable password by any other
+        means: from then on only a password reset, never an activation slip, gives it a new
+        password. The counterpart of ``MemberQuerySet.never_activated``."""
+        return self.activated_at is not None or self.user.has_usable_password()
+
 
 class Role(models.TextChoices):
     TRAINER = "trainer", _("Trainer (培训管理员)")
@@ -265,16 +294,35 @@ ACTIVATION_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
 
 class ActivationCodeQuerySet(models.QuerySet):
     def usable(self):
-        return self.filter(used_at__isnull=True, revoked=False, expires_at__gt=timezone.now())
+        """Codes that may still be tried: unused, not revoked, not expired, and short of the
+        failure limit (checked here too, so a code that reached it in a concurrent request
+        is refused even before that request has revoked it)."""
+        return self.filter(
+            used_at__isnull=True,
+            revoked=False,
+            expires_at__gt=timezone.now(),
+            failures__lt=settings.LUNXUN_ACTIVATION_MAX_FAILURES,
+        )
+
+    def outstanding(self):
+        """Codes not used and not revoked (expired ones included: revoking them is harmless)."""
+        return self.filter(used_at__isnull=True, revoked=False)
 
 
 class ActivationCode(models.Model):
     """A one-time code printed on a slip; with it a member sets their own password.
 
-    Only a hash is stored: the code itself exists on the slip and nowhere else.
+    Only a hash is stored: the code itself exists on the slip and nowhere else. An activation
+    code works only for an account that has never been in use; a reset code only for an
+    account whose password a reset made unusable (see members.services.member_activate).
     """
 
+    class Kind(models.TextChoices):
+        ACTIVATION = "activation", _("Activation")
+        RESET = "reset", _("Password reset")
+
     member = models.ForeignKey(Member, on_delete=models.CASCADE, related_name="activation_codes")
+    kind = models.CharField(_("kind"), max_length=20, choices=Kind.choices, default=Kind.ACTIVATION)
     code_hash = models.CharField(max_length=128)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
@@ -314,7 +362,12 @@ class ActivationCode(models.Model):
 
     @property
     def is_usable(self):
-        return self.used_at is None and not self.revoked and self.expires_at > timezone.now()
+        return (
+            self.used_at is None
+            and not self.revoked
+            and self.expires_at > timezone.now()
+            and self.failures < settings.LUNXUN_ACTIVATION_MAX_FAILURES
+        )
 
 
 class RosterImport(models.Model):

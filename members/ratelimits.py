@@ -39,6 +39,16 @@ def login_limited(request) -> bool:
     )
 
 
+def activate_limited(request) -> bool:
+    """Count a try of the activation page from the request's address (LUNXUN_ACTIVATE_RATE);
+    True when over. Wrong codes also burn the codes of the number tried (see
+    members.services.member_activate); this stops one address trying many numbers."""
+    rate = settings.LUNXUN_ACTIVATE_RATE
+    return is_ratelimited(
+        request, group="lunxun.activate", key=address, rate=rate, method="POST", increment=True
+    )
+
+
 def remind_limited(request) -> bool:
     """Count a reminder action by the request's user (LUNXUN_REMIND_RATE); True when over."""
     rate = settings.LUNXUN_REMIND_RATE

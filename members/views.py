@@ -8,14 +8,16 @@ from django.core.paginator import Paginator
 from django.db.models import Count, Q
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse, reverse_lazy
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from django.views.decorators.http import require_POST
 
 from . import access, ratelimits, services
 from .audit import REFUSED, audit_event
 from .downloads import xlsx_response
-from .forms import ActivationForm, ImportUploadForm, LoginForm, RosterFilterForm
+from .forms import ActivationForm, ImportUploadForm, LoginForm, ResetConfirmForm, RosterFilterForm
 from .models import ActivationCode, Member, Organization, RosterImport, path_prefix_q
 from .tabular import TableError
 
@@ -126,6 +128,8 @@ def member_detail(request, pk):
             "show_phone": access.can_see_phone(request.user, member),
             "roles": member.user.role_assignments.select_related("organization"),
             "can_manage": access.can_see_member(request.user, member, access.ROLES_MANAGING_ROSTER),
+            "can_reset_password": access.can_reset_password(request.user, member),
+            "reset_form": ResetConfirmForm(),
         },
     )
 
@@ -297,43 +301,102 @@ def import_template(request, kind):
 # --- Activation --------------------------------------------------------------------------------
 
 
+def _slips(request, issued, *, reset=False):
+    """The printable slips, shown once: the codes are stored hashed only."""
+    return render(
+        request,
+        "members/activation_slips.html",
+        {
+            "issued": issued,
+            "reset": reset,
+            "activate_url": request.build_absolute_uri(reverse("members:activate")),
+            "expires": timezone.localtime(ActivationCode.expiry_from_now()),
+        },
+    )
+
+
 @access.role_required(*access.ROLES_MANAGING_ROSTER)
 @require_POST
 def activation_slips(request):
-    """Issue one-time codes for the chosen members and show the printable slips once."""
+    """Issue one-time codes for the chosen members and show the printable slips once. Only
+    accounts never in use get one (members.services.activation_codes_issue decides)."""
     visible = access.visible_members(request.user, access.ROLES_MANAGING_ROSTER).active()
     ids = [int(i) for i in request.POST.getlist("member") if i.isdigit()]
     if request.POST.get("org"):
         organization = access.get_organization_or_404(
             request.user, request.POST["org"], access.ROLES_MANAGING_ROSTER
         )
-        members = visible.in_subtree(organization).filter(activated_at__isnull=True)
+        members = visible.in_subtree(organization).never_activated()
     else:
         members = visible.filter(pk__in=ids)
     members = members.select_related("organization").order_by("organization__path", "name")
+    members = list(members)
     issued = services.activation_codes_issue(members=members, user=request.user, request=request)
+    in_use = len(members) - len(issued)
+    if in_use:
+        messages.warning(
+            request,
+            ngettext(
+                "%(n)d member already uses their account and got no slip: a forgotten "
+                "password is reset from the member's page.",
+                "%(n)d members already use their accounts and got no slip: a forgotten "
+                "password is reset from the member's page.",
+                in_use,
+            )
+            % {"n": in_use},
+        )
     if not issued:
-        messages.info(request, _("No members were selected, or all of them are activated."))
+        if not members:
+            messages.info(request, _("No members were selected, or all of them are activated."))
         return redirect("members:roster")
-    return render(
-        request,
-        "members/activation_slips.html",
-        {
-            "issued": issued,
-            "activate_url": request.build_absolute_uri("/activate/"),
-            "expires": timezone.localtime(ActivationCode.expiry_from_now()),
-        },
-    )
+    return _slips(request, issued)
+
+
+@access.role_required(*access.ROLES_MANAGING_ROSTER)
+@require_POST
+def member_password_reset(request, pk):
+    """Reset a member's password (members.services.member_password_reset) and show the reset
+    slip once. The member must be one this user may reset (access.can_reset_password); asked
+    about anyone else, the answer is what an unknown id gets, and the attempt is audit-logged."""
+    member = Member.objects.select_related("organization", "user").filter(pk=pk).first()
+    if member is None:
+        raise Http404
+    visible = access.can_see_member(request.user, member, access.ROLES_MANAGING_ROSTER)
+    back = redirect("members:member_detail", pk=member.pk)
+    if visible and not ResetConfirmForm(request.POST).is_valid():
+        messages.error(request, _("Tick the box to confirm the reset; nothing was changed."))
+        return back
+    try:
+        code = services.member_password_reset(member=member, user=request.user, request=request)
+    except services.PasswordResetRefused as refused:
+        if not visible:
+            raise Http404 from None
+        messages.error(request, str(refused))
+        return back
+    return _slips(request, [(member, code)], reset=True)
 
 
 def activate(request):
+    """Set a password with the code from an activation or a password-reset slip."""
     form = ActivationForm(request.POST or None)
+    if request.method == "POST" and ratelimits.activate_limited(request):
+        # Over the limit no code is checked and no code is charged.
+        messages.error(
+            request,
+            _(
+                "Too many tries from this network in a short time. Please wait a minute and "
+                "try again."
+            ),
+        )
+        form = ActivationForm(initial={"phone": request.POST.get("phone", "")})
+        return render(request, "members/activate.html", {"form": form}, status=429)
     if request.method == "POST" and form.is_valid():
         try:
             member = services.member_activate(
                 phone=form.cleaned_data["phone"],
                 code=form.cleaned_data["code"],
                 password=form.cleaned_data["password1"],
+                request=request,
             )
         except services.ActivationError as error:
             form.add_error(None, str(error))
@@ -346,3 +409,17 @@ def activate(request):
             )
             return redirect("/")
     return render(request, "members/activate.html", {"form": form})
+
+
+class PasswordChangeView(auth_views.PasswordChangeView):
+    """A logged-in user changes their own password with the current one; they stay logged in
+    here, their other sessions end, and the change is audit-logged."""
+
+    template_name = "members/password_change.html"
+    success_url = reverse_lazy("members:password_change")
+
+    def form_valid(self, form):
+        response = super().form_valid(form)  # saves, and keeps this session valid
+        services.password_change_record(user=form.user, request=self.request)
+        messages.success(self.request, _("Your password was changed."))
+        return response

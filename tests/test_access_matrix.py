@@ -345,6 +345,15 @@ SITE_CASES = {
         insiders={"secretary_a": (200,), "operator_a": (200,), "trainer_a": (200,)},
         outsiders=B_SIDE + PLAIN_A,
     ),
+    "members:member_password_reset": Case(
+        kwargs=lambda w: {"pk": w.city.member_a.pk},
+        methods=("POST",),
+        data=lambda w: {"confirm": "on"},
+        # The slip is shown to who may reset (a secretary or trainer above the member);
+        # site operators do not reset passwords.
+        insiders={"secretary_a": (200,), "trainer_a": (200,)},
+        outsiders=B_SIDE + PLAIN_A + ("operator_a",),
+    ),
     "members:organization_detail": Case(
         kwargs=lambda w: {"pk": w.city.branch_a.pk},
         insiders={"secretary_a": (200,), "trainer_a": (200,)},

@@ -358,9 +358,25 @@ VISITS = {
     "members:activate": [Visit("anonymous")],
     "members:roster": [Visit("secretary_a"), Visit("trainer", query="?q=王")],
     "members:activation_slips": [
-        Visit("secretary_a", method="POST", data=lambda w: {"member": [w.city.member_a.pk]})
+        Visit(
+            "secretary_a",
+            method="POST",
+            # Only an account never in use gets an activation slip.
+            data=lambda w: {
+                "member": [factories.member(w.city.branch_a, name="新人", password=None).pk]
+            },
+        )
     ],
     "members:member_detail": [Visit("secretary_a", lambda w: {"pk": w.city.member_a.pk})],
+    "members:member_password_reset": [
+        Visit(
+            "secretary_a",
+            lambda w: {"pk": w.city.member_a.pk},
+            method="POST",
+            data=lambda w: {"confirm": "on"},
+        )
+    ],
+    "members:password_change": [Visit("member_a"), Visit("secretary_a")],
     "members:organization_detail": [Visit("trainer", lambda w: {"pk": w.city.branch_a.pk})],
     "members:import_upload": [
         Visit("secretary_a", lambda w: {"kind": "roster"}),

@@ -394,7 +394,7 @@ LUNXUN_QUIET_HOURS = (
 )
 # Text messages go through a pluggable backend: a dotted path to a class with
 # send_messages(messages) -> int. The console backend prints them.
-LUNXUN_SMS_BACKEND = os.environ.get("LUNXUN_SMS_BACKEND", "rounds.sms.ConsoleBackend")
+LUNXUN_SMS_BACKEND = os.environ.get("LUNXUN_SMS_BACKEND", "members.sms.ConsoleBackend")
 LUNXUN_SITE_URL = os.environ.get("LUNXUN_SITE_URL", "http://127.0.0.1:8000")
 
 # --- Email -----------------------------------------------------------------------------------
@@ -425,6 +425,9 @@ AXES_CLIENT_IP_CALLABLE = "members.audit.client_ip"
 # Login attempts per client address (accounts are locked separately by django-axes), and
 # one-click reminder actions per user.
 LUNXUN_LOGIN_RATE = os.environ.get("LUNXUN_LOGIN_RATE", "60/m")
+# Tries of the activation page (a code from a slip) per client address: a site PC where a
+# room activates one after another stays well below it; guessing codes for many numbers does not.
+LUNXUN_ACTIVATE_RATE = os.environ.get("LUNXUN_ACTIVATE_RATE", "20/m")
 LUNXUN_REMIND_RATE = os.environ.get("LUNXUN_REMIND_RATE", "10/h")
 
 # --- Content Security Policy ----------------------------------------------------------------

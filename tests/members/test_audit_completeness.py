@@ -399,13 +399,18 @@ def test_a_reminder_at_night_is_recorded_as_scheduled_or_refused(world, settings
 
 
 def test_deactivating_members_and_issuing_codes_list_the_members(city):
-    extra = factories.member(city.branch_a, name="周杰")
+    extra = factories.member(city.branch_a, name="周杰", password=None)
+    newcomer = factories.member(city.branch_a, name="吴昊", password=None)
     secretary = at(city.secretary_a)
-    secretary.post(reverse("members:activation_slips"), {"member": [city.member_a.pk, extra.pk]})
+    secretary.post(
+        reverse("members:activation_slips"), {"member": [city.member_a.pk, extra.pk, newcomer.pk]}
+    )
     codes = check(
         only("activation_codes_issued"), actor=city.secretary_a, obj=city.member_a.organization
     )
-    assert sorted(codes["member_ids"]) == sorted([city.member_a.pk, extra.pk])
+    assert sorted(codes["member_ids"]) == sorted([newcomer.pk, extra.pk])
+    # member_a's account is in use: no slip, and the record says who was refused.
+    assert codes["refused_member_ids"] == [city.member_a.pk]
 
     # The branch-B member is outside the secretary's subtree: not deactivated, not listed.
     secretary.post(
@@ -414,6 +419,44 @@ def test_deactivating_members_and_issuing_codes_list_the_members(city):
     data = check(only("members_deactivated"), actor=city.secretary_a, obj=city.secretary_a)
     assert sorted(data["member_ids"]) == sorted([city.member_a.pk, extra.pk])
     assert Member.objects.get(pk=city.member_b.pk).is_active
+
+
+def test_password_resets_refusals_activations_and_changes_are_recorded(city):
+    secretary = at(city.secretary_a)
+    url = reverse("members:member_password_reset", args=[city.member_a.pk])
+    response = secretary.post(url, {"confirm": "on"})
+    ((_member, code),) = response.context["issued"]
+    data = check(
+        only("password_reset", additional_data__result="ok"),
+        actor=city.secretary_a,
+        obj=city.member_a,
+    )
+    assert data["code"] and data["sessions_ended"] == 0
+    check(only("password_reset_notified"), actor=city.secretary_a, obj=city.member_a)
+    # Outside her subtree: a 404 for her, a record for the log.
+    secretary.post(
+        reverse("members:member_password_reset", args=[city.member_b.pk]), {"confirm": "on"}
+    )
+    refused = check(
+        only("password_reset", additional_data__result="refused"),
+        actor=city.secretary_a,
+        obj=city.member_b,
+        result="refused",
+    )
+    assert refused["error"]
+    # The member sets a new password with the slip, then changes it.
+    member = at(None)
+    new = "Xin-mi-ma-2026"
+    member.post(
+        reverse("members:activate"),
+        {"phone": city.member_a.phone, "code": code, "password1": new, "password2": new},
+    )
+    check(only("password_set"), actor=city.member_a.user, obj=city.member_a)
+    member.post(
+        reverse("members:password_change"),
+        {"old_password": new, "new_password1": "Noch-mal-2026", "new_password2": "Noch-mal-2026"},
+    )
+    check(only("password_changed"), actor=city.member_a.user, obj=city.member_a.user)
 
 
 def test_closing_a_round_is_recorded_from_the_request_to_the_frozen_figures(world):

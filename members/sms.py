@@ -1,0 +1,84 @@
+"""Text messages (短信) through a pluggable backend, the way Django sends email.
+
+Here in members, the lowest domain app, so that every app may send: members tells a member
+their password was reset, rounds sends reminders (``rounds.sms`` re-exports this module).
+
+``settings.LUNXUN_SMS_BACKEND`` names the backend class. The default, ``ConsoleBackend``, writes
+each message to stdout and the log, so the embedded default needs no SMS gateway. A deployment
+plugs in its provider by writing a subclass of ``BaseSmsBackend`` that implements
+``send_messages`` and pointing the setting at it.
+"""
+
+import logging
+import sys
+import threading
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.utils.module_loading import import_string
+
+from .models import mask_phone
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SmsMessage:
+    phone: str
+    text: str
+
+
+class BaseSmsBackend:
+    """Override point: send a batch of messages, return how many were sent.
+
+    ``fail_silently`` asks the backend to swallow delivery errors (and count them as not sent)
+    instead of raising.
+    """
+
+    def __init__(self, *, fail_silently: bool = False, **kwargs):
+        self.fail_silently = fail_silently
+
+    def send_messages(self, messages: list[SmsMessage]) -> int:
+        raise NotImplementedError("SMS backends must implement send_messages()")
+
+
+class ConsoleBackend(BaseSmsBackend):
+    """Writes messages to a stream (stdout by default) and the log instead of sending them.
+
+    Numbers are masked: a console or a log file is not a place for members' phone numbers.
+    """
+
+    def __init__(self, *, stream=None, **kwargs):
+        super().__init__(**kwargs)
+        self.stream = stream
+        self._lock = threading.RLock()
+
+    def send_messages(self, messages: list[SmsMessage]) -> int:
+        if not messages:
+            return 0
+        stream = self.stream or sys.stdout
+        sent = 0
+        with self._lock:
+            try:
+                for message in messages:
+                    masked = mask_phone(message.phone)
+                    stream.write(f"SMS to {masked}: {message.text}\n")
+                    logger.info("SMS to %s: %s", masked, message.text)
+                    sent += 1
+                stream.flush()
+            except Exception:
+                if not self.fail_silently:
+                    raise
+        return sent
+
+
+def get_sms_backend(backend: str | None = None, **kwargs) -> BaseSmsBackend:
+    """An instance of ``backend`` (a dotted path), by default ``settings.LUNXUN_SMS_BACKEND``."""
+    return import_string(backend or settings.LUNXUN_SMS_BACKEND)(**kwargs)
+
+
+def send_sms(messages: list[SmsMessage], *, fail_silently: bool = False) -> int:
+    """Send ``messages`` through the configured backend; returns how many were sent."""
+    if not messages:
+        return 0
+    return get_sms_backend(fail_silently=fail_silently).send_messages(list(messages))
