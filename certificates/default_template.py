@@ -35,9 +35,15 @@ def ensure_default_templates(*, issuer_lines: str | None = None, seal=None, mode
 
     Returns the default template of each kind, created or not. `model` lets a data
     migration pass its historical CertificateTemplate; `seal` is a wagtail image or None.
+    They are the city's: owned by the first root of the organisation tree (none yet: the top).
     """
+    owner = None
     if model is None:
+        from members.models import Organization
+
         from .models import CertificateTemplate as model
+
+        owner = Organization.objects.filter(depth=1).order_by("path").first()
     defaults = [
         ("completion", COMPLETION_NAME, COMPLETION_TITLE, COMPLETION_BODY),
         ("hours", HOURS_NAME, HOURS_TITLE, HOURS_BODY),
@@ -55,6 +61,7 @@ def ensure_default_templates(*, issuer_lines: str | None = None, seal=None, mode
                 seal=seal,
                 border="classic",
                 is_default=True,
+                owner_organization=owner,
             )
         templates.append(template)
     return templates

@@ -68,7 +68,20 @@ class CertificateTemplate(models.Model):
         _("border"), max_length=20, choices=Border.choices, default=Border.CLASSIC
     )
     is_default = models.BooleanField(
-        _("default for its kind"), default=False, help_text=_("Used when a round names none.")
+        _("default for its kind"),
+        default=False,
+        help_text=_("Used when a round names none. Only a template of the whole city can be it."),
+    )
+    owner_organization = models.ForeignKey(
+        "members.Organization",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("owned by"),
+        help_text=_(
+            "Its trainers (and those above) may change it; the levels below use it as it is."
+        ),
     )
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -84,6 +97,88 @@ class CertificateTemplate(models.Model):
 
     def __str__(self):
         return self.name
+
+    def printed_pictures(self):
+        """The seal's and the signature's files (or None), as the renderer reads them."""
+        return (
+            self.seal.file if self.seal else None,
+            self.signature.file if self.signature else None,
+        )
+
+    @property
+    def owned_by_top(self) -> bool:
+        """Owned by the whole city (the top of the tree): only such a template can be a default."""
+        return self.owner_organization_id is None or self.owner_organization.depth == 1
+
+
+class TemplateSnapshot(models.Model):
+    """A certificate template as certificates were issued with it: what they print and what
+    the verification page names as their issuer, kept unchanged whatever later happens to the
+    template (DESIGN.md: an issued certificate keeps what it said).
+
+    Every certificate issued while the template stays the same shares one snapshot; the seal
+    and signature are copied (a trainer can replace a picture's file in the admin), and the
+    pictures they came from are kept only so that they stay private (certificates.media).
+    Never edited.
+    """
+
+    template = models.ForeignKey(
+        CertificateTemplate,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="snapshots",
+    )
+    fingerprint = models.CharField(max_length=80, unique=True)
+    kind = models.CharField(max_length=20, choices=CertificateTemplate.Kind.choices)
+    title = models.CharField(_("title"), max_length=50)
+    body = models.TextField(_("text"))
+    issuer_lines = models.TextField(_("issuing organisation"))
+    border = models.CharField(max_length=20, choices=CertificateTemplate.Border.choices)
+    seal = models.FileField(upload_to="certificates/pictures/", blank=True)
+    signature = models.FileField(upload_to="certificates/pictures/", blank=True)
+    seal_image = models.ForeignKey(
+        "wagtailimages.Image", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    signature_image = models.ForeignKey(
+        "wagtailimages.Image", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("certificate template as issued")
+        verbose_name_plural = _("certificate templates as issued")
+
+    def __str__(self):
+        return f"{self.title} ({self.created_at:%Y-%m-%d})" if self.created_at else self.title
+
+    def printed_pictures(self):
+        return (self.seal or None, self.signature or None)
+
+    @property
+    def issuer(self) -> list[str]:
+        """The issuing organisation's lines, as printed."""
+        return [line.strip() for line in self.issuer_lines.splitlines() if line.strip()]
+
+
+class RoundTemplate(models.Model):
+    """The completion certificate template a round's certificates are issued with (without
+    one, the default). Kept here, not on the round: rounds know nothing of certificates."""
+
+    round = models.OneToOneField(
+        "rounds.Round", on_delete=models.CASCADE, related_name="certificate_template"
+    )
+    # Deleting the template (a superuser's act) sends the round back to the default.
+    template = models.ForeignKey(
+        CertificateTemplate, on_delete=models.CASCADE, related_name="round_choices"
+    )
+
+    class Meta:
+        verbose_name = _("certificate template of a round")
+        verbose_name_plural = _("certificate templates of rounds")
+
+    def __str__(self):
+        return f"{self.round_id}: {self.template}"
 
 
 class NumberSequence(models.Model):
@@ -131,6 +226,14 @@ class Certificate(models.Model):
     )
     template = models.ForeignKey(
         CertificateTemplate, on_delete=models.PROTECT, related_name="certificates"
+    )
+    # What the template printed when this certificate was issued: rendering and verification
+    # read this, never the template as it is now.
+    snapshot = models.ForeignKey(
+        TemplateSnapshot,
+        on_delete=models.PROTECT,
+        related_name="certificates",
+        verbose_name=_("template as issued"),
     )
     series = models.CharField(max_length=40)
     sequence = models.PositiveIntegerField()

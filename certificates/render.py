@@ -171,25 +171,27 @@ _IMAGE_CACHE: "OrderedDict[tuple, tuple[str, bytes]]" = OrderedDict()
 _lock = threading.RLock()
 
 
-def image_resource(image, box: tuple[int, int]) -> tuple[str, bytes] | None:
-    """A wagtail image as a JPEG on white, at most `box` pixels: (its lunxun: URL, bytes).
+def image_resource(picture, box: tuple[int, int]) -> tuple[str, bytes] | None:
+    """A picture file (a seal, a signature) as a JPEG on white, at most `box` pixels: (its
+    lunxun: URL, bytes).
 
-    Cached per image file. WeasyPrint embeds a JPEG as it is, where a PNG with transparency
-    is split into colour and alpha and compressed again in every PDF (15 ms for a seal);
-    and a URL served from memory keeps 50 KB of base64 out of the HTML parser.
+    Cached per file name (a replaced picture is stored under a new name). WeasyPrint embeds a
+    JPEG as it is, where a PNG with transparency is split into colour and alpha and compressed
+    again in every PDF (15 ms for a seal); and a URL served from memory keeps 50 KB of base64
+    out of the HTML parser.
     """
-    if image is None:
+    if not picture:
         return None
-    key = (image.pk, image.file.name, getattr(image, "file_hash", ""), box)
+    key = (picture.name, box)
     with _lock:
         if key in _IMAGE_CACHE:
             _IMAGE_CACHE.move_to_end(key)
             return _IMAGE_CACHE[key]
     try:
-        with image.file.open("rb") as file:
+        with picture.open("rb") as file:
             data = jpeg_on_white(file.read(), box)
     except (OSError, ValueError) as error:
-        logger.warning("Certificate image %s cannot be used: %s", image.file.name, error)
+        logger.warning("Certificate image %s cannot be used: %s", picture.name, error)
         return None
     resource = (f"lunxun:image/{hashlib.sha1(data, usedforsecurity=False).hexdigest()}", data)
     with _lock:
@@ -232,8 +234,11 @@ class Look:
 
 
 def look_of(template) -> Look:
-    seal = image_resource(template.seal, (SEAL_PIXELS, SEAL_PIXELS))
-    signature = image_resource(template.signature, SIGNATURE_PIXELS)
+    """The look of a certificates.models.CertificateTemplate (a preview) or TemplateSnapshot
+    (certificates as issued): anything with the template's text fields and printed_pictures()."""
+    seal_file, signature_file = template.printed_pictures()
+    seal = image_resource(seal_file, (SEAL_PIXELS, SEAL_PIXELS))
+    signature = image_resource(signature_file, SIGNATURE_PIXELS)
     with translation.override(settings.LANGUAGE_CODE):
         continued = gettext("(continued)")
     return Look(

@@ -13,6 +13,9 @@ their numbers stay unique; a pattern with ``{round}`` numbers each round on its 
 
 import dataclasses
 import hashlib
+import json
+import logging
+import os
 import re
 import secrets
 import shutil
@@ -35,7 +38,15 @@ from members.models import Member, path_prefix_q
 from rounds.ledger import ledger_entries, ledger_total
 from rounds.models import Participation, Round
 
-from .models import Certificate, CertificateTemplate, NumberSequence
+from .models import (
+    Certificate,
+    CertificateTemplate,
+    NumberSequence,
+    RoundTemplate,
+    TemplateSnapshot,
+)
+
+logger = logging.getLogger(__name__)
 
 Kind = CertificateTemplate.Kind
 State = Certificate.State
@@ -149,6 +160,77 @@ def default_template(kind: str) -> CertificateTemplate:
     return template
 
 
+def round_template(training_round: Round) -> CertificateTemplate:
+    """The completion certificate template ``training_round`` names, or the default one."""
+    chosen = RoundTemplate.objects.filter(round=training_round).select_related("template").first()
+    return chosen.template if chosen is not None else default_template(Kind.COMPLETION)
+
+
+def round_template_set(*, training_round: Round, template: CertificateTemplate | None):
+    """Name ``template`` as the one ``training_round``'s certificates are issued with
+    (``None``: the default). Certificates issued already keep what they were issued with."""
+    if template is None:
+        RoundTemplate.objects.filter(round=training_round).delete()
+    else:
+        RoundTemplate.objects.update_or_create(
+            round=training_round, defaults={"template": template}
+        )
+
+
+def _picture_key(image) -> list:
+    return [image.pk, image.file.name, image.file_hash] if image is not None else []
+
+
+def _copy_picture(field, image, snapshot) -> None:
+    """Copy ``image``'s file into the snapshot's ``field``: a later replacement of the picture
+    in the admin does not reach certificates already issued."""
+    if image is None:
+        return
+    try:
+        with image.file.open("rb") as source:
+            data = source.read()
+    except OSError as error:
+        logger.warning("Certificate picture %s cannot be copied: %s", image.file.name, error)
+        return
+    extension = os.path.splitext(image.file.name)[1].lower() or ".png"
+    digest = hashlib.sha256(data).hexdigest()
+    getattr(snapshot, field).save(f"{digest}{extension}", ContentFile(data), save=False)
+
+
+def template_snapshot(*, template: CertificateTemplate) -> TemplateSnapshot:
+    """What ``template`` prints now, kept for the certificates issued with it: the same row
+    for every certificate issued while the template (and its pictures) stay as they are."""
+    template = CertificateTemplate.objects.select_related("seal", "signature").get(pk=template.pk)
+    text = [template.kind, template.title, template.body, template.issuer_lines, template.border]
+    key = [template.pk, *text, _picture_key(template.seal), _picture_key(template.signature)]
+    fingerprint = hashlib.sha256(json.dumps(key, ensure_ascii=False).encode()).hexdigest()
+    snapshot = TemplateSnapshot.objects.filter(fingerprint=fingerprint).first()
+    if snapshot is not None:
+        return snapshot
+    snapshot = TemplateSnapshot(
+        template=template,
+        fingerprint=fingerprint,
+        kind=template.kind,
+        title=template.title,
+        body=template.body,
+        issuer_lines=template.issuer_lines,
+        border=template.border,
+        seal_image=template.seal,
+        signature_image=template.signature,
+    )
+    _copy_picture("seal", template.seal, snapshot)
+    _copy_picture("signature", template.signature, snapshot)
+    try:
+        with transaction.atomic():
+            snapshot.save()
+    except IntegrityError:  # made at the same moment by another issuer
+        for file in snapshot.printed_pictures():
+            if file:
+                file.storage.delete(file.name)
+        snapshot = TemplateSnapshot.objects.get(fingerprint=fingerprint)
+    return snapshot
+
+
 def verify_url(certificate: Certificate) -> str:
     """The public verification address printed as the QR code."""
     path = reverse("certificates:verify", args=[certificate.code])
@@ -189,7 +271,7 @@ class IssueResult:
             self.ids = []
 
 
-def _issue_chunk(*, training_round, numbering, template, user, request, today, render) -> list:
+def _issue_chunk(*, training_round, numbering, snapshot, user, request, today, render) -> list:
     with transaction.atomic():
         sequence = _lock_sequence(numbering.series)
         rows = list(
@@ -209,7 +291,8 @@ def _issue_chunk(*, training_round, numbering, template, user, request, today, r
                     round=training_round,
                     year=training_round.year,
                     member=member,
-                    template=template,
+                    template_id=snapshot.template_id,
+                    snapshot=snapshot,
                     series=numbering.series,
                     sequence=first + offset,
                     number=numbering.number(first + offset),
@@ -259,19 +342,21 @@ def certificates_issue(
 ) -> IssueResult:
     """Issue a completion certificate to every member who completed ``training_round`` and has
     none yet; issuing again issues only what is new. Each chunk is one transaction holding the
-    series' lock. PDFs are rendered afterwards by a background task (``render=False``: not)."""
+    series' lock. PDFs are rendered afterwards by a background task (``render=False``: not).
+    The certificates print the round's template (``round_template``) as it is now, and keep
+    that whatever later happens to the template."""
     training_round = Round.objects.get(pk=training_round.pk)
     if training_round.state == Round.State.DRAFT:
         raise CertificateError(_("A draft round has no certificates."))
     numbering = numbering_for_round(training_round)
-    template = default_template(Kind.COMPLETION)
+    snapshot = template_snapshot(template=round_template(training_round))
     today = timezone.localdate()
     result = IssueResult()
     while True:
         created = _issue_chunk(
             training_round=training_round,
             numbering=numbering,
-            template=template,
+            snapshot=snapshot,
             user=user,
             request=request,
             today=today,
@@ -311,6 +396,7 @@ def statement_issue(*, member: Member, year: int, user=None, request=None) -> Ce
     member = Member.objects.select_related("organization").get(pk=member.pk)
     total = ledger_total(entries=ledger_entries(member=member, year=year)).quantize(TENTH)
     numbering = numbering_for_statements(year)
+    snapshot = template_snapshot(template=default_template(Kind.HOURS))
     with transaction.atomic():
         sequence = _lock_sequence(numbering.series)
         current = (
@@ -333,7 +419,8 @@ def statement_issue(*, member: Member, year: int, user=None, request=None) -> Ce
             kind=Kind.HOURS,
             year=year,
             member=member,
-            template=default_template(Kind.HOURS),
+            template_id=snapshot.template_id,
+            snapshot=snapshot,
             series=numbering.series,
             sequence=number,
             number=numbering.number(number),
@@ -389,7 +476,8 @@ def certificate_revoke(*, certificate: Certificate, reason: str, user, request=N
 
 def certificate_reissue(*, certificate: Certificate, user, request=None) -> Certificate:
     """A corrected copy (the member's current name and organisation) with a new number and
-    code; the old one stays on record as superseded, linked to its successor."""
+    code, printed as the old one was (its template as issued); the old one stays on record as
+    superseded, linked to its successor."""
     numbering = _numbering_of(certificate)
     with transaction.atomic():
         sequence = _lock_sequence(numbering.series)
@@ -409,7 +497,8 @@ def certificate_reissue(*, certificate: Certificate, user, request=None) -> Cert
             round=old.round,
             year=old.year,
             member=member,
-            template=old.template,
+            template_id=old.template_id,
+            snapshot_id=old.snapshot_id,
             series=numbering.series,
             sequence=number,
             number=numbering.number(number),
@@ -497,17 +586,15 @@ def certificates_render(*, certificates, progress=None) -> int:
     """
     from .render import iter_rendered
 
-    pending = certificates.filter(_needs_pdf()).order_by("template_id", "series", "sequence")
-    rows = list(pending.values_list("pk", "template_id"))
+    pending = certificates.filter(_needs_pdf()).order_by("snapshot_id", "series", "sequence")
+    rows = list(pending.values_list("pk", "snapshot_id"))
     total = len(rows)
     done = 0
-    by_template = {}
-    for pk, template_id in rows:
-        by_template.setdefault(template_id, []).append(pk)
-    for template_id, ids in by_template.items():
-        template = CertificateTemplate.objects.select_related("seal", "signature").get(
-            pk=template_id
-        )
+    by_snapshot = {}
+    for pk, snapshot_id in rows:
+        by_snapshot.setdefault(snapshot_id, []).append(pk)
+    for snapshot_id, ids in by_snapshot.items():
+        snapshot = TemplateSnapshot.objects.get(pk=snapshot_id)
         waiting = {}
 
         def contents(ids=ids, waiting=waiting):
@@ -517,7 +604,7 @@ def certificates_render(*, certificates, progress=None) -> int:
 
         # A few are quicker here than in a fresh worker process; long runs recycle workers.
         small = {"recycle_after": 0} if len(ids) <= IN_PROCESS_RENDER else {}
-        for content, data in iter_rendered(contents(), template, **small):
+        for content, data in iter_rendered(contents(), snapshot, **small):
             _store_pdf(waiting.pop(content.number), data)
             done += 1
             if progress:
@@ -530,7 +617,7 @@ def certificate_pdf(*, certificate: Certificate):
     if certificate.needs_rendering:
         from .render import render_one
 
-        data = render_one(certificate_content(certificate), certificate.template)
+        data = render_one(certificate_content(certificate), certificate.snapshot)
         _store_pdf(certificate, data)
     return certificate.pdf
 
@@ -574,22 +661,20 @@ def certificates_zip_write(
     certificates = round_certificates(training_round=training_round, organization=organization)
     certificates_render(certificates=certificates, progress=progress)
     ids = list(certificates.values_list("pk", flat=True))
-    by_template = {}
+    by_snapshot = {}
     with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as bundle:
         for certificate in _loaded(ids):
-            by_template.setdefault(certificate.template_id, []).append(certificate.pk)
+            by_snapshot.setdefault(certificate.snapshot_id, []).append(certificate.pk)
             with (
                 certificate.pdf.open("rb") as source,
                 bundle.open(pdf_filename(certificate), "w", force_zip64=True) as entry,
             ):
                 shutil.copyfileobj(source, entry, 1024 * 1024)
-        for index, (template_id, template_ids) in enumerate(sorted(by_template.items())):
-            template = CertificateTemplate.objects.select_related("seal", "signature").get(
-                pk=template_id
-            )
-            contents = [certificate_content(c) for c in _loaded(template_ids)]
-            suffix = f" ({index + 1})" if len(by_template) > 1 else ""
-            bundle.writestr(merged_filename(suffix), render_merged(contents, template))
+        for index, (snapshot_id, snapshot_ids) in enumerate(sorted(by_snapshot.items())):
+            snapshot = TemplateSnapshot.objects.get(pk=snapshot_id)
+            contents = [certificate_content(c) for c in _loaded(snapshot_ids)]
+            suffix = f" ({index + 1})" if len(by_snapshot) > 1 else ""
+            bundle.writestr(merged_filename(suffix), render_merged(contents, snapshot))
     audit_event(
         event="certificates_exported",
         obj=training_round,

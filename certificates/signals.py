@@ -6,10 +6,11 @@ from members.demo import demo_city_seeded
 from members.services import trainer_group_ready
 from rounds.services import round_closed
 
-from .models import Certificate, CertificateTemplate
+from .models import Certificate, CertificateTemplate, RoundTemplate
 
 auditlog.register(Certificate, exclude_fields=["pdf", "pdf_rendered_at"])
 auditlog.register(CertificateTemplate)
+auditlog.register(RoundTemplate)
 
 
 @receiver(round_closed)

@@ -86,7 +86,7 @@ def statement_request(request):
 def certificate_pdf(request, pk):
     """The PDF of one certificate: the member's own valid ones, or any in a staff's subtree."""
     certificate = get_object_or_404(
-        Certificate.objects.select_related("member__organization", "template", "round"), pk=pk
+        Certificate.objects.select_related("member__organization", "snapshot", "round"), pk=pk
     )
     member = certificate.member
     staff = access.can_see_organization(request.user, member.organization, CERTIFICATE_ROLES)
@@ -203,24 +203,25 @@ def _verify_rate(group, request):
 
 @ratelimit(key="ip", rate=_verify_rate, block=False)
 def verify(request, code):
-    """Public: is the certificate with this code genuine? No login; the name is masked."""
+    """Public: is the certificate with this code genuine? No login; the name is masked. The
+    issuer shown is the one printed on it (its template as issued), whatever the template says
+    today."""
     if getattr(request, "limited", False):
         return render(request, "certificates/verify_limited.html", status=429)
     certificate = (
-        Certificate.objects.select_related("template", "round", "superseded_by")
+        Certificate.objects.select_related("snapshot", "round", "superseded_by")
         .filter(code=code)
         .first()
     )
     if certificate is None:
         return render(request, "certificates/verify_not_found.html", status=404)
-    issuer = [line.strip() for line in certificate.template.issuer_lines.splitlines()]
     response = render(
         request,
         "certificates/verify.html",
         {
             "certificate": certificate,
             "masked_name": mask_name(certificate.name),
-            "issuer": [line for line in issuer if line],
+            "issuer": certificate.snapshot.issuer,
             "is_statement": certificate.kind == CertificateTemplate.Kind.HOURS,
         },
     )

@@ -1,10 +1,16 @@
 """Trainers in the Wagtail admin: certificate templates (a snippet, with a PDF preview), the
-certificates of their subtree (revoke, re-issue) and "issue certificates now" per round."""
+certificates of their subtree (revoke, re-issue) and "issue certificates now" per round.
+
+Templates belong to the level that made them (members.access.may_change_content): a trainer
+sees, previews and chooses the templates owned on the path from the top down to her, and below
+her; she changes only those owned inside her subtree. Every view naming a template checks it.
+"""
 
 from django import forms
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
+from django.db.models import Q
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import path, reverse
@@ -20,9 +26,12 @@ from wagtail.admin.ui.tables import Column, TitleColumn
 from wagtail.admin.views import generic
 from wagtail.admin.views.generic.base import WagtailAdminTemplateMixin
 from wagtail.admin.widgets.button import Button, HeaderButton
+from wagtail.images import get_image_model
 from wagtail.permission_policies import ModelPermissionPolicy
+from wagtail.permission_policies.collections import CollectionOwnershipPermissionPolicy
 from wagtail.permissions import register_permission_policy
 from wagtail.snippets.models import register_snippet
+from wagtail.snippets.views import chooser as snippet_choosers
 from wagtail.snippets.views import snippets as snippet_views
 from wagtail.snippets.views.snippets import SnippetViewSet
 
@@ -30,16 +39,96 @@ from members import access
 from members.audit import REFUSED, audit_event
 from members.downloads import download_response
 from members.models import Member, Role, subtree_q
-from members.wagtail_hooks import ScopedModelViewSet
+from members.wagtail_hooks import ScopedMixin, ScopedModelViewSet
 from rounds.forms import round_editable, rounds_visible
 from rounds.models import Participation
 
 from . import services
-from .forms import CertificateTemplateForm
+from .forms import CertificateTemplateForm, templates_usable
 from .models import Certificate, CertificateTemplate
 from .tasks import certificates_issue_task
 
 # --- Templates (a snippet) ----------------------------------------------------------------------
+
+
+class TemplatePermissionPolicy(ModelPermissionPolicy):
+    """The model permissions, narrowed per template to the level that owns it: viewing (and
+    copying, previewing, choosing) one owned on the trainer's path to the top or below her;
+    changing and deleting one owned inside her subtree."""
+
+    CHANGING = frozenset({"change", "delete"})
+
+    def user_has_permission_for_instance(self, user, action, instance):
+        if not self.user_has_permission(user, action):
+            return False
+        owner = instance.owner_organization
+        if action in self.CHANGING:
+            return access.may_change_content(user, owner)
+        return access.may_use_content(user, owner)
+
+    def instances_user_has_any_permission_for(self, user, actions):
+        if not self.user_has_any_permission(user, actions):
+            return self.model._default_manager.none()
+        if self.CHANGING.issuperset(actions):
+            condition = access.changeable_content_q(user)
+        else:
+            condition = access.usable_content_q(user)
+        templates = self.model._default_manager.all()
+        return templates if condition is None else templates.filter(condition)
+
+
+TEMPLATE_POLICY = TemplatePermissionPolicy(CertificateTemplate)
+register_permission_policy(CertificateTemplate, TEMPLATE_POLICY)
+
+
+class ImagePermissionPolicy(CollectionOwnershipPermissionPolicy):
+    """Wagtail's image permissions, and one more rule: a picture a template prints as its seal
+    or signature is replaced or deleted only by a trainer who may change every such template.
+    Otherwise a county's trainer could change what the city's certificates print by editing
+    the city's seal in the image library."""
+
+    CHANGING = frozenset({"change", "delete"})
+
+    def _may_change_templates_of(self, user, image) -> bool:
+        printing = CertificateTemplate.objects.filter(
+            Q(seal=image) | Q(signature=image)
+        ).select_related("owner_organization")
+        return all(access.may_change_content(user, t.owner_organization) for t in printing)
+
+    def user_has_permission_for_instance(self, user, action, instance):
+        return self.user_has_any_permission_for_instance(user, [action], instance)
+
+    def user_has_any_permission_for_instance(self, user, actions, instance):
+        actions = set(actions)
+        if actions & self.CHANGING and not self._may_change_templates_of(user, instance):
+            actions -= self.CHANGING
+        return bool(actions) and super().user_has_any_permission_for_instance(
+            user, actions, instance
+        )
+
+    def instances_user_has_any_permission_for(self, user, actions):
+        images = super().instances_user_has_any_permission_for(user, actions)
+        condition = access.changeable_content_q(user)
+        if condition is None or not self.CHANGING.issuperset(actions):
+            return images
+        printing = CertificateTemplate.objects.exclude(condition)
+        seals = printing.filter(seal__isnull=False).values("seal")
+        signatures = printing.filter(signature__isnull=False).values("signature")
+        return images.exclude(pk__in=seals).exclude(pk__in=signatures)
+
+
+@hooks.register("register_admin_urls")
+def register_image_policy():
+    """Put ImagePermissionPolicy in place when the admin's URLs are built: wagtail.images
+    registers its own in its ready(), which may run after this module is imported."""
+    model = get_image_model()
+    register_permission_policy(
+        model,
+        ImagePermissionPolicy(
+            model, auth_model="wagtailimages.Image", owner_field_name="uploaded_by_user"
+        ),
+    )
+    return []
 
 
 def preview_pdf(request, pk):
@@ -51,7 +140,7 @@ def preview_pdf(request, pk):
     ):
         raise Http404
     template = get_object_or_404(
-        CertificateTemplate.objects.select_related("seal", "signature"), pk=pk
+        templates_usable(request.user).select_related("seal", "signature"), pk=pk
     )
     response = download_response(
         render_sample(template),
@@ -87,8 +176,87 @@ def _preview_button(url, priority=30):
     )
 
 
+class TemplateScopeMixin(ScopedMixin):
+    """Every view naming a template (list, edit, delete, copy, history, usage) sees only those
+    the trainer may use: another level's is a 404, as if it did not exist. Editing or deleting
+    one she may only use is refused like any action she has no permission for."""
+
+    def scope(self, queryset):
+        condition = access.usable_content_q(self.request.user)
+        return queryset if condition is None else queryset.filter(condition)
+
+    def get_object(self, *args, **kwargs):
+        # ScopedMixin's check, made first: out of scope is a 404 before anything else is asked
+        # (the copy view asks permission), and the create view, which names none, passes.
+        pk = self.kwargs.get(getattr(self, "pk_url_kwarg", "pk"))
+        if pk is not None and not self.scope(self.model._default_manager.filter(pk=pk)).exists():
+            raise Http404
+        obj = super(ScopedMixin, self).get_object(*args, **kwargs)
+        if isinstance(self, generic.EditView):
+            action = "change"
+        elif isinstance(self, generic.DeleteView):
+            action = "delete"
+        else:
+            return obj
+        if not TEMPLATE_POLICY.user_has_permission_for_instance(self.request.user, action, obj):
+            raise PermissionDenied
+        return obj
+
+
+class TemplateChooserScopeMixin:
+    """The template chooser lists, and answers for, only the templates the trainer may use;
+    another level's is a 404 whatever the method."""
+
+    def scoped(self, queryset):
+        condition = access.usable_content_q(self.request.user)
+        return queryset if condition is None else queryset.filter(condition)
+
+    def dispatch(self, request, *args, **kwargs):
+        if "pk" in kwargs:
+            try:
+                found = self.scoped(self.model_class.objects.filter(pk=kwargs["pk"])).exists()
+            except (ValueError, TypeError):
+                found = False
+            if not found:
+                raise Http404
+        return super().dispatch(request, *args, **kwargs)
+
+    def get_object_list(self):
+        return self.scoped(super().get_object_list())
+
+    def get_object(self, pk):
+        return self.scoped(self.model_class.objects.all()).get(pk=pk)
+
+    def get_objects(self, pks):
+        return self.scoped(super().get_objects(pks))
+
+
+def _scoped_chooser(view_class):
+    return type(view_class.__name__, (TemplateChooserScopeMixin, view_class), {})
+
+
+class TemplateChooserViewSet(snippet_choosers.SnippetChooserViewSet):
+    choose_view_class = _scoped_chooser(snippet_choosers.ChooseView)
+    choose_results_view_class = _scoped_chooser(snippet_choosers.ChooseResultsView)
+    chosen_view_class = _scoped_chooser(snippet_choosers.SnippetChosenView)
+    chosen_multiple_view_class = _scoped_chooser(snippet_choosers.SnippetChosenMultipleView)
+
+
 class TemplateIndexView(snippet_views.IndexView):
     pdf_preview_url_name = None
+
+    def get_base_queryset(self):
+        return super().get_base_queryset().select_related("owner_organization")
+
+    def get_edit_url(self, instance):
+        if TEMPLATE_POLICY.user_has_permission_for_instance(self.request.user, "change", instance):
+            return super().get_edit_url(instance)
+        return None
+
+    def get_delete_url(self, instance):
+        if TEMPLATE_POLICY.user_has_permission_for_instance(self.request.user, "delete", instance):
+            return super().get_delete_url(instance)
+        return None
 
     def get_list_more_buttons(self, instance):
         buttons = super().get_list_more_buttons(instance)
@@ -100,6 +268,18 @@ class TemplateIndexView(snippet_views.IndexView):
 
 class TemplateCreateView(DefaultTemplateMixin, snippet_views.CreateView):
     pass
+
+
+class TemplateCopyView(DefaultTemplateMixin, snippet_views.CopyView):
+    """A copy of a template the trainer may use becomes her own: owned by her level (the form
+    offers hers), and never the default until she says so."""
+
+    def get_initial_form_instance(self):
+        instance = super().get_initial_form_instance()
+        instance.pk = instance.id = None
+        instance.owner_organization = None
+        instance.is_default = False
+        return instance
 
 
 class TemplateEditView(DefaultTemplateMixin, snippet_views.EditView):
@@ -121,13 +301,20 @@ class CertificateTemplateViewSet(SnippetViewSet):
     index_view_class = TemplateIndexView
     add_view_class = TemplateCreateView
     edit_view_class = TemplateEditView
+    copy_view_class = TemplateCopyView
     copy_view_enabled = True
-    list_display = ["name", "kind", "title", "is_default", "updated_at"]
+    chooser_viewset_class = TemplateChooserViewSet
+    list_display = ["name", "kind", "title", "owner_organization", "is_default", "updated_at"]
     list_filter = ["kind"]
     edit_handler = ObjectList(
         [
             MultiFieldPanel(
-                [FieldPanel("name"), FieldPanel("kind"), FieldPanel("is_default")],
+                [
+                    FieldPanel("name"),
+                    FieldPanel("kind"),
+                    FieldPanel("owner_organization"),
+                    FieldPanel("is_default"),
+                ],
                 heading=_("Template"),
             ),
             MultiFieldPanel(
@@ -151,6 +338,10 @@ class CertificateTemplateViewSet(SnippetViewSet):
         return super().get_edit_view_kwargs(
             pdf_preview_url_name=self.get_url_name("preview_pdf"), **kwargs
         )
+
+    def construct_view(self, view_class, **kwargs):
+        scoped = type(view_class.__name__, (TemplateScopeMixin, view_class), {})
+        return super().construct_view(scoped, **kwargs)
 
     def get_urlpatterns(self):
         return [

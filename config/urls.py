@@ -3,12 +3,12 @@ import re
 from django.conf import settings
 from django.urls import include, path, re_path
 from django.views.decorators.cache import never_cache
-from django.views.static import serve
 from wagtail import urls as wagtail_urls
 from wagtail.admin import urls as wagtailadmin_urls
 from wagtail.admin.auth import require_admin_access
 from wagtail.documents import urls as wagtaildocs_urls
 
+from certificates.media import serve_public_media
 from members.admin_views import SiteHistoryView
 
 urlpatterns = [
@@ -33,14 +33,14 @@ urlpatterns = [
 if settings.LUNXUN_SERVE_MEDIA:
     # The embedded default serves the public part of MEDIA_ROOT itself (HLS, posters, image
     # renditions); the scale profile serves it from object storage behind a CDN and turns this
-    # off. Private files (video sources, certificate PDFs) are never served from here.
+    # off. Private files (video sources, certificate PDFs) are never served from here, and a
+    # seal's or a signature's renditions only to trainers (certificates.media).
     media = re.escape(settings.MEDIA_URL.lstrip("/"))
     public = "|".join(re.escape(prefix) for prefix in settings.LUNXUN_PUBLIC_MEDIA_PREFIXES)
     urlpatterns += [
         re_path(
             rf"^{media}(?P<path>(?:{public})(?!.*\.\.).*)$",
-            serve,
-            {"document_root": settings.MEDIA_ROOT},
+            serve_public_media,
         )
     ]
 

@@ -8,6 +8,8 @@ from pathlib import Path
 
 from django.db import transaction
 
+from members.models import Organization
+
 from .models import CourseIndexPage, CoursePage, HomePage, LessonPage, LessonVideo, Topic
 from .services import video_create_from_path
 
@@ -76,6 +78,8 @@ def seed_demo_course() -> CourseIndexPage:
             slug="learn-party-constitution",
             summary="三节短课，了解党章的由来、党员的权利和义务、基层组织建设。",
             lecturer="市委党校 示范讲师",
+            # The city's course: its trainers change it, the counties' use it.
+            owner_organization=Organization.objects.filter(depth=1).order_by("path").first(),
         )
         index.add_child(instance=course)
         course.topics.add(topic)

@@ -19,6 +19,8 @@ from wagtail.search import index
 from wagtail.snippets.models import register_snippet
 from wagtailmedia.models import AbstractMedia
 
+from .admin_forms import CoursePageForm
+
 
 class HomePage(Page):
     """The site root: a welcome text, and each person's own starting points."""
@@ -169,6 +171,17 @@ class CourseIndexPage(Page):
     class Meta:
         verbose_name = _("course centre")
 
+    def permissions_for_user(self, user):
+        """The course centre is the top's: every trainer adds her own courses under it, only a
+        trainer at the top changes it (courses.permissions)."""
+        from members.access import may_change_content
+
+        from .permissions import OwnedPagePermissions
+
+        return OwnedPagePermissions(
+            user, self, may_change=may_change_content(user, None), may_add=True
+        )
+
     def get_context(self, request, *args, **kwargs):
         from django.core.paginator import Paginator
 
@@ -213,6 +226,18 @@ class CoursePage(Page):
     )
     topics = ParentalManyToManyField(Topic, verbose_name=_("topics"), blank=True)
     lecturer = models.CharField(_("lecturer"), max_length=100, blank=True)
+    owner_organization = models.ForeignKey(
+        "members.Organization",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("owned by"),
+        help_text=_(
+            "Its trainers (and those above) may change this course and its lessons; every "
+            "other trainer uses it as it is."
+        ),
+    )
 
     content_panels = [
         *Page.content_panels,
@@ -220,8 +245,10 @@ class CoursePage(Page):
         FieldPanel("cover"),
         FieldPanel("topics"),
         FieldPanel("lecturer"),
+        FieldPanel("owner_organization"),
         HelpPanel(content=_("Lessons are the child pages of a course, in the order shown.")),
     ]
+    base_form_class = CoursePageForm
     search_fields = [
         *Page.search_fields,
         index.SearchField("summary"),
@@ -235,6 +262,12 @@ class CoursePage(Page):
 
     def lessons(self):
         return LessonPage.objects.live().child_of(self).select_related("video")
+
+    def permissions_for_user(self, user):
+        """Changed only by the trainers of the level that owns it (courses.permissions)."""
+        from .permissions import OwnedPagePermissions, may_change_course
+
+        return OwnedPagePermissions(user, self, may_change=may_change_course(user, self.path))
 
     @cached_property
     def total_hours(self) -> Decimal:
@@ -296,6 +329,13 @@ class LessonPage(Page):
         if self.hours_override is not None:
             return self.hours_override
         return hours_for_seconds(self.duration)
+
+    def permissions_for_user(self, user):
+        """A lesson belongs to its course: changed by whoever may change the course."""
+        from .permissions import OwnedPagePermissions, may_change_course
+
+        course_path = self.path[: -self.steplen]
+        return OwnedPagePermissions(user, self, may_change=may_change_course(user, course_path))
 
     def serve(self, request, *args, **kwargs):
         from django.contrib.auth.views import redirect_to_login

@@ -17,7 +17,11 @@ PAGE_PERMISSIONS = ("add_page", "change_page", "publish_page", "lock_page", "unl
 
 @receiver(trainer_group_ready)
 def grant_course_permissions(sender, group, **kwargs):
-    """Trainers publish courses: pages under the course centre, videos, images, documents."""
+    """Trainers publish courses: pages under the course centre, videos, images, documents.
+
+    The page permissions are granted on the course centre, for every course under it; each
+    course narrows them to the trainers of the level that owns it (courses.permissions), so a
+    county's trainer adds and changes her own courses and only uses the city's."""
     group.permissions.add(
         *Permission.objects.filter(
             content_type__app_label="courses", codename__in=["add_topic", "change_topic"]

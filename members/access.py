@@ -7,9 +7,10 @@ Views that take an id call ``get_*_or_404`` here; lists start from ``visible_*``
 from functools import wraps
 
 from django.contrib.auth.decorators import login_required
+from django.db.models import Q
 from django.http import Http404
 
-from .models import Member, Organization, Role, RoleAssignment
+from .models import Member, Organization, Role, RoleAssignment, subtree_q
 
 STAFF_ROLES = (Role.TRAINER, Role.SECRETARY, Role.OPERATOR)
 # Roles that work with members by phone (calling, re-importing); site operators see masked numbers.
@@ -182,3 +183,60 @@ def role_required(*roles):
         return wrapper
 
     return decorator
+
+
+# --- Content and templates: they belong to the level that made them ---------------------------
+# A course or a certificate template names the organisation that owns it (``None``: the top of
+# the tree, e.g. what the system made). Trainers of every level use what the levels above them
+# own; only the owning level's trainers, and those above them, change it.
+
+
+def may_change_content(user, owner) -> bool:
+    """May ``user`` change content owned by ``owner`` (an Organization, or ``None`` for the top
+    of the tree)? A trainer changes what is owned inside her own subtree; what the top owns, only
+    a trainer at the top."""
+    roots = role_roots(user, (Role.TRAINER,))
+    if roots is None:
+        return True
+    if owner is None:
+        return any(root.depth == 1 for root in roots)
+    return any(root.contains(owner) for root in roots)
+
+
+def may_use_content(user, owner) -> bool:
+    """May ``user`` see and use content owned by ``owner``? A trainer uses what is owned on the
+    path from the top down to her own roots, and what is owned inside her subtree; not what a
+    sibling level owns."""
+    roots = role_roots(user, (Role.TRAINER,))
+    if roots is None or owner is None:
+        return True
+    return any(root.contains(owner) or owner.contains(root) for root in roots)
+
+
+def usable_content_q(user, lookup="owner_organization"):
+    """``may_use_content`` as a condition on the owner field ``lookup``; ``None`` for everything
+    (a superuser). No trainer role: only what the top owns."""
+    roots = role_roots(user, (Role.TRAINER,))
+    if roots is None:
+        return None
+    above = {
+        root.path[:end]
+        for root in roots
+        for end in range(root.steplen, len(root.path) + 1, root.steplen)
+    }
+    condition = Q(**{f"{lookup}__isnull": True})
+    if roots:
+        condition |= Q(**{f"{lookup}__path__in": sorted(above)})
+        condition |= subtree_q(roots, f"{lookup}__path")
+    return condition
+
+
+def changeable_content_q(user, lookup="owner_organization"):
+    """``may_change_content`` as a condition on ``lookup``; ``None`` for everything."""
+    roots = role_roots(user, (Role.TRAINER,))
+    if roots is None:
+        return None
+    condition = subtree_q(roots, f"{lookup}__path")
+    if any(root.depth == 1 for root in roots):
+        condition |= Q(**{f"{lookup}__isnull": True})
+    return condition

@@ -152,6 +152,23 @@ def _choices_of(enum):
 # --- Rounds -------------------------------------------------------------------------------------
 
 
+class RoundFormExtension:
+    """A field an app above rounds adds to the round form (rounds import nothing from them):
+    certificates adds the certificate template. Registered in the app's ready()."""
+
+    def contribute(self, form):
+        """Add the field(s) to ``form.fields``, with their initial values."""
+
+    def clean(self, form, data):
+        """Check them against the rest of the cleaned ``data``; ``form.add_error`` refuses."""
+
+    def save(self, form, training_round):
+        """Store them, once ``training_round`` is saved."""
+
+
+round_form_extensions: list[RoundFormExtension] = []
+
+
 class RoundForm(WagtailAdminModelForm):
     scope_roots = OrganizationCodesField(
         label=_("Organisations in scope"),
@@ -217,6 +234,13 @@ class RoundForm(WagtailAdminModelForm):
             roots = trainer_roots(user)
             if roots:
                 self.initial.setdefault("scope_roots", roots)
+        for extension in round_form_extensions:
+            extension.contribute(self)
+
+    def _save_m2m(self):
+        super()._save_m2m()
+        for extension in round_form_extensions:
+            extension.save(self, self.instance)
 
     def clean_title(self):
         return self.cleaned_data["title"].strip()
@@ -245,6 +269,8 @@ class RoundForm(WagtailAdminModelForm):
                 "lessons",
                 _("A round completed online needs at least one required lesson."),
             )
+        for extension in round_form_extensions:
+            extension.clean(self, data)
         return data
 
     def status_changed(self, was_published: bool) -> bool:

@@ -145,7 +145,10 @@ def admin_object_routes():
 
 # Patterns with arguments that are not object URLs of ours, and why.
 SKIPPED = {
-    "django.views.static.serve": "media files: only the public prefixes (HLS, renditions)",
+    "certificates.media.serve_public_media": (
+        "media files: only the public prefixes (HLS, renditions); seals' renditions only to "
+        "trainers (tests/courses/test_private_images.py)"
+    ),
     "wagtail_serve": "Wagtail's page catch-all; lesson pages are checked below",
     "wagtailcore_authenticate_with_password": "Wagtail's page-privacy password form (unused)",
     "wagtaildocs_authenticate_with_password": "Wagtail's document-privacy form (unused)",
@@ -281,7 +284,14 @@ class World:
 
     @cached_property
     def template(self):
-        return certificate_services.default_template("completion")
+        """A certificate template branch A made: the levels above it use it too, the sibling
+        levels do not see it (the city's own templates are tested in tests/certificates)."""
+        template = certificate_services.default_template("completion")
+        template.pk = None
+        template.is_default = False
+        template.owner_organization = self.city.branch_a
+        template.save()
+        return template
 
     @cached_property
     def topic(self):
@@ -679,7 +689,7 @@ def test_lesson_pages_need_a_login_and_are_the_whole_citys(world):
 # --- The Wagtail admin views our apps add -------------------------------------------------------
 
 # The object each admin viewset of ours names, in county A's subtree, and whether it is scoped
-# to a subtree (False: the city's shared content: certificate templates, topics, videos).
+# to a subtree (False: the city's shared content: topics, videos).
 ADMIN_OBJECTS = {
     "org_tree": (lambda w: w.city.branch_a, True),
     "party_members": (lambda w: w.city.member_a, True),
@@ -687,8 +697,8 @@ ADMIN_OBJECTS = {
     "training_rounds": (lambda w: w.round, True),
     "group_sessions": (lambda w: w.session, True),
     "issued_certificates": (lambda w: w.certificate, True),
-    "wagtailsnippets_certificates_certificatetemplate": (lambda w: w.template, False),
-    "wagtailsnippetchoosers_certificates_certificatetemplate": (lambda w: w.template, False),
+    "wagtailsnippets_certificates_certificatetemplate": (lambda w: w.template, True),
+    "wagtailsnippetchoosers_certificates_certificatetemplate": (lambda w: w.template, True),
     "wagtailsnippets_courses_topic": (lambda w: w.topic, False),
     "wagtailsnippetchoosers_courses_topic": (lambda w: w.topic, False),
     "lesson_video_status": (lambda w: w.lesson.video, False),
@@ -705,6 +715,7 @@ ADMIN_DENIED_TO_TRAINERS = {
     "issued_certificates:history",
     "issued_certificates:history_results",
     "issued_certificates:usage",
+    "wagtailsnippets_certificates_certificatetemplate:delete",
 }
 ADMIN_BROKEN = {}
 NO_ADMIN = ("secretary_b", "operator_b", "member_b", "secretary_a", "operator_a", "member_a")

@@ -454,7 +454,7 @@ NOT_HTML = {
     "wagtaildocs_serve": "a document file",
     "wagtaildocs_authenticate_with_password": "document privacy (unused)",
     "wagtailcore_authenticate_with_password": "page privacy (unused)",
-    "django.views.static.serve": "media files",
+    "certificates.media.serve_public_media": "media files",
 }
 
 
