@@ -45,10 +45,10 @@ PAGE_SIZE = 50
 CHECKIN_SESSION_KEY = "lunxun_pending_checkin"
 
 
-def _visible_rounds(user):
+def _visible_rounds(user, roles=access.STAFF_ROLES):
     """Rounds whose scope meets the user's subtrees. A draft is still being prepared and asks
     nothing of anyone yet: only a trainer it reaches may open it, not secretaries or operators."""
-    roots = access.role_roots(user)
+    roots = access.role_roots(user, roles)
     rounds = Round.objects.visible_to_roots(roots)
     if roots is None:
         return rounds
@@ -59,9 +59,10 @@ def _visible_rounds(user):
     return rounds.filter(~Q(state=Round.State.DRAFT) | Q(pk__in=drafts.values("pk")))
 
 
-def _staff_round_or_404(user, pk) -> Round:
+def _staff_round_or_404(user, pk, roles=access.STAFF_ROLES) -> Round:
+    """The round ``pk`` if its scope meets a subtree where ``user`` holds one of ``roles``."""
     try:
-        return _visible_rounds(user).prefetch_related("scope_roots").get(pk=pk)
+        return _visible_rounds(user, roles).prefetch_related("scope_roots").get(pk=pk)
     except (Round.DoesNotExist, ValueError):
         raise Http404 from None
 
@@ -456,7 +457,7 @@ def exemption_revoke(request, pk, member_pk):
 
 @access.role_required(*access.ROLES_MANAGING_ROSTER)
 def leave_list(request, pk):
-    training_round = _staff_round_or_404(request.user, pk)
+    training_round = _staff_round_or_404(request.user, pk, access.ROLES_MANAGING_ROSTER)
     requests = (
         LeaveRequest.objects.filter(
             round=training_round,

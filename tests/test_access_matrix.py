@@ -3,12 +3,20 @@ names, not only in menus").
 
 The URL conf is walked: every pattern that names an object (an id, a code, a token, or a
 positional group) must have a case here, or be listed in SKIPPED with the reason, so a new
-object URL cannot slip past the matrix. Each case builds its object inside county A's subtree
-and then asks, for GET and POST alike:
+object URL cannot slip past the matrix. Each case builds its object in branch A, which sits
+in a township of county A, and then asks:
 
-* users of county B's subtree (secretary, site operator, county trainer, plain member) and the
-  case's other outsiders (a plain member who is not the owner, staff of A without the role the
-  view needs) get 404 (405 for a method the view does not take);
+* users at every level whose roles do not reach branch A (``OUTSIDE``: the sibling branch of
+  the same township, the sibling township of the same county, county B, and users holding two
+  roles neither of which covers branch A) and the case's other outsiders (a plain member who is
+  not the owner, staff of A without the role the view needs) get 404 for every method the view
+  takes; one of them also tries the method it does not take (405, or the same 404);
+* every user the case names has a two-role twin: the same role at the same node, and, assigned
+  first, a role elsewhere that covers nothing of branch A (an operator of branch A who is
+  secretary of the sibling branch, a secretary of branch A who is trainer of the sibling
+  township, ...). The twin gets what the user gets: a 404 where the user gets one, so a power
+  held elsewhere never leaks in; the insider's answer otherwise, so the role that covers the
+  object counts even when it is not the first;
 * an anonymous visitor is sent to log in, with ``next=`` the URL;
 * the case's insiders (the owner, staff of A) get something else than 404, so the object is
   real and the 404s above prove scope, not a broken factory.
@@ -19,10 +27,12 @@ and the player's progress report (the viewing token in the body); the QR check-i
 and sends an anonymous visitor to log in. For those, whoever lacks the secret gets exactly what
 an unknown object gets.
 
-The Wagtail admin views our apps add are walked the same way: a trainer of another county gets
-what a missing id gets (404, or Wagtail's permission-denied redirect when no trainer may do
-that at all), non-admin users and anonymous visitors are sent to the admin login, and the
-object's own trainer gets in.
+The Wagtail admin views our apps add are walked the same way: trainers whose trainer roles do
+not reach the object (of another county, of the sibling township, of the sibling branch, and a
+secretary of branch A whose trainer role is in the sibling township) get what a missing id gets
+(404, or Wagtail's permission-denied redirect when no trainer may do that at all), non-admin
+users and anonymous visitors are sent to the admin login, and the object's own trainer and
+their two-role twin get in.
 """
 
 from collections.abc import Callable
@@ -32,8 +42,10 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import time_machine
+from django.contrib.auth import get_user_model
 from django.core.cache import cache
 from django.core.files.base import ContentFile
+from django.db import transaction
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.utils import timezone
@@ -44,7 +56,7 @@ from certificates.models import Certificate
 from courses import services as course_services
 from courses.models import LessonPage, Topic
 from members import services as member_services
-from members.models import Role, RoleAssignment
+from members.models import Organization, Role, RoleAssignment
 from rounds import ical
 from rounds import services as round_services
 from rounds.models import Exemption, Round
@@ -185,11 +197,29 @@ def test_the_walk_finds_the_object_urls_of_every_app():
 
 
 class World:
-    """The city fixture plus county B's site operator and trainer, a second member of branch A,
-    and objects of branch A's, built when a case first asks for them."""
+    """The city fixture one level deeper, with users at every level around branch A, and
+    objects of branch A's, built when a case first asks for them::
+
+        city ─ county A ─ township A-T1 ─ branch A (A-01): every object
+              │         │               └ branch A-02: the sibling branch
+              │         └ township A-T2: the sibling township ─ branch A-T2-01
+              └ county B ─ branch B-01
+    """
 
     def __init__(self, city):
         self.city = city
+        committee = Organization.Kind.COMMITTEE
+        township = factories.org("幸福街道党工委", city.county_a, code="A-T1", kind=committee)
+        city.branch_a.move(township, pos="sorted-child")
+        for node in (city.county_a, city.branch_a, city.member_a):
+            node.refresh_from_db()
+        self.township_a = township
+        self.branch_sibling = factories.org("和平社区党支部", township, code="A-02")
+        self.township_sibling = factories.org(
+            "东关街道党工委", city.county_a, code="A-T2", kind=committee
+        )
+        branch_t2 = factories.org("东关社区党支部", self.township_sibling, code="A-T2-01")
+        branch_a, sibling, township_2 = city.branch_a, self.branch_sibling, self.township_sibling
         self.users = {
             "secretary_a": city.secretary_a,
             "operator_a": city.operator_a,
@@ -197,27 +227,73 @@ class World:
             "trainer_city": city.trainer,
             "member_a": city.member_a.user,
             "secretary_b": city.secretary_b,
-            "operator_b": factories.staff("op_b", Role.OPERATOR, city.branch_b),
-            "trainer_b": factories.staff("trainer_b", Role.TRAINER, city.county_b),
             "member_b": city.member_b.user,
         }
         self.member_a2 = factories.member(city.branch_a, name="赵敏")
         self.users["member_a2"] = self.member_a2.user
+        # The other users, built when a case first asks for them: the branch they are a member
+        # of (None: staff only), and their roles in the order they were assigned.
+        self._wanted = {
+            "operator_b": (None, [(Role.OPERATOR, city.branch_b)]),
+            "trainer_b": (None, [(Role.TRAINER, city.county_b)]),
+            "secretary_sib": (None, [(Role.SECRETARY, sibling)]),
+            "operator_sib": (None, [(Role.OPERATOR, sibling)]),
+            "trainer_sib": (None, [(Role.TRAINER, sibling)]),
+            "member_sib": (sibling, []),
+            "secretary_t2": (None, [(Role.SECRETARY, township_2)]),
+            "trainer_t2": (None, [(Role.TRAINER, township_2)]),
+            "member_t2": (branch_t2, []),
+            # Two roles, neither of which reaches branch A.
+            "secretary_sib+trainer_t2": (
+                None,
+                [(Role.SECRETARY, sibling), (Role.TRAINER, township_2)],
+            ),
+            "member_t2+operator_sib": (branch_t2, [(Role.OPERATOR, sibling)]),
+            # The twins (TWINS): a role elsewhere first, then the user's own role at their node.
+            "operator_a+secretary_sib": (
+                None,
+                [(Role.SECRETARY, sibling), (Role.OPERATOR, branch_a)],
+            ),
+            "secretary_a+trainer_t2": (
+                None,
+                [(Role.TRAINER, township_2), (Role.SECRETARY, branch_a)],
+            ),
+            "trainer_a+operator_b": (
+                None,
+                [(Role.OPERATOR, city.branch_b), (Role.TRAINER, city.county_a)],
+            ),
+            # Another plain member of branch A, who is also the sibling branch's site operator.
+            "member_a2+operator_sib": (branch_a, [(Role.OPERATOR, sibling)]),
+        }
+        assert set(TWINS.values()) <= set(self._wanted)
         self._clients = {}
+
+    def user(self, key):
+        if key not in self.users:
+            member_of, roles = self._wanted[key]
+            if member_of is None:
+                user = get_user_model().objects.create_user(username=key)
+            else:
+                user = factories.member(member_of).user
+            for role, organization in roles:
+                member_services.role_assign(user=user, role=role, organization=organization)
+            self.users[key] = user
+        return self.users[key]
 
     def client(self, key) -> Client:
         if key not in self._clients:
             client = Client(raise_request_exception=False)
             if key != "anonymous":
                 client.force_login(
-                    self.users[key], backend="members.backends.PhoneOrUsernameBackend"
+                    self.user(key), backend="members.backends.PhoneOrUsernameBackend"
                 )
             self._clients[key] = client
         return self._clients[key]
 
     @cached_property
     def round(self):
-        return builders.training_round([self.city.county_a])
+        """A round for branch A alone: nobody at the levels around it is in it."""
+        return builders.training_round([self.city.branch_a])
 
     @cached_property
     def lesson(self):
@@ -250,8 +326,12 @@ class World:
 
     @cached_property
     def progress(self):
-        """member_a's current viewing of the first lesson."""
-        return course_services.progress_start(member=self.city.member_a, lesson=self.lesson)
+        """member_a's current viewing of the first lesson, bound to member_a's login session."""
+        return course_services.progress_start(
+            member=self.city.member_a,
+            lesson=self.lesson,
+            session_key=self.client("member_a").session.session_key,
+        )
 
     @cached_property
     def feed(self):
@@ -307,7 +387,19 @@ class World:
 
 # --- The cases ----------------------------------------------------------------------------------
 
-B_SIDE = ("secretary_b", "operator_b", "trainer_b", "member_b")
+# Users whose roles do not reach branch A, at every level around it (see World).
+B_SIDE = ("secretary_b", "operator_b", "trainer_b", "member_b")  # another county
+SIBLING_TOWNSHIP = ("secretary_t2", "member_t2")  # the township committee next door
+SIBLING_BRANCH = ("secretary_sib", "operator_sib", "trainer_sib", "member_sib")
+TWO_ROLES_ELSEWHERE = ("secretary_sib+trainer_t2", "member_t2+operator_sib")
+OUTSIDE = B_SIDE + SIBLING_TOWNSHIP + SIBLING_BRANCH + TWO_ROLES_ELSEWHERE
+# Each user's two-role twin: a role elsewhere (assigned first) and the user's own role.
+TWINS = {
+    "operator_a": "operator_a+secretary_sib",
+    "secretary_a": "secretary_a+trainer_t2",
+    "trainer_a": "trainer_a+operator_b",
+    "member_a2": "member_a2+operator_sib",
+}
 STAFF_B = ("secretary_b", "operator_b", "trainer_b")
 STAFF_A = ("secretary_a", "operator_a", "trainer_a")
 PLAIN_A = ("member_a", "member_a2")
@@ -321,7 +413,7 @@ class Case:
     kwargs: Callable
     insiders: dict
     methods: tuple = ("GET",)
-    outsiders: tuple = B_SIDE
+    outsiders: tuple = OUTSIDE
     data: Callable = lambda w: {}
     insider_data: Callable | None = None
     # "login": anonymous visitors are sent to log in (with next= the URL, or anonymous_next);
@@ -337,7 +429,12 @@ class Case:
     outsider_status: tuple = (404,)
     hidden: Callable | None = None
     args: Callable | None = None  # positional arguments instead of kwargs
+    # Where an outsider may get something else than 404: the kwargs of a missing object, whose
+    # answer theirs must equal (so the id reveals nothing).
+    missing: Callable | None = None
     xfail: str = ""
+    # The object is its insiders' own (an upload): their twins, other users, are outsiders.
+    personal: bool = False
 
 
 def _round(w):
@@ -353,7 +450,7 @@ SITE_CASES = {
     "members:member_detail": Case(
         kwargs=lambda w: {"pk": w.city.member_a.pk},
         insiders={"secretary_a": (200,), "operator_a": (200,), "trainer_a": (200,)},
-        outsiders=B_SIDE + PLAIN_A,
+        outsiders=OUTSIDE + PLAIN_A,
     ),
     "members:member_password_reset": Case(
         kwargs=lambda w: {"pk": w.city.member_a.pk},
@@ -362,24 +459,27 @@ SITE_CASES = {
         # The slip is shown to who may reset (a secretary or trainer above the member);
         # site operators do not reset passwords.
         insiders={"secretary_a": (200,), "trainer_a": (200,)},
-        outsiders=B_SIDE + PLAIN_A + ("operator_a",),
+        outsiders=OUTSIDE + PLAIN_A + ("operator_a",),
     ),
     "members:organization_detail": Case(
         kwargs=lambda w: {"pk": w.city.branch_a.pk},
         insiders={"secretary_a": (200,), "trainer_a": (200,)},
-        outsiders=B_SIDE + PLAIN_A,
+        outsiders=OUTSIDE + PLAIN_A,
     ),
     "members:import_detail": Case(
         kwargs=lambda w: {"pk": w.roster_import.pk},
         insiders={"secretary_a": (200,)},
-        # An import is its uploader's alone: not even the trainers above see it.
-        outsiders=(*B_SIDE, "trainer_a", "trainer_city", "member_a"),
+        # An import is its uploader's alone: not even the trainers above see it, nor a
+        # secretary of the same branch who is not the uploader.
+        outsiders=(*OUTSIDE, "trainer_a", "trainer_city", "member_a"),
+        personal=True,
     ),
     "members:import_apply": Case(
         kwargs=lambda w: {"pk": w.roster_import.pk},
         methods=("POST",),
         insiders={"secretary_a": (302,)},
-        outsiders=(*B_SIDE, "trainer_a", "trainer_city", "member_a"),
+        outsiders=(*OUTSIDE, "trainer_a", "trainer_city", "member_a"),
+        personal=True,
     ),
     # courses
     "courses:viewing_start": Case(
@@ -400,7 +500,7 @@ SITE_CASES = {
             "position": "5",
         },
         insiders={"member_a": (200,)},
-        outsiders=(*B_SIDE, "member_a2", "anonymous", *STAFF_A),
+        outsiders=(*OUTSIDE, "member_a2", "anonymous", *STAFF_A),
         anonymous="capability",
     ),
     # rounds: a member's own pages
@@ -419,55 +519,55 @@ SITE_CASES = {
         methods=("POST",),
         insiders={"member_a": (302,)},
         # member_a2 is in the round but the leave request is member_a's.
-        outsiders=(*B_SIDE, "member_a2", "secretary_a"),
+        outsiders=(*OUTSIDE, "member_a2", "secretary_a"),
     ),
     # rounds: secretaries' pages
     "rounds:coverage": Case(
         kwargs=_round,
         insiders={"secretary_a": (200,), "operator_a": (200,), "trainer_a": (200,)},
-        outsiders=B_SIDE + PLAIN_A,
+        outsiders=OUTSIDE + PLAIN_A,
     ),
     "rounds:coverage_export": Case(
         kwargs=_round,
         insiders={"secretary_a": (200,), "trainer_a": (200,)},
-        outsiders=B_SIDE + PLAIN_A,
+        outsiders=OUTSIDE + PLAIN_A,
     ),
     "rounds:member_status": Case(
         kwargs=lambda w: {"pk": w.round.pk, "member_pk": w.city.member_a.pk},
         insiders={"secretary_a": (200,), "operator_a": (200,)},
-        outsiders=B_SIDE + PLAIN_A,
+        outsiders=OUTSIDE + PLAIN_A,
     ),
     "rounds:exemption_create": Case(
         kwargs=lambda w: {"pk": w.round.pk, "member_pk": w.city.member_a.pk},
         methods=("POST",),
         data=lambda w: {"reason": "长期卧病"},
         insiders={"secretary_a": (302,)},
-        outsiders=B_SIDE + PLAIN_A + ("operator_a",),
+        outsiders=OUTSIDE + PLAIN_A + ("operator_a",),
     ),
     "rounds:exemption_revoke": Case(
         kwargs=lambda w: {"pk": w.exemption.round_id, "member_pk": w.exemption.member_id},
         methods=("POST",),
         insiders={"secretary_a": (302,)},
-        outsiders=B_SIDE + PLAIN_A + ("operator_a",),
+        outsiders=OUTSIDE + PLAIN_A + ("operator_a",),
     ),
     "rounds:leave_list": Case(
         kwargs=_round,
         insiders={"secretary_a": (200,)},
-        outsiders=B_SIDE + PLAIN_A + ("operator_a",),
+        outsiders=OUTSIDE + PLAIN_A + ("operator_a",),
     ),
     "rounds:leave_decide": Case(
         kwargs=lambda w: {"pk": w.leave.round_id, "leave_pk": w.leave.pk},
         methods=("POST",),
         data=lambda w: {"decision": "approve"},
         insiders={"secretary_a": (302,)},
-        outsiders=B_SIDE + PLAIN_A + ("operator_a",),
+        outsiders=OUTSIDE + PLAIN_A + ("operator_a",),
     ),
     "rounds:remind": Case(
         kwargs=lambda w: {"round_pk": w.round.pk},
         methods=("POST",),
         data=lambda w: {"org": w.city.branch_a.pk},
         insiders={"secretary_a": (302,)},
-        outsiders=B_SIDE + PLAIN_A + ("operator_a",),
+        outsiders=OUTSIDE + PLAIN_A + ("operator_a",),
     ),
     # rounds: sittings (the site PC)
     "rounds:sitting_open": Case(
@@ -476,34 +576,34 @@ SITE_CASES = {
             "timestamp": int(w.session.event.start.timestamp()),
         },
         insiders={"secretary_a": (302,), "operator_a": (302,)},
-        outsiders=B_SIDE + PLAIN_A,
+        outsiders=OUTSIDE + PLAIN_A,
     ),
     "rounds:sitting": Case(
         kwargs=_sitting,
         insiders={"secretary_a": (200,), "operator_a": (200,)},
-        outsiders=B_SIDE + PLAIN_A,
+        outsiders=OUTSIDE + PLAIN_A,
     ),
     "rounds:sitting_screen": Case(
         kwargs=_sitting,
         insiders={"operator_a": (200,)},
-        outsiders=B_SIDE + PLAIN_A,
+        outsiders=OUTSIDE + PLAIN_A,
     ),
     "rounds:sitting_code": Case(
         kwargs=_sitting,
         insiders={"operator_a": (200,)},
-        outsiders=B_SIDE + PLAIN_A,
+        outsiders=OUTSIDE + PLAIN_A,
     ),
     "rounds:roll_call": Case(
         kwargs=_sitting,
         methods=("GET", "POST"),
         insiders={"operator_a": (200,)},
-        outsiders=B_SIDE + PLAIN_A,
+        outsiders=OUTSIDE + PLAIN_A,
     ),
     "rounds:sitting_close": Case(
         kwargs=_sitting,
         methods=("POST",),
         insiders={"secretary_a": (302,)},
-        outsiders=B_SIDE + PLAIN_A,
+        outsiders=OUTSIDE + PLAIN_A,
     ),
     "rounds:check_in": Case(
         kwargs=lambda w: {"token": round_services.qr_token(sitting=w.sitting)[0]},
@@ -512,7 +612,7 @@ SITE_CASES = {
         # is refused like a code of a sitting that does not exist.
         # Whoever scans the code but is not in the round, or is no member at all, is refused
         # without a word about the session.
-        outsiders=B_SIDE + STAFF_A,
+        outsiders=OUTSIDE + STAFF_A,
         outsider_status=(400, 403),
         hidden=lambda w: w.session.event.title,
         # A visitor not logged in logs in first, then is checked in.
@@ -530,20 +630,23 @@ SITE_CASES = {
     "rounds:ledger_member": Case(
         kwargs=lambda w: {"member_pk": w.city.member_a.pk},
         insiders={"secretary_a": (200,), "operator_a": (200,), "trainer_a": (200,)},
-        outsiders=B_SIDE + PLAIN_A,
+        outsiders=OUTSIDE + PLAIN_A,
     ),
     # certificates
     "certificates:pdf": Case(
         kwargs=lambda w: {"pk": w.certificate.pk},
         insiders={"member_a": (200,), "secretary_a": (200,), "trainer_a": (200,)},
         # Site operators do not hand out certificates.
-        outsiders=(*B_SIDE, "member_a2", "operator_a"),
+        outsiders=(*OUTSIDE, "member_a2", "operator_a"),
     ),
     "certificates:round_zip": Case(
         kwargs=lambda w: {"round_pk": w.round.pk},
         # No certificates yet: the secretary is sent to the list page (a 404 outside scope).
         insiders={"secretary_a": (302,), "trainer_a": (302,)},
-        outsiders=B_SIDE + PLAIN_A + ("operator_a",),
+        outsiders=OUTSIDE + PLAIN_A + ("operator_a",),
+        # Whoever holds certificate roles in several subtrees picks one first, whatever the id.
+        outsider_status=(404, 302),
+        missing=lambda w: {"round_pk": MISSING},
     ),
     "certificates:verify": Case(
         kwargs=lambda w: {"code": w.certificate.code},
@@ -574,6 +677,10 @@ def _reverse(name, case, world, *, forged=False):
         return reverse(name, args=case.args(world))
     kwargs = case.forged(world) if forged else case.kwargs(world)
     return reverse(name, kwargs=kwargs)
+
+
+def _with_twins(users) -> tuple:
+    return tuple(users) + tuple(TWINS[who] for who in users if who in TWINS)
 
 
 def _send(client, method, url, data):
@@ -609,6 +716,16 @@ def test_the_verification_page_is_the_only_public_object_url():
     assert CAPABILITIES == {"courses:progress_report", "rounds:check_in", "rounds:ical_feed"}
 
 
+def test_cases_name_the_outsiders_of_every_level():
+    """Where county B's users are outsiders, so are the users of every level around branch A."""
+    partial = [
+        name
+        for name, case in SITE_CASES.items()
+        if set(B_SIDE) <= set(case.outsiders) and not set(OUTSIDE) <= set(case.outsiders)
+    ]
+    assert not partial, f"name OUTSIDE, not only county B's users, as outsiders of: {partial}"
+
+
 def _site_params():
     return [
         pytest.param(name, marks=pytest.mark.xfail(strict=True, reason=SITE_CASES[name].xfail))
@@ -632,14 +749,28 @@ def test_object_url_is_scoped(world, name):
         elif response.status_code == 302 and urlsplit(response["Location"]).path == login_url:
             failures.append(f"{who} {method} {url}: sent to log in")
 
-    # Outsiders: 404 for every method the view takes; the others are refused as such.
+    # Every user named has a twin with a second role elsewhere, who gets what the user gets.
+    outsiders = _with_twins(case.outsiders)
+    insiders = dict(case.insiders)
+    twin_insiders = {TWINS[who]: expected for who, expected in insiders.items() if who in TWINS}
+    if case.personal:
+        outsiders += tuple(twin_insiders)
+        twin_insiders = {}
+
+    # Outsiders: 404 for every method the view takes; one of them tries the other method too,
+    # and is refused as such (the view does not look at the object for a method it refuses).
     hidden = case.hidden(world) if case.hidden else None
-    for who in case.outsiders:
+    other = tuple(method for method in ("GET", "POST") if method not in case.methods)
+    for index, who in enumerate(outsiders):
         client = world.client(who)
-        for method in ("GET", "POST"):
+        for method in case.methods + (other if index == 0 else ()):
             expected = case.outsider_status + (() if method in case.methods else (405,))
             response = _send(client, method, url, case.data(world))
             check(who, method, response, expected)
+            if case.missing is not None and response.status_code != 404:
+                missing = reverse(name, kwargs=case.missing(world))
+                if not _same(response, _send(client, method, missing, case.data(world))):
+                    failures.append(f"{who} {method} {url}: not what a missing id gets")
             if hidden and hidden in response.content.decode():
                 failures.append(f"{who} {method} {url}: shows {hidden!r}")
 
@@ -662,9 +793,15 @@ def test_object_url_is_scoped(world, name):
             if response.status_code != case.forged_status:
                 failures.append(f"{who} {forged}: {response.status_code} for a forged secret")
 
-    # Insiders see the object (last: their POSTs change it).
-    for who, expected in case.insiders.items():
-        method = case.methods[0]
+    # Insiders see the object (last: their POSTs change it); their twins first, with whatever
+    # they change rolled back.
+    method = case.methods[0]
+    for who, expected in twin_insiders.items():
+        data = (case.insider_data or case.data)(world)
+        with transaction.atomic():
+            check(who, method, _send(world.client(who), method, url, data), expected)
+            transaction.set_rollback(True)
+    for who, expected in insiders.items():
         data = (case.insider_data or case.data)(world)
         check(who, method, _send(world.client(who), method, url, data), expected)
 
@@ -719,6 +856,16 @@ ADMIN_DENIED_TO_TRAINERS = {
 }
 ADMIN_BROKEN = {}
 NO_ADMIN = ("secretary_b", "operator_b", "member_b", "secretary_a", "operator_a", "member_a")
+# Trainers whose trainer roles do not reach branch A, at every level around it; the first also
+# tries to POST. A secretary of branch A who is trainer elsewhere is one of them: the admin
+# works with trainer roles alone.
+ADMIN_OUTSIDERS = (
+    "trainer_b",
+    "trainer_t2",
+    "trainer_sib",
+    TWINS["secretary_a"],
+    "secretary_sib+trainer_t2",
+)
 
 
 def _viewset(key):
@@ -784,16 +931,18 @@ def test_admin_object_url_is_scoped(world, key):
             ):
                 failures.append(f"{who} {method} {url}: {response.status_code}, not to log in")
 
-    # The trainer of another county: what a missing id gets, a 404 or permission denied.
+    # Trainers who do not reach the object: what a missing id gets, a 404 or permission denied.
     outsider = world.client("trainer_b")
     own = world.client("trainer_a")
     if scoped:
-        for method in ("GET", "POST"):
-            response = _send(outsider, method, url, {})
-            if not _denied_or_404(response):
-                failures.append(f"trainer_b {method} {url}: {response.status_code}")
-            if not _same(response, _send(outsider, method, missing, {})):
-                failures.append(f"trainer_b {method} {url}: not what a missing id gets")
+        for index, who in enumerate(ADMIN_OUTSIDERS):
+            for method in ("GET", "POST") if index == 0 else ("GET",):
+                client = world.client(who)
+                response = _send(client, method, url, {})
+                if not _denied_or_404(response):
+                    failures.append(f"{who} {method} {url}: {response.status_code}")
+                if not _same(response, _send(client, method, missing, {})):
+                    failures.append(f"{who} {method} {url}: not what a missing id gets")
         if not type(obj)._default_manager.filter(pk=obj.pk).exists():
             failures.append(f"{url}: the object is gone after trainer_b's POST")
         if isinstance(obj, Round) and Round.objects.get(pk=obj.pk).state != Round.State.PUBLISHED:
@@ -806,14 +955,16 @@ def test_admin_object_url_is_scoped(world, key):
         if response.status_code != theirs.status_code:
             failures.append(f"trainer_b GET {url}: {response.status_code} ≠ {theirs.status_code}")
 
-    # The object's own trainer gets in (the object is real), or is denied like everyone.
-    response = own.get(url)
-    if key in ADMIN_DENIED_TO_TRAINERS:
-        ok = _denied_or_404(response) and response.status_code == 302
-    else:
-        ok = response.status_code == 200 if scoped else response.status_code in (200, 302, 405)
-    if not ok:
-        failures.append(f"trainer_a GET {url}: {response.status_code}")
+    # The object's own trainer gets in (the object is real), or is denied like everyone; so does
+    # their twin, whose trainer role is the second.
+    for who in (TWINS["trainer_a"], "trainer_a"):
+        response = world.client(who).get(url)
+        if key in ADMIN_DENIED_TO_TRAINERS:
+            ok = _denied_or_404(response) and response.status_code == 302
+        else:
+            ok = response.status_code == 200 if scoped else response.status_code in (200, 302, 405)
+        if not ok:
+            failures.append(f"{who} GET {url}: {response.status_code}")
     if scoped and _same(response, own.get(missing)) and key != "issued_certificates:edit":
         failures.append(f"trainer_a GET {url}: the same as for a missing id")
 
