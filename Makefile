@@ -9,7 +9,7 @@ TEST_ENV := DJANGO_SETTINGS_MODULE=config.settings.test
 # manage.py and the WSGI entry point default to production settings; the demo asks for development.
 DEV_ENV := DJANGO_SETTINGS_MODULE=config.settings.dev
 
-.PHONY: demo test lint messages system-deps system-deps-test bench seed-scale
+.PHONY: demo test lint messages system-deps system-deps-test bench seed-scale mutation
 
 demo: system-deps $(APP_STAMP) $(NPM_STAMP) messages
 	$(DEV_ENV) $(PY) manage.py migrate --noinput -v 0
@@ -61,6 +61,17 @@ messages: $(APP_STAMP)
 seed-scale: system-deps $(APP_STAMP)
 	$(DEV_ENV) $(PY) manage.py migrate --noinput -v 0
 	$(DEV_ENV) $(PY) manage.py seed_demo --members 300000
+
+# Mutation testing of the rule modules ([tool.mutmut] in pyproject.toml); not part of `make test`.
+# One worker: the machine is shared. Narrow it with mutant names, e.g.
+#   make mutation MUTANTS='members.access.*'
+# then `.venv/bin/mutmut results` lists the survivors and `.venv/bin/mutmut show <name>` one diff.
+MUTANTS ?=
+MUTATION_DB := $(CURDIR)/mutants/var/mutation-test.sqlite3
+mutation: $(DEV_STAMP) messages
+	mkdir -p mutants/var
+	rm -f $(MUTATION_DB) $(MUTATION_DB)-wal $(MUTATION_DB)-shm
+	LUNXUN_TEST_SQLITE=$(MUTATION_DB) $(VENV)/bin/mutmut run --max-children 1 $(MUTANTS)
 
 bench: $(DEV_STAMP) $(NPM_STAMP)
 	scripts/system-deps.sh bench

@@ -216,7 +216,8 @@ def test_ascii_fallback_keeps_what_it_can():
 # --- One way out, so a new export cannot skip the rules -----------------------------------------
 
 ROOT = Path(settings.BASE_DIR)
-NOT_SITE_CODE = {".venv", "node_modules", "tests", "bench", "var", "static", "locale"}
+# mutants/: mutmut's mutated copy of the site (make mutation).
+NOT_SITE_CODE = {".venv", "node_modules", "tests", "bench", "var", "static", "locale", "mutants"}
 
 
 def site_sources():
