@@ -198,12 +198,14 @@ def test_a_secretary_and_a_site_operator_without_violations(city, open_context, 
     training_round, sitting = _round_under_way(city)
     absent = factories.member(city.branch_a, name="周杰")
     round_services.leave_request(member=absent, training_round=training_round, reason="外出")
+    # Slips are printed only for accounts never activated.
+    newcomer = factories.member(city.branch_a, name="陈新", password=None)
     context, watch = open_context()
     page = context.new_page()
 
     log_in(page, city.secretary_a.username)
     visit(page, reverse("members:roster"))
-    page.get_by_label(city.member_a.name).check()
+    page.get_by_label(newcomer.name).check()
     page.get_by_role("button", name="为所选党员打印激活凭条").click()
     page.wait_for_load_state("networkidle")
     # The print button's handler comes from a static file now, not an onclick attribute.
