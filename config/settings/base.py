@@ -353,9 +353,9 @@ LUNXUN_COMPLETION_THRESHOLD = float(os.environ.get("LUNXUN_COMPLETION_THRESHOLD"
 # The player keeps 1x speed and refuses seeking past the furthest point watched.
 LUNXUN_FIXED_PLAYBACK_SPEED = env_bool("LUNXUN_FIXED_PLAYBACK_SPEED", True)
 LUNXUN_BLOCK_SEEK_AHEAD = env_bool("LUNXUN_BLOCK_SEEK_AHEAD", True)
-# The server credits at most (time since the viewing began) x this speed, plus the tolerance.
+# Across all of a member's lessons, the server credits at most the wall-clock time that has
+# passed on the member's clock, times this speed.
 LUNXUN_MAX_PLAYBACK_SPEED = float(os.environ.get("LUNXUN_MAX_PLAYBACK_SPEED", "1.0"))
-LUNXUN_PROGRESS_TOLERANCE_SECONDS = float(os.environ.get("LUNXUN_PROGRESS_TOLERANCE", "3"))
 LUNXUN_PROGRESS_REPORT_SECONDS = env_int("LUNXUN_PROGRESS_REPORT_SECONDS", 15)
 # Video uploads.
 LUNXUN_VIDEO_MAX_BYTES = env_int("LUNXUN_VIDEO_MAX_BYTES", 4 * 1024**3)
