@@ -56,7 +56,7 @@ $(NPM_STAMP): package.json package-lock.json
 	touch $@
 
 messages: $(APP_STAMP)
-	$(DEV_ENV) $(PY) manage.py compilemessages --ignore=.venv --ignore=node_modules -v 0
+	$(DEV_ENV) $(PY) manage.py compilemessages --ignore=.venv --ignore=node_modules --ignore=mutants -v 0
 
 seed-scale: system-deps $(APP_STAMP)
 	$(DEV_ENV) $(PY) manage.py migrate --noinput -v 0
