@@ -66,6 +66,31 @@ def test_the_page_and_the_export_show_the_rate_without_the_exempt(one_exempt, cl
     assert {row[1]: row[coverage_column] or "" for row in rows[3:]} == {"A": "50.0%", "B": ""}
 
 
+def test_a_member_who_never_opened_the_round_is_listed_as_not_started(city, client_for):
+    """No participation row at all: the list and the export still say 未开始 with the lessons
+    the round asks for, and a member halfway says how far she got."""
+    training_round = builders.training_round([city.root])
+    first = training_round.lessons.order_by("pk").first()
+    builders.complete_online(city.member_a, first)
+    newcomer = factories.member(city.branch_a, name="赵敏")
+    assert not Participation.objects.filter(round=training_round, member=newcomer).exists()
+    client = client_for(city.trainer)
+    coverage = reverse("rounds:coverage", args=[training_round.pk])
+    page = client.get(coverage, {"org": city.branch_a.pk, "status": "all"}).content.decode()
+    assert f'data-member="{newcomer.pk}" data-status="not_started"' in page
+    assert "未开始：需完成 2 门必修课" in page
+    assert f'data-member="{city.member_a.pk}" data-status="in_progress"' in page
+    assert "进行中：已完成 1/2 门必修课" in page
+    response = client.get(
+        reverse("rounds:coverage_export", args=[training_round.pk]),
+        {"org": city.branch_a.pk, "status": "all"},
+    )
+    names = load_workbook(io.BytesIO(response.content)).worksheets[1]
+    progress = {row[0]: row[4] for row in names.iter_rows(min_row=2, values_only=True)}
+    assert progress["赵敏"] == "未开始：需完成 2 门必修课"
+    assert progress[city.member_a.name] == "进行中：已完成 1/2 门必修课"
+
+
 # --- Exempt outranks on leave -------------------------------------------------------------------
 
 
