@@ -8,7 +8,7 @@ class CoreConfig(AppConfig):
     domain app (members, courses, rounds, certificates); they import it."""
 
     name = "core"
-    verbose_name = _("Site plumbing")
+    verbose_name = _("Site-wide services")
 
     def ready(self):
         from . import checks, signals  # noqa: F401
