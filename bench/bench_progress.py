@@ -232,6 +232,7 @@ def build_data(members_count):
     from django.utils.crypto import get_random_string
     from wagtail.models import Collection, Locale, Page, Site
 
+    from core.middleware import SESSION_STARTED_KEY
     from courses import services
     from courses.models import (
         CourseIndexPage,
@@ -241,7 +242,6 @@ def build_data(members_count):
         LessonProgress,
         LessonVideo,
     )
-    from members.middleware import SESSION_STARTED_KEY
     from members.models import Member, Organization
 
     User = get_user_model()

@@ -8,8 +8,9 @@ from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 from wagtail.admin.forms import WagtailAdminModelForm
 
+from core import uploads
 from courses.admin_forms import add_owner_field
-from members import access, uploads
+from members import access
 from rounds.forms import RoundFormExtension
 
 from .models import CertificateTemplate, RoundTemplate

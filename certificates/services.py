@@ -33,7 +33,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from members.audit import audit_event
+from core.audit import audit_event
 from members.models import Member, path_prefix_q
 from rounds.ledger import ledger_entries, ledger_total
 from rounds.models import Participation, Round

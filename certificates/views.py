@@ -12,9 +12,9 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 from django_ratelimit.decorators import ratelimit
 
+from core.audit import audit_event
+from core.downloads import file_response
 from members import access
-from members.audit import audit_event
-from members.downloads import file_response
 from members.models import Member, Organization, Role, mask_name, path_prefix_q
 from rounds.models import Round
 

@@ -35,9 +35,9 @@ from wagtail.snippets.views import chooser as snippet_choosers
 from wagtail.snippets.views import snippets as snippet_views
 from wagtail.snippets.views.snippets import SnippetViewSet
 
+from core.audit import REFUSED, audit_event
+from core.downloads import download_response
 from members import access
-from members.audit import REFUSED, audit_event
-from members.downloads import download_response
 from members.models import Member, Role, subtree_q
 from members.wagtail_hooks import ScopedMixin, ScopedModelViewSet
 from rounds.forms import round_editable, rounds_visible

@@ -1,6 +1,6 @@
 """The upload forms of the admin: lesson videos (wagtailmedia), Wagtail images and documents.
 
-Every file is judged by its content, not its name (see members.uploads): a video must be one
+Every file is judged by its content, not its name (see core.uploads): a video must be one
 ffprobe reads as a real container; a picture is decoded in full and may carry no web code; a
 document's bytes must be what its extension says (a PDF, an Office file, plain text).
 Settings wire the image and document forms in: WAGTAILIMAGES_IMAGE_FORM_BASE,
@@ -20,7 +20,7 @@ from wagtail.images.fields import WagtailImageField
 from wagtail.images.forms import BaseImageForm
 from wagtailmedia.forms import BaseMediaForm
 
-from members import uploads
+from core import uploads
 
 from .video import VideoRejected, validate_upload
 

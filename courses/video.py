@@ -38,7 +38,7 @@ from django.template.defaultfilters import filesizeformat
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
-from members import uploads
+from core import uploads
 
 DEFAULT_EXTENSIONS = (
     "mp4",

@@ -8,7 +8,7 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
-from members.middleware import session_free
+from core.middleware import session_free
 
 from . import services
 from .models import LessonPage, LessonProgress, progress_by_lesson

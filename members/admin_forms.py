@@ -5,10 +5,11 @@ from django.contrib.auth import get_user_model
 from django.utils.translation import gettext_lazy as _
 from wagtail.admin.forms import WagtailAdminModelForm
 
+from core.tabular import clean_name
+
 from . import access
 from .backends import resolve_username
 from .models import Member, Organization, Role, RoleAssignment, normalize_phone
-from .tabular import clean_name
 
 
 class OrganizationCodeField(forms.ModelChoiceField):

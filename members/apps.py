@@ -7,4 +7,4 @@ class MembersConfig(AppConfig):
     verbose_name = _("Organisations and members")
 
     def ready(self):
-        from . import checks, signals  # noqa: F401
+        from . import signals  # noqa: F401

@@ -2,7 +2,8 @@ from django import forms
 from django.contrib.auth.forms import AuthenticationForm
 from django.utils.translation import gettext_lazy as _
 
-from . import uploads
+from core import uploads
+
 from .models import Member
 
 
@@ -37,7 +38,7 @@ class ImportUploadForm(forms.Form):
     )
 
     def clean_file(self):
-        """Refuse a file that is too large before it is read; members.tabular.read_table
+        """Refuse a file that is too large before it is read; core.tabular.read_table
         judges the content (a web page, a polyglot, a zip bomb) as it parses."""
         from django.conf import settings
 

@@ -12,6 +12,8 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from treebeard.mp_tree import MP_Node, MP_NodeManager, MP_NodeQuerySet
 
+from core.sms import mask_phone
+
 PHONE_RE = re.compile(r"^1[3-9]\d{9}$")
 # Organisation codes end up in file names, spreadsheets, logs and URLs: letters, digits, "-" and
 # "_" only. \Z, not $: $ would let a trailing newline through.
@@ -42,13 +44,6 @@ def normalize_phone(raw) -> str:
     elif digits.startswith("86") and len(digits) == 13:
         digits = digits[2:]
     return digits if PHONE_RE.match(digits) else ""
-
-
-def mask_phone(phone: str) -> str:
-    """138****5678: enough to recognise a number, not enough to call it."""
-    if len(phone) != 11:
-        return "*" * len(phone)
-    return f"{phone[:3]}****{phone[7:]}"
 
 
 def mask_name(name: str) -> str:

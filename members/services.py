@@ -20,8 +20,19 @@ from django.dispatch import Signal
 from django.utils import formats, timezone, translation
 from django.utils.translation import gettext as _
 
+from core.audit import FAILED, OK, REFUSED, audit_event
+from core.sms import SmsMessage, send_sms
+from core.tabular import (
+    Column,
+    ExportWorkbook,
+    clean_name,
+    clean_text,
+    code_text,
+    parse_date,
+    read_table,
+)
+
 from . import access
-from .audit import FAILED, OK, REFUSED, audit_event
 from .models import (
     ORGANIZATION_CODE_RE,
     ActivationCode,
@@ -32,16 +43,6 @@ from .models import (
     RosterImport,
     normalize_phone,
     validate_organization_code,
-)
-from .sms import SmsMessage, send_sms
-from .tabular import (
-    Column,
-    ExportWorkbook,
-    clean_name,
-    clean_text,
-    code_text,
-    parse_date,
-    read_table,
 )
 
 CHUNK = 900  # below every database's limit on bound parameters

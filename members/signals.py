@@ -1,17 +1,18 @@
 import time
 
-from auditlog.models import LogEntry
 from auditlog.registry import auditlog
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.contrib.auth.signals import user_logged_in, user_login_failed
 from django.db.migrations.recorder import MigrationRecorder
-from django.db.models.signals import post_delete, post_migrate, post_save, pre_save
+from django.db.models.signals import post_delete, post_migrate, post_save
 from django.dispatch import receiver
 
-from .audit import OK, audit_event, protect_audit_log
+from core.audit import audit_event, protect_audit_log
+from core.middleware import SESSION_STARTED_KEY
+from core.signals import backup_created
+
 from .backends import resolve_username
-from .middleware import SESSION_STARTED_KEY
 from .models import Member, Organization, RoleAssignment
 
 auditlog.register(Member, exclude_fields=["updated_at"])
@@ -26,25 +27,6 @@ auditlog.register(
 )
 # Groups: what being in one allows (the trainer group is kept by members.services).
 auditlog.register(Group, include_fields=["name"], m2m_fields={"permissions"})
-
-ACTION_NAMES = {
-    LogEntry.Action.CREATE: "created",
-    LogEntry.Action.UPDATE: "updated",
-    LogEntry.Action.DELETE: "deleted",
-    LogEntry.Action.ACCESS: "accessed",
-}
-
-
-@receiver(pre_save, sender=LogEntry)
-def audit_record_fields(sender, instance, **kwargs):
-    """A model-change record gets the event and result an explicit event has: it is written in
-    the transaction of the change it records, so it exists only if the change was made."""
-    if instance._state.adding and not instance.additional_data:
-        action = ACTION_NAMES.get(instance.action, str(instance.action))
-        instance.additional_data = {
-            "event": f"{instance.content_type.model}_{action}",
-            "result": OK,
-        }
 
 
 @receiver(post_migrate)
@@ -85,3 +67,19 @@ def sync_trainer_group(sender, instance, **kwargs):
     from .services import trainer_group_sync
 
     trainer_group_sync(instance.user)
+
+
+@receiver(backup_created)
+def record_backup(sender, result, **kwargs):
+    """A copy of every member's data left the database: that is on record, on the root of the
+    organisation tree (nothing to record it on before there is one)."""
+    root = Organization.get_first_root_node()
+    if root is not None:
+        audit_event(
+            event="backup_created",
+            obj=root,
+            path=str(result.path),
+            vendor=result.vendor,
+            counts=result.counts,
+            media_files=result.media_files,
+        )

@@ -14,12 +14,14 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from django.views.decorators.http import require_POST
 
-from . import access, ratelimits, services
-from .audit import REFUSED, audit_event
-from .downloads import xlsx_response
+from core import ratelimits
+from core.audit import REFUSED, audit_event
+from core.downloads import xlsx_response
+from core.tabular import TableError
+
+from . import access, services
 from .forms import ActivationForm, ImportUploadForm, LoginForm, ResetConfirmForm, RosterFilterForm
 from .models import ActivationCode, Member, Organization, RosterImport, path_prefix_q
-from .tabular import TableError
 
 ROSTER_PAGE_SIZE = 50
 

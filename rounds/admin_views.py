@@ -28,7 +28,7 @@ from wagtail.admin.views.generic.permissions import PermissionCheckedMixin
 from wagtail.admin.widgets.button import Button, HeaderButton
 from wagtail.log_actions import log
 
-from members.audit import audit_event
+from core.audit import audit_event
 from members.models import Member, subtree_q
 
 from . import services

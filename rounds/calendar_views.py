@@ -14,8 +14,8 @@ from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
+from core.downloads import download_response
 from members import access
-from members.downloads import download_response
 
 from . import calendar, ical
 from .models import CalendarFeed, day_start

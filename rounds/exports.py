@@ -2,9 +2,9 @@
 
 from django.utils.translation import gettext as _
 
+from core.audit import audit_event
+from core.tabular import ExportWorkbook
 from members import access
-from members.audit import audit_event
-from members.tabular import ExportWorkbook
 
 from .status import describe
 

@@ -15,7 +15,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from icalendar import Calendar, Event
 
-from members.audit import audit_event
+from core.audit import audit_event
 
 from .calendar import sessions_for_member, with_calendar_data
 from .models import CalendarFeed

@@ -31,11 +31,11 @@ from django.db.models.functions import Coalesce, Greatest, Round
 from django.utils.translation import gettext as _
 from wagtail.models import Page
 
+from core.audit import audit_event
+from core.tabular import ExportWorkbook
 from courses.models import LessonProgress
 from members import access
-from members.audit import audit_event
 from members.models import Member
-from members.tabular import ExportWorkbook
 
 from .models import Attendance, day_start
 

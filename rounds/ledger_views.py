@@ -6,8 +6,8 @@ from django.http import Http404, QueryDict
 from django.shortcuts import render
 from django.utils import timezone
 
+from core.downloads import xlsx_response
 from members import access
-from members.downloads import xlsx_response
 from members.models import Member, Organization, Role
 
 from . import ledger

@@ -11,7 +11,8 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
-from members import access, ratelimits
+from core import ratelimits
+from members import access
 from members.models import Role
 
 from .models import Notice, Round

@@ -11,7 +11,7 @@ Rules every path follows:
 - Nothing goes out in quiet hours (``LUNXUN_QUIET_HOURS``, local time). The secretary's action
   is then scheduled for the end of quiet hours; the automatic run skips.
 - Each reminder is an in-site notice, an email when the member's account has an address, and
-  an SMS through the pluggable backend (``rounds.sms``). Messages carry the member's name and
+  an SMS through the pluggable backend (``core.sms``). Messages carry the member's name and
   nothing else personal.
 """
 
@@ -29,14 +29,14 @@ from django.utils import formats, timezone, translation
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext, pgettext
 
+from core.audit import OK, REFUSED, SCHEDULED, audit_event
+from core.sms import SmsMessage, send_sms
 from members import access
-from members.audit import OK, REFUSED, SCHEDULED, audit_event
 from members.models import Member, Organization, Role, RoleAssignment, mask_phone
 
 from .coverage import MISSING, members_in_node, with_status
 from .models import Notice, Participation, Reminder, Round, day_start
 from .services import lessons_missing
-from .sms import SmsMessage, send_sms
 
 logger = logging.getLogger(__name__)
 

@@ -18,8 +18,8 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from schedule.models import Calendar, Event, Rule
 
+from core.audit import audit_event
 from courses.models import LessonProgress
-from members.audit import audit_event
 from members.models import Member, Organization, path_prefix_q
 
 from .models import (

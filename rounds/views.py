@@ -18,11 +18,11 @@ from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
+from core.audit import REFUSED, audit_event
+from core.downloads import xlsx_response
 from courses.models import LessonProgress
 from courses.services import status_text
 from members import access
-from members.audit import REFUSED, audit_event
-from members.downloads import xlsx_response
 from members.models import Organization, Role, path_prefix_q
 
 from . import services

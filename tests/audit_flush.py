@@ -1,6 +1,6 @@
 """Test harness only (a pytest plugin): let the test database be emptied between tests.
 
-The audit log's triggers (members.audit.protect_audit_log) make the database refuse UPDATE and
+The audit log's triggers (core.audit.protect_audit_log) make the database refuse UPDATE and
 DELETE on audit records, and must stay in place for every test. But the teardown of a
 transactional test (pytest-django ``transaction=True``, ``live_server``) empties every table with
 Django's flush: on PostgreSQL that is TRUNCATE, which fires no row trigger; on SQLite it is
@@ -13,7 +13,7 @@ _original = {}
 
 
 def _stored_triggers(connection) -> list[tuple[str, str]]:
-    from members.audit import AUDIT_TABLE
+    from core.audit import AUDIT_TABLE
 
     with connection.cursor() as cursor:
         cursor.execute(
@@ -24,7 +24,7 @@ def _stored_triggers(connection) -> list[tuple[str, str]]:
 
 
 def execute_sql_flush(self, sql_list):
-    from members.audit import AUDIT_TABLE
+    from core.audit import AUDIT_TABLE
 
     _execute_sql_flush = _original["execute_sql_flush"]
     connection = self.connection

@@ -32,9 +32,9 @@ from django.utils import timezone
 
 from certificates import services as certificate_services
 from certificates.models import Certificate
+from core.csp import CSPMiddleware, nonce_trailing_script
 from courses.models import LessonPage
 from members import services as member_services
-from members.csp import CSPMiddleware, nonce_trailing_script
 from rounds import services as round_services
 
 from . import factories
@@ -241,7 +241,7 @@ def test_pdfs_carry_no_policy(city, client_for, settings, tmp_path):
 
 
 def test_a_trailing_widget_script_gets_the_nonce_and_nothing_else_does():
-    """members.csp gives the nonce to the one script a Wagtail widget appends, inside a request;
+    """core.csp gives the nonce to the one script a Wagtail widget appends, inside a request;
     a script elsewhere in the widget's HTML (say, a value that escaped escaping) stays bare."""
     widget = '<input value="x"><script>new ImageChooser("id_cover", {});</script>'
     injected = '<b><script>alert(1)</script></b><input><script>initDateChooser("id");</script>'

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from members.checks import weak_secret_key
+from core.checks import weak_secret_key
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -31,11 +31,11 @@ from wagtail.models import Collection
 
 from certificates.models import CertificateTemplate
 from certificates.services import default_template
+from core import uploads
 from courses import video
 from courses.models import LessonVideo
 from courses.services import video_process
 from courses.video import ProbeResult, TranscodeError
-from members import uploads
 from members.models import RosterImport
 
 from .courses.clips import ffmpeg_run, make_clip

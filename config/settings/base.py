@@ -37,6 +37,9 @@ ALLOWED_HOSTS = [h for h in os.environ.get("ALLOWED_HOSTS", "127.0.0.1,localhost
 CSRF_TRUSTED_ORIGINS = [o for o in os.environ.get("CSRF_TRUSTED_ORIGINS", "").split(",") if o]
 
 INSTALLED_APPS = [
+    # First: core's templates override Wagtail admin widgets (core/templates/wagtailadmin), so
+    # it comes before wagtail.admin; the domain apps follow in their import order.
+    "core",
     "members",
     "courses",
     "rounds",
@@ -79,16 +82,16 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     # Static files from the web process itself (compressed, cached forever when hashed).
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    "members.csp.CSPMiddleware",
+    "core.csp.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "members.middleware.SessionLifetimeMiddleware",
+    "core.middleware.SessionLifetimeMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "members.middleware.AuditlogMiddleware",
+    "core.middleware.AuditlogMiddleware",
     "wagtail.contrib.redirects.middleware.RedirectMiddleware",
     # Last, as django-axes asks: it turns a lockout raised by authenticate() into a response.
     "axes.middleware.AxesMiddleware",
@@ -195,7 +198,7 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
     {
-        "NAME": "members.validators.CharacterClassValidator",
+        "NAME": "core.validators.CharacterClassValidator",
         "OPTIONS": {"min_classes": env_int("PASSWORD_MIN_CLASSES", 3)},
     },
 ]
@@ -215,11 +218,11 @@ SILENCED_SYSTEM_CHECKS = [
     "axes.W006",
 ]
 
-# Idle timeout: members.middleware.SessionLifetimeMiddleware renews the session (and cookie)
+# Idle timeout: core.middleware.SessionLifetimeMiddleware renews the session (and cookie)
 # at most every SESSION_REFRESH_SECONDS, so it expires after this much idleness.
 SESSION_COOKIE_AGE = env_int("SESSION_IDLE_MINUTES", 30) * 60
 SESSION_REFRESH_SECONDS = 60
-# Absolute limit, enforced by members.middleware.SessionLifetimeMiddleware.
+# Absolute limit, enforced by core.middleware.SessionLifetimeMiddleware.
 SESSION_MAX_AGE = env_int("SESSION_MAX_HOURS", 12) * 3600
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
@@ -303,7 +306,7 @@ WAGTAIL_SITE_NAME = "轮训 Lunxun"
 WAGTAILADMIN_BASE_URL = os.environ.get("WAGTAILADMIN_BASE_URL", "http://127.0.0.1:8000")
 WAGTAILSEARCH_BACKENDS = {"default": {"BACKEND": "wagtail.search.backends.database"}}
 WAGTAILDOCS_EXTENSIONS = ["pdf", "docx", "doc", "xlsx", "pptx", "txt"]
-# Content checks on every image and document upload (courses.forms, members.uploads).
+# Content checks on every image and document upload (courses.forms, core.uploads).
 WAGTAILIMAGES_IMAGE_FORM_BASE = "courses.forms.ImageForm"
 WAGTAILDOCS_DOCUMENT_FORM_BASE = "courses.forms.DocumentForm"
 # Never "svg": an SVG is a web page that can carry script.
@@ -324,6 +327,15 @@ LUNXUN_IMPORT_MAX_ROWS = env_int("LUNXUN_IMPORT_MAX_ROWS", 50000)
 # One-time activation codes handed to imported members on a printed slip.
 LUNXUN_ACTIVATION_CODE_DAYS = env_int("LUNXUN_ACTIVATION_CODE_DAYS", 30)
 LUNXUN_ACTIVATION_MAX_FAILURES = env_int("LUNXUN_ACTIVATION_MAX_FAILURES", 5)
+
+# What a backup's manifest counts and a restore checks, besides the user model (core.backup):
+# the rows that matter most, one model of each domain app.
+LUNXUN_BACKUP_COUNTED_MODELS = [
+    "members.Member",
+    "courses.LessonProgress",
+    "rounds.Attendance",
+    "certificates.Certificate",
+]
 
 LOGGING = {
     "version": 1,
@@ -394,7 +406,7 @@ LUNXUN_QUIET_HOURS = (
 )
 # Text messages go through a pluggable backend: a dotted path to a class with
 # send_messages(messages) -> int. The console backend prints them.
-LUNXUN_SMS_BACKEND = os.environ.get("LUNXUN_SMS_BACKEND", "members.sms.ConsoleBackend")
+LUNXUN_SMS_BACKEND = os.environ.get("LUNXUN_SMS_BACKEND", "core.sms.ConsoleBackend")
 LUNXUN_SITE_URL = os.environ.get("LUNXUN_SITE_URL", "http://127.0.0.1:8000")
 
 # --- Email -----------------------------------------------------------------------------------
@@ -418,10 +430,10 @@ LUNXUN_STATEMENT_NUMBER = os.environ.get("LUNXUN_STATEMENT_NUMBER", "{year}-XS-{
 LUNXUN_VERIFY_RATE = os.environ.get("LUNXUN_VERIFY_RATE", "30/m")
 # Behind a proxy, the header carrying the client's address (e.g. HTTP_X_REAL_IP, which the
 # example nginx configuration sets). Rate limits, the audit log and django-axes all read the
-# address through members.audit.client_ip; without the header they use the connection's.
+# address through core.audit.client_ip; without the header they use the connection's.
 LUNXUN_RATELIMIT_IP_HEADER = os.environ.get("LUNXUN_RATELIMIT_IP_HEADER", "")
-RATELIMIT_IP_META_KEY = "members.ratelimits.client_address"
-AXES_CLIENT_IP_CALLABLE = "members.audit.client_ip"
+RATELIMIT_IP_META_KEY = "core.ratelimits.client_address"
+AXES_CLIENT_IP_CALLABLE = "core.audit.client_ip"
 # Login attempts per client address (accounts are locked separately by django-axes), and
 # one-click reminder actions per user.
 LUNXUN_LOGIN_RATE = os.environ.get("LUNXUN_LOGIN_RATE", "60/m")

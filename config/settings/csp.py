@@ -1,4 +1,4 @@
-"""Content-Security-Policy for every response (django-csp 4, members.csp.CSPMiddleware).
+"""Content-Security-Policy for every response (django-csp 4, core.csp.CSPMiddleware).
 
 Scripts and styles come only from this site; an inline script must carry the request's nonce
 (``nonce="{{ request.csp_nonce }}"``); no inline event handlers, no style attributes, no
@@ -58,8 +58,8 @@ CONTENT_SECURITY_POLICY = {
 }
 
 # The Wagtail admin (paths under this prefix) keeps the policy above, scripts included: the
-# inline scripts that Wagtail's widgets write get the nonce where they are made (members.csp,
-# members/templates/wagtailadmin/widgets/). members.csp.CSPMiddleware adds these allowances:
+# inline scripts that Wagtail's widgets write get the nonce where they are made (core.csp,
+# core/templates/wagtailadmin/widgets/). core.csp.CSPMiddleware adds these allowances:
 LUNXUN_CSP_ADMIN_PREFIX = "/admin/"
 LUNXUN_CSP_ADMIN_UPDATE = {
     # <style> elements: the rich text editor (Draftail, in Wagtail's vendor.js) renders them

@@ -3,7 +3,7 @@
 Everything secret or site-specific comes from the environment and has no default here:
 SECRET_KEY and ALLOWED_HOSTS must be set, or start-up fails. `manage.py check --deploy
 --fail-level WARNING` is clean with these settings (tests/test_deploy.py runs it), and
-members.checks refuses a wildcard ALLOWED_HOSTS or a weak SECRET_KEY.
+core.checks refuses a wildcard ALLOWED_HOSTS or a weak SECRET_KEY.
 """
 
 import os

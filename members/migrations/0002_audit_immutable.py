@@ -1,7 +1,7 @@
 """Audit records cannot be changed or deleted: the database refuses UPDATE and DELETE on them.
 
 SQLite gets two BEFORE triggers, PostgreSQL one row trigger; both raise an IntegrityError. The
-SQL lives in members.audit (protect_audit_log), which members.signals also runs after every
+SQL lives in core.audit (protect_audit_log), which members.signals also runs after every
 ``migrate``: a later auditlog migration that rebuilds the table on SQLite drops its triggers.
 """
 
@@ -9,7 +9,7 @@ from django.db import migrations
 
 
 def protect(apps, schema_editor):
-    from members.audit import protect_audit_log
+    from core.audit import protect_audit_log
 
     protect_audit_log(schema_editor.connection)
 

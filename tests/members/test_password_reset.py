@@ -18,9 +18,9 @@ from django.core.cache import cache
 from django.test import Client
 from django.urls import reverse
 
+from core.sms import BaseSmsBackend, SmsMessage
 from members import access, services
 from members.models import ActivationCode, Role
-from members.sms import BaseSmsBackend, SmsMessage
 
 from .. import factories
 
@@ -416,12 +416,12 @@ def test_the_password_page_needs_a_login_and_is_in_the_menu(city, client):
     assert f'href="{url}"' in page.content.decode()
 
 
-# --- SMS belongs to members now ------------------------------------------------------------------
+# --- SMS is sent from core, below every domain app ----------------------------------------------
 
 
 def test_members_imports_no_higher_app():
-    """The app order: members <- courses <- rounds <- certificates. Sending SMS moved down into
-    members (members.sms) so that a reset can tell the member; rounds.sms re-exports it."""
+    """The app order: core <- members <- courses <- rounds <- certificates. Sending SMS lives
+    below members (core.sms) so that a reset can tell the member."""
     higher = {"courses", "rounds", "certificates"}
     folder = Path(__file__).resolve().parents[2] / "members"
     found = []
@@ -435,14 +435,3 @@ def test_members_imports_no_higher_app():
                 continue
             found += [f"{path.name}: {n}" for n in names if n.split(".")[0] in higher]
     assert found == []
-
-
-def test_rounds_sms_is_the_members_sms():
-    from members import sms
-    from rounds import sms as rounds_sms
-
-    assert rounds_sms.ConsoleBackend is sms.ConsoleBackend
-    assert rounds_sms.send_sms is sms.send_sms
-    # Settings naming the old path keep working.
-    assert isinstance(sms.get_sms_backend("rounds.sms.ConsoleBackend"), sms.ConsoleBackend)
-    assert isinstance(sms.get_sms_backend("members.sms.ConsoleBackend"), sms.ConsoleBackend)

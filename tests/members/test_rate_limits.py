@@ -130,10 +130,10 @@ def test_verification_behind_a_proxy_counts_the_visitor_not_the_proxy(certificat
 
 def test_one_address_function_for_limits_and_the_log(certificate, settings):
     """The settings the scale profile is meant to run with: the trusted header named once, and
-    django-ratelimit's "ip" key reading the address through members.audit.client_ip."""
+    django-ratelimit's "ip" key reading the address through core.audit.client_ip."""
     settings.LUNXUN_VERIFY_RATE = "1/m"
     settings.LUNXUN_RATELIMIT_IP_HEADER = "HTTP_X_REAL_IP"
-    settings.RATELIMIT_IP_META_KEY = "members.ratelimits.client_address"
+    settings.RATELIMIT_IP_META_KEY = "core.ratelimits.client_address"
     url = reverse("certificates:verify", args=[certificate.code])
 
     def visit(address):

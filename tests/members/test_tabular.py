@@ -6,9 +6,9 @@ from django.urls import reverse
 from django.utils import translation
 from django.utils.translation import gettext
 
+from core.tabular import TableError, clean_name, parse_date, read_table
 from members.models import Member, RosterImport, mask_name, mask_phone, normalize_phone
 from members.services import ROSTER_COLUMNS
-from members.tabular import TableError, clean_name, parse_date, read_table
 
 from .spreadsheets import csv_bytes, xlsx
 

@@ -13,7 +13,7 @@ from django.test import Client
 from django.urls import reverse
 from openpyxl import load_workbook
 
-from members.downloads import XLSX, safe_filename
+from core.downloads import XLSX, safe_filename
 from rounds.models import CalendarFeed
 from tests.members.spreadsheets import assert_no_formulas
 

@@ -13,6 +13,7 @@ from django.test import RequestFactory
 from django.urls import reverse
 from django_tasks_db.models import DBTaskResult
 
+from core.sms import BaseSmsBackend, ConsoleBackend, SmsMessage, get_sms_backend
 from members import services as member_services
 from members.models import Role
 from rounds import services
@@ -24,7 +25,6 @@ from rounds.reminders import (
     reminders_due,
     reminders_send,
 )
-from rounds.sms import BaseSmsBackend, ConsoleBackend, SmsMessage, get_sms_backend
 from rounds.tasks import daily_reminders_ensure_scheduled, daily_reminders_task
 from tests import factories
 
@@ -345,7 +345,7 @@ def test_leave_members_of_an_open_round_wait_for_their_make_up_window(q4):
 
 
 def test_console_backend_writes_masked_numbers(capsys, settings, q4):
-    settings.LUNXUN_SMS_BACKEND = "rounds.sms.ConsoleBackend"
+    settings.LUNXUN_SMS_BACKEND = "core.sms.ConsoleBackend"
     assert isinstance(get_sms_backend(), ConsoleBackend)
     with time_machine.travel(at(2026, 12, 29, 10, 0), tick=False):
         reminders_send(training_round=q4.round, node=q4.branch_a, user=q4.secretary_a)

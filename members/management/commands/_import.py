@@ -4,8 +4,8 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
+from core.tabular import TableError
 from members import services
-from members.tabular import TableError
 
 
 class ImportCommand(BaseCommand):

@@ -71,14 +71,10 @@ class RestoreResult:
 
 
 def key_models():
-    """The models whose row counts the manifest records and a restore checks."""
-    labels = (
-        "members.Member",
-        "courses.LessonProgress",
-        "rounds.Attendance",
-        "certificates.Certificate",
-        settings.AUTH_USER_MODEL,
-    )
+    """The models whose row counts the manifest records and a restore checks: those the
+    settings name (``LUNXUN_BACKUP_COUNTED_MODELS``, app labels, so that core names no domain
+    app), and the user model."""
+    labels = (*settings.LUNXUN_BACKUP_COUNTED_MODELS, settings.AUTH_USER_MODEL)
     return [apps.get_model(label) for label in labels]
 
 

@@ -7,7 +7,7 @@ keeps the request being answered in a context variable, and this reads its nonce
 from django import template
 from django.utils.html import format_html
 
-from members.csp import current_nonce
+from core.csp import current_nonce
 
 register = template.Library()
 

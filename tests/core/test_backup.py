@@ -28,8 +28,8 @@ from django.utils import translation
 
 from certificates import services as certificate_services
 from certificates.models import Certificate
+from core.backup import _walk
 from courses.models import LessonProgress
-from members.backup import _walk
 from members.models import Member
 from rounds import services as round_services
 from rounds.models import Attendance
@@ -200,7 +200,7 @@ def target_state():
 
 def in_instance(env, call):
     """The value of ``call`` (a call of a function of this module) in the instance of ``env``."""
-    return shell_json(env, f"__import__('tests.members.test_backup').members.test_backup.{call}")
+    return shell_json(env, f"__import__('tests.core.test_backup').core.test_backup.{call}")
 
 
 def make_backup(tmp_path):

@@ -1,12 +1,13 @@
 """The audit log, on django-auditlog's LogEntry: explicit events and the rules every record keeps.
 
-Model changes are logged by auditlog's registry (see signals.py); ``audit_event`` records the
-events that are not a save of one model (imports, exports, bulk actions, logins, decisions).
+Model changes are logged by auditlog's registry (each domain app registers its models in its own
+signals.py); ``audit_event`` records the events that are not a save of one model (imports,
+exports, bulk actions, logins, decisions).
 Every record carries:
 
 - when: ``timestamp``; who: ``actor`` (None for the system: tasks, commands);
 - what: ``additional_data["event"]`` (model changes: ``<model>_created`` / ``_updated`` /
-  ``_deleted``, set in signals.py) and ``action``;
+  ``_deleted``, set in core/signals.py) and ``action``;
 - on which object: ``content_type``, ``object_pk``, ``object_repr``;
 - the result: ``additional_data["result"]``, one of ``RESULTS`` (a refused or failed attempt
   says why in ``additional_data["error"]``);

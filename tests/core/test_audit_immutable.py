@@ -14,7 +14,7 @@ from django.db import IntegrityError, connection, transaction
 from django.test import RequestFactory
 from django.urls import reverse
 
-from members.audit import audit_event, audit_log_triggers, protect_audit_log
+from core.audit import audit_event, audit_log_triggers, protect_audit_log
 from members.signals import keep_audit_log_protected
 
 from .. import factories

@@ -1,7 +1,7 @@
 """The Django admin's view of the audit log is read-only: nothing to add, change or delete.
 
 auditlog's own LogEntryAdmin already refuses adding and changing, but lets a record be deleted
-as a cascade of deleting something else; the database refuses that anyway (members.audit), so
+as a cascade of deleting something else; the database refuses that anyway (core.audit), so
 the admin offers none of it. (The Django admin is not mounted in config/urls.py; this keeps it
 so should it ever be.)
 """

@@ -12,8 +12,8 @@ injected ``<script>`` stays blocked in the admin too:
 * choosers (page, image, document, snippet, media) and inline panels build their script in
   Python: their render methods are wrapped (`nonce_trailing_script`);
 * the date and time pickers use templates, rendered by the form renderer without the request:
-  members/templates/wagtailadmin/widgets/ overrides them with ``{% csp_nonce_attr %}``
-  (members/templatetags/lunxun_csp.py);
+  core/templates/wagtailadmin/widgets/ overrides them with ``{% csp_nonce_attr %}``
+  (core/templatetags/lunxun_csp.py);
 * wagtailmedia's upload page had an inline script: templates/wagtailmedia/media/add.html
   loads it from static/js/admin-media-title.js instead.
 

@@ -5,7 +5,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
-from members import backup
+from core import backup
 
 from .backup import counts_line, media_line
 

@@ -1,12 +1,14 @@
 """Text messages (短信) through a pluggable backend, the way Django sends email.
 
-Here in members, the lowest domain app, so that every app may send: members tells a member
-their password was reset, rounds sends reminders (``rounds.sms`` re-exports this module).
+Here in core, so that every app may send: members tells a member their password was reset,
+rounds sends reminders.
 
 ``settings.LUNXUN_SMS_BACKEND`` names the backend class. The default, ``ConsoleBackend``, writes
 each message to stdout and the log, so the embedded default needs no SMS gateway. A deployment
 plugs in its provider by writing a subclass of ``BaseSmsBackend`` that implements
-``send_messages`` and pointing the setting at it.
+``send_messages`` and pointing the setting at it. The console backend's older names
+(``members.sms.ConsoleBackend``, ``rounds.sms.ConsoleBackend``) still work; any other path in
+those modules, which are gone, stops with a message naming the new one.
 """
 
 import logging
@@ -15,11 +17,20 @@ import threading
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 
-from .models import mask_phone
-
 logger = logging.getLogger(__name__)
+
+# Where this module lived before: settings written then keep working for the console backend.
+OLD_MODULES = ("members.sms", "rounds.sms")
+
+
+def mask_phone(phone: str) -> str:
+    """138****5678: enough to recognise a number, not enough to call it."""
+    if len(phone) != 11:
+        return "*" * len(phone)
+    return f"{phone[:3]}****{phone[7:]}"
 
 
 @dataclass(frozen=True)
@@ -72,9 +83,22 @@ class ConsoleBackend(BaseSmsBackend):
         return sent
 
 
+def _backend_class(path: str):
+    module, _dot, name = path.rpartition(".")
+    if module in OLD_MODULES:
+        if name == "ConsoleBackend":
+            return ConsoleBackend
+        raise ImproperlyConfigured(
+            f"LUNXUN_SMS_BACKEND names {path}, but {module} is gone: SMS backends live in "
+            f"core.sms now (core.sms.{name}; a backend of your own subclasses "
+            "core.sms.BaseSmsBackend)."
+        )
+    return import_string(path)
+
+
 def get_sms_backend(backend: str | None = None, **kwargs) -> BaseSmsBackend:
     """An instance of ``backend`` (a dotted path), by default ``settings.LUNXUN_SMS_BACKEND``."""
-    return import_string(backend or settings.LUNXUN_SMS_BACKEND)(**kwargs)
+    return _backend_class(backend or settings.LUNXUN_SMS_BACKEND)(**kwargs)
 
 
 def send_sms(messages: list[SmsMessage], *, fail_silently: bool = False) -> int:

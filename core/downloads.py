@@ -8,7 +8,7 @@ writes it twice, as RFC 6266 asks: ``filename="..."`` in plain ASCII for old cli
 ``filename*=UTF-8''...`` (RFC 5987, percent-encoded) with the Chinese intact for everyone else.
 
 Views never set Content-Disposition themselves: they return ``xlsx_response``,
-``download_response`` or ``file_response`` (tests/members/test_exports_safe.py holds them to it).
+``download_response`` or ``file_response`` (tests/core/test_exports_safe.py holds them to it).
 """
 
 import re
@@ -85,7 +85,7 @@ def download_response(content: bytes, *, filename, content_type: str, inline=Fal
 
 
 def xlsx_response(content: bytes, filename) -> HttpResponse:
-    """A workbook from ``members.tabular.ExportWorkbook`` as a download."""
+    """A workbook from ``core.tabular.ExportWorkbook`` as a download."""
     return download_response(content, filename=filename, content_type=XLSX)
 
 

@@ -58,7 +58,7 @@ class AuditlogMiddleware(BaseAuditlogMiddleware):
     session and a user query); here the user is loaded only when something is actually written
     to the audit log.
 
-    The source address is members.audit.client_ip: the stock one believes any X-Forwarded-For
+    The source address is core.audit.client_ip: the stock one believes any X-Forwarded-For
     header a client sends. Every record written during the request (model changes and explicit
     events alike) gets this address.
     """

@@ -1,6 +1,6 @@
 """What the site hands out as files is safe to open: no cell of an export is a formula, and no
 download's name can split, end or redirect its header. Both rules live in one place each
-(members.tabular.ExportWorkbook, members.downloads); the last tests keep it that way."""
+(core.tabular.ExportWorkbook, core.downloads); the last tests keep it that way."""
 
 import io
 import re
@@ -16,12 +16,12 @@ from django.urls import reverse
 from django.utils import timezone
 from openpyxl import load_workbook
 
-from members import downloads
+from core import downloads
+from core.tabular import ExportWorkbook, read_table
 from members.services import ROSTER_COLUMNS
-from members.tabular import ExportWorkbook, read_table
 
 from .. import factories
-from .spreadsheets import assert_no_formulas
+from ..members.spreadsheets import assert_no_formulas
 
 # What a hostile or careless name may start with: Excel and WPS compute "=...", and older
 # guidance adds "+", "-", "@", tab and CR. Each must come back exactly as typed.
@@ -229,10 +229,10 @@ def site_sources():
 
 def test_only_the_tabular_module_writes_workbooks():
     users = [name for name, text in site_sources() if re.search(r"\bopenpyxl\b", text)]
-    assert users == ["members/tabular.py"]
+    assert users == ["core/tabular.py"]
 
 
 def test_only_the_downloads_module_names_downloads():
     pattern = re.compile(r"content-disposition|as_attachment|FileResponse\(", re.IGNORECASE)
     users = [name for name, text in site_sources() if pattern.search(text)]
-    assert users == ["members/downloads.py"]
+    assert users == ["core/downloads.py"]

@@ -1,7 +1,7 @@
 """Rate limits on django-ratelimit, counted in the cache (local memory in the embedded default,
 Redis in the scale profile, where every worker shares the counts).
 
-Addresses come from members.audit.client_ip: the address a limit counts is the one the audit log
+Addresses come from core.audit.client_ip: the address a limit counts is the one the audit log
 records. Limits by address stay generous: a remote-education site puts a whole branch behind one
 address, so they stop floods, never a room of members logging in one after another.
 """
@@ -15,8 +15,8 @@ from .audit import client_ip
 
 
 def client_address(request) -> str:
-    """members.audit.client_ip, never empty: what django-ratelimit's own "ip" key may read too
-    (RATELIMIT_IP_META_KEY = "members.ratelimits.client_address"), so that the verification
+    """core.audit.client_ip, never empty: what django-ratelimit's own "ip" key may read too
+    (RATELIMIT_IP_META_KEY = "core.ratelimits.client_address"), so that the verification
     page counts the address the audit log records."""
     return client_ip(request) or "0.0.0.0"
 

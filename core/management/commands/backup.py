@@ -3,9 +3,8 @@ from django.template.defaultfilters import filesizeformat
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
-from members import backup
-from members.audit import audit_event
-from members.models import Organization
+from core import backup
+from core.signals import backup_created
 
 
 def counts_line(counts):
@@ -41,17 +40,9 @@ class Command(BaseCommand):
             result = backup.backup_create(output=output)
         except backup.BackupError as error:
             raise CommandError(str(error)) from None
-        root = Organization.get_first_root_node()
-        if root is not None:
-            # A copy of every member's data left the database: that is on record.
-            audit_event(
-                event="backup_created",
-                obj=root,
-                path=str(result.path),
-                vendor=result.vendor,
-                counts=result.counts,
-                media_files=result.media_files,
-            )
+        # A copy of every member's data left the database: the domain apps put that on record
+        # (members.signals writes the audit record on the organisation tree's root).
+        backup_created.send(sender=self.__class__, result=result)
         self.stdout.write(
             self.style.SUCCESS(_("Backup written to %(path)s.") % {"path": result.path})
         )
