@@ -21,7 +21,7 @@ fail_or_warn() {
   if [ "${CI:-}" = "true" ]; then
     exit 1
   fi
-  echo "!!! (not under CI, so continuing; see README, Running a city, for what to install)" >&2
+  echo "!!! (not under CI, so continuing; see docs/operations.md for what to install)" >&2
   exit 0
 }
 
