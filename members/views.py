@@ -14,11 +14,11 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from django.views.decorators.http import require_POST
 
-from . import access, ratelimits, services
+from . import access, importing, ratelimits, services
 from .audit import REFUSED, audit_event
 from .downloads import xlsx_response
 from .forms import ActivationForm, ImportUploadForm, LoginForm, ResetConfirmForm, RosterFilterForm
-from .models import ActivationCode, Member, Organization, RosterImport, path_prefix_q
+from .models import ActivationCode, Member, Organization, SpreadsheetImport, path_prefix_q
 from .tabular import TableError
 
 ROSTER_PAGE_SIZE = 50
@@ -107,7 +107,7 @@ def roster(request):
 def roster_export(request):
     form = RosterFilterForm(request.GET or None)
     members, organization = _roster_queryset(request, form)
-    content = services.roster_export(
+    content = importing.roster_export(
         members=members.order_by("organization__path", "name", "pk"),
         user=request.user,
         request=request,
@@ -161,12 +161,12 @@ def organization_detail(request, pk):
 # --- Imports -----------------------------------------------------------------------------------
 
 IMPORT_KINDS = {
-    "roster": (RosterImport.Kind.ROSTER, access.ROLES_MANAGING_ROSTER),
-    "organizations": (RosterImport.Kind.ORGANIZATIONS, (access.Role.TRAINER,)),
+    "roster": (SpreadsheetImport.Kind.ROSTER, access.ROLES_MANAGING_ROSTER),
+    "organizations": (SpreadsheetImport.Kind.ORGANIZATIONS, (access.Role.TRAINER,)),
 }
 CHECKERS = {
-    RosterImport.Kind.ROSTER: (services.roster_check, services.roster_apply),
-    RosterImport.Kind.ORGANIZATIONS: (services.orgs_check, services.orgs_apply),
+    SpreadsheetImport.Kind.ROSTER: (importing.roster_check, importing.roster_apply),
+    SpreadsheetImport.Kind.ORGANIZATIONS: (importing.orgs_check, importing.orgs_apply),
 }
 
 
@@ -202,13 +202,13 @@ def import_upload(request, kind):
     return render(
         request,
         "members/import_upload.html",
-        {"form": form, "kind": kind, "kind_label": RosterImport.Kind(model_kind).label},
+        {"form": form, "kind": kind, "kind_label": SpreadsheetImport.Kind(model_kind).label},
     )
 
 
 def _own_import(request, pk):
     """An import is visible to the person who uploaded it (and to superusers)."""
-    qs = RosterImport.objects.all()
+    qs = SpreadsheetImport.objects.all()
     if not request.user.is_superuser:
         qs = qs.filter(uploaded_by=request.user)
     return get_object_or_404(qs, pk=pk)
@@ -217,7 +217,7 @@ def _own_import(request, pk):
 @login_required
 def import_detail(request, pk):
     record = _own_import(request, pk)
-    kind = "roster" if record.kind == RosterImport.Kind.ROSTER else "organizations"
+    kind = "roster" if record.kind == SpreadsheetImport.Kind.ROSTER else "organizations"
     _import_kind(request, kind)
     report = record.report
     errors = report.get("errors", [])
@@ -241,19 +241,19 @@ def import_detail(request, pk):
 @require_POST
 def import_apply(request, pk):
     record = _own_import(request, pk)
-    kind = "roster" if record.kind == RosterImport.Kind.ROSTER else "organizations"
+    kind = "roster" if record.kind == SpreadsheetImport.Kind.ROSTER else "organizations"
     _import_kind(request, kind)
     _check, apply = CHECKERS[record.kind]
-    event = services.IMPORTERS[record.kind].event
+    event = importing.IMPORTERS[record.kind].event
     try:
-        report = apply(roster_import=record, user=request.user, request=request)
-    except services.ImportAlreadyApplied:
+        report = apply(spreadsheet_import=record, user=request.user, request=request)
+    except importing.ImportAlreadyApplied:
         message = _("This file was already imported; nothing was changed again.")
         audit_event(event=event, obj=record, request=request, result=REFUSED, error=message)
         messages.info(request, message)
-    except services.ImportRejected as rejected:
+    except importing.ImportRejected as rejected:
         record.report = rejected.report
-        record.state = RosterImport.State.REJECTED
+        record.state = SpreadsheetImport.State.REJECTED
         record.save(update_fields=["report", "state"])
         message = _(
             "The data changed since the check and some rows are now invalid; nothing was "
@@ -294,8 +294,8 @@ def members_deactivate(request):
 def import_template(request, kind):
     _import_kind(request, kind)
     if kind == "roster":
-        return xlsx_response(services.roster_template(), "roster-template.xlsx")
-    return xlsx_response(services.org_template(), "organizations-template.xlsx")
+        return xlsx_response(importing.roster_template(), "roster-template.xlsx")
+    return xlsx_response(importing.org_template(), "organizations-template.xlsx")
 
 
 # --- Activation --------------------------------------------------------------------------------

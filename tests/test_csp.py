@@ -33,7 +33,7 @@ from django.utils import timezone
 from certificates import services as certificate_services
 from certificates.models import Certificate
 from courses.models import LessonPage
-from members import services as member_services
+from members import importing
 from members.csp import CSPMiddleware, nonce_trailing_script
 from rounds import services as round_services
 
@@ -325,9 +325,7 @@ class World:
     @cached_property
     def roster_import(self):
         data = csv_bytes([["姓名", "手机号码", "党组织编码"], ["钱明", "13700000099", "A-01"]])
-        return member_services.roster_check(
-            data=data, file_name="roster.csv", user=self.city.secretary_a
-        )
+        return importing.roster_check(data=data, file_name="roster.csv", user=self.city.secretary_a)
 
 
 @dataclass

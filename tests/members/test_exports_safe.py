@@ -17,7 +17,7 @@ from django.utils import timezone
 from openpyxl import load_workbook
 
 from members import downloads
-from members.services import ROSTER_COLUMNS
+from members.importing import ROSTER_COLUMNS
 from members.tabular import ExportWorkbook, read_table
 
 from .. import factories
