@@ -35,7 +35,7 @@ from members.models import Member, Organization, Role, RoleAssignment, mask_phon
 
 from .coverage import MISSING, members_in_node, with_status
 from .models import Notice, Participation, Reminder, Round, day_start
-from .services import lessons_missing
+from .participation import lessons_missing
 from .sms import SmsMessage, send_sms
 
 logger = logging.getLogger(__name__)

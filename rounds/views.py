@@ -37,8 +37,8 @@ from .models import (
     Session,
     Sitting,
 )
+from .participation import status_line, status_line_of
 from .site_forms import CoverageFilterForm, DecisionForm, ExemptionForm, LeaveForm
-from .status import describe, describe_row
 
 P = Participation.Status
 PAGE_SIZE = 50
@@ -91,7 +91,7 @@ def round_list(request):
             mine.append(
                 (
                     training_round,
-                    describe_row(
+                    status_line_of(
                         rows.get(training_round.pk),
                         training_round,
                         training_round.lessons.count(),
@@ -152,7 +152,7 @@ def round_detail(request, pk):
         {
             "round": training_round,
             "participation": row,
-            "status_line": describe_row(row, training_round, len(lessons)),
+            "status_line": status_line_of(row, training_round, len(lessons)),
             "lesson_rows": [
                 (lesson, progress.get(lesson.pk), status_text(progress.get(lesson.pk)))
                 for lesson in lessons
@@ -300,7 +300,7 @@ def coverage(request, pk):
     show_phone = access.phone_visibility(request.user)
     for member in page:
         member.show_phone = show_phone(member)
-        member.status_line = describe(
+        member.status_line = status_line(
             status=member.round_status,
             method=member.round_method,
             lessons_done=member.round_done,
@@ -377,7 +377,7 @@ def member_status(request, pk, member_pk):
             "round": training_round,
             "member": member,
             "phone": member.phone if access.can_see_phone(request.user, member) else None,
-            "status_line": describe_row(row, training_round, len(lessons)),
+            "status_line": status_line_of(row, training_round, len(lessons)),
             "participation": row,
             "lesson_rows": [
                 (lesson, progress.get(lesson.pk), status_text(progress.get(lesson.pk)))
