@@ -7,6 +7,7 @@ it touched, so coverage is live.
 import base64
 import hashlib
 import hmac
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from django.conf import settings
@@ -242,13 +243,21 @@ def _mac(sitting: Sitting, window: int) -> str:
     return base64.urlsafe_b64encode(digest.digest()[:15]).decode()
 
 
-def qr_token(*, sitting: Sitting, now=None) -> tuple[str, datetime]:
+@dataclass(frozen=True, slots=True)
+class CheckInCode:
+    """The code a site screen shows now, and when the next one replaces it."""
+
+    token: str
+    next_at: datetime
+
+
+def qr_token(*, sitting: Sitting, now=None) -> CheckInCode:
     """The code the site screen shows now, and when the next one replaces it."""
     now = now or timezone.now()
     window = _window(now)
     rotate = settings.LUNXUN_QR_ROTATE_SECONDS
     next_at = datetime.fromtimestamp((window + 1) * rotate, tz=now.tzinfo or timezone.utc)
-    return f"{sitting.pk}.{window}.{_mac(sitting, window)}", next_at
+    return CheckInCode(token=f"{sitting.pk}.{window}.{_mac(sitting, window)}", next_at=next_at)
 
 
 def qr_verify(token: str, now=None) -> Sitting:
@@ -285,9 +294,15 @@ def qr_verify(token: str, now=None) -> Sitting:
 # --- Attendance --------------------------------------------------------------------------------
 
 
-def check_in(
-    *, member: Member, sitting: Sitting, now=None, request=None
-) -> tuple[Attendance, bool]:
+@dataclass(frozen=True, slots=True)
+class CheckIn:
+    """A member's attendance at a sitting, and whether this check-in recorded it."""
+
+    attendance: Attendance
+    created: bool
+
+
+def check_in(*, member: Member, sitting: Sitting, now=None, request=None) -> CheckIn:
     """Record that ``member`` is at ``sitting``; checking in twice changes nothing."""
     now = now or timezone.now()
     training_round = sitting.session.round
@@ -311,7 +326,7 @@ def check_in(
         _lock_members([member.pk])
         attendance = Attendance.objects.filter(sitting=sitting, member=member).first()
         if attendance is not None and attendance.attended:
-            return attendance, False
+            return CheckIn(attendance, created=False)
         elsewhere = attended_elsewhere(sitting=sitting, member_ids=[member.pk]).get(member.pk)
         if elsewhere is not None:
             raise CheckInRefused(
@@ -335,7 +350,7 @@ def check_in(
             event="check_in", obj=attendance, actor=member.user, request=request, status=status
         )
         participation_refresh(training_round=training_round, member_ids=[member.pk])
-    return attendance, created
+    return CheckIn(attendance, created=created)
 
 
 def _lock_members(member_ids) -> None:

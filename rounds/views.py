@@ -277,12 +277,13 @@ def _coverage_data(request, pk):
     training_round = _staff_round_or_404(request.user, pk)
     node = _coverage_node(request, training_round)
     form = CoverageFilterForm(request.GET or None)
-    head, rows = coverage_children(
+    coverage = coverage_children(
         training_round=training_round,
         node=node,
         domain=form.value("domain"),
         position=form.value("position"),
     )
+    head, rows = coverage.head, coverage.rows
     if len(rows) == 1 and rows[0].direct:
         rows = []  # a leaf: the totals already say it all
     members, status = _member_list(training_round, node, form)
@@ -584,13 +585,13 @@ def sitting_screen(request, pk):
 
 
 def _code_payload(request, sitting):
-    token, next_at = services.qr_token(sitting=sitting)
-    url = request.build_absolute_uri(reverse("rounds:check_in", args=[token]))
+    code = services.qr_token(sitting=sitting)
+    url = request.build_absolute_uri(reverse("rounds:check_in", args=[code.token]))
     qr = segno.make(url, error="m")
     return {
         "url": url,
         "svg": qr.svg_inline(scale=8, border=2, dark="#111", light="#fff"),
-        "expires_in": max(0.5, (next_at - timezone.now()).total_seconds()),
+        "expires_in": max(0.5, (code.next_at - timezone.now()).total_seconds()),
         "rotate": settings.LUNXUN_QR_ROTATE_SECONDS,
         "checked_in": Attendance.objects.filter(
             sitting=sitting, status__in=Attendance.ATTENDED
@@ -717,10 +718,10 @@ def _check_in_member(request, sitting):
             status=403,
         )
     try:
-        attendance, created = services.check_in(member=member, sitting=sitting, request=request)
+        result = services.check_in(member=member, sitting=sitting, request=request)
     except services.CheckInRefused as refusal:
         return _check_in_result(request, sitting, error=str(refusal), status=400)
-    return _check_in_result(request, sitting, attendance=attendance, created=created)
+    return _check_in_result(request, sitting, attendance=result.attendance, created=result.created)
 
 
 def _check_in_result(request, sitting, *, attendance=None, created=False, error=None, status=200):

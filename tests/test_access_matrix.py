@@ -605,7 +605,7 @@ SITE_CASES = {
         outsiders=OUTSIDE + PLAIN_A,
     ),
     "rounds:check_in": Case(
-        kwargs=lambda w: {"token": round_services.qr_token(sitting=w.sitting)[0]},
+        kwargs=lambda w: {"token": round_services.qr_token(sitting=w.sitting).token},
         insiders={"member_a": (200,)},
         # The signed code is the credential (the member scanned it at the site). A forged one
         # is refused like a code of a sitting that does not exist.

@@ -395,7 +395,7 @@ VISITS = {
     "rounds:sitting_screen": [Visit("operator_a", _sitting)],
     "rounds:roll_call": [Visit("operator_a", _sitting)],
     "rounds:check_in": [
-        Visit("member_a", lambda w: {"token": round_services.qr_token(sitting=w.sitting)[0]})
+        Visit("member_a", lambda w: {"token": round_services.qr_token(sitting=w.sitting).token})
     ],
     "rounds:calendar": [Visit("member_a"), Visit("secretary_a")],
     "rounds:calendar_agenda": [Visit("member_a")],

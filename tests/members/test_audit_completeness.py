@@ -126,7 +126,7 @@ def test_changes_after_closing_need_a_reason_and_a_refusal_is_recorded(world):
 
 
 def test_qr_check_in_is_recorded_with_the_members_phone_address(world):
-    token, _next = round_services.qr_token(sitting=world.sitting)
+    token = round_services.qr_token(sitting=world.sitting).token
     phone = at(world.member_a.user, addr="203.0.113.50")
     assert phone.get(reverse("rounds:check_in", args=[token])).status_code == 200
     attendance = Attendance.objects.get(member=world.member_a)
