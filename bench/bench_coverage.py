@@ -363,8 +363,9 @@ def ours(training_round, node):
     return coverage_children(training_round=training_round, node=node)
 
 
-def as_figures(head, rows):
+def as_figures(coverage):
     """coverage_children's answer in the baseline's shape, and the node's total."""
+    head, rows = coverage.head, coverage.rows
     per_child = {
         row.organization.path: tuple(getattr(row.figures, k) for k in FIGURES) for row in rows
     }
@@ -461,7 +462,7 @@ def run_one(args):
 
     cases = {}
     for level, node in nodes.items():
-        answer, total = as_figures(*ours(training_round, node))
+        answer, total = as_figures(ours(training_round, node))
         expected = baseline(training_round, nodes["city"], node)
         assert answer == expected, (level, answer, expected)
         summed = tuple(map(sum, zip(*expected.values(), strict=True)))

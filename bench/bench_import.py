@@ -64,7 +64,7 @@ def main():
     from django.core.management import call_command
     from django.db import transaction
 
-    from members import services
+    from members import importing, services
     from members.models import Member, Organization
 
     call_command("seed_demo", "--members", str(args.city), stdout=io.StringIO())
@@ -74,13 +74,13 @@ def main():
     data = roster_xlsx(args.rows, codes)
     results = {}
     with timed(results, "check"):
-        record = services.roster_check(data=data, file_name="roster.xlsx")
+        record = importing.roster_check(data=data, file_name="roster.xlsx")
     assert not record.report["errors"], record.report["errors"][:3]
     with timed(results, "apply"):
-        services.roster_apply(roster_import=record)
+        importing.roster_apply(spreadsheet_import=record)
     assert Member.objects.count() == args.city + args.rows
     with timed(results, "recheck"):
-        again = services.roster_check(data=data, file_name="roster.xlsx")
+        again = importing.roster_check(data=data, file_name="roster.xlsx")
     assert again.report["counts"]["unchanged"] == args.rows
     branch = Organization.objects.get(code=codes[0])
     with timed(results, "baseline"), transaction.atomic():

@@ -662,7 +662,7 @@ def breakdown(stats, query_count):
             cumulative("django/db/models/sql/query.py", "build_filter"),
         ),
         ("  model instances from rows", cumulative("django/db/models/base.py", "from_db")),
-        ("  segment arithmetic (own time)", own("courses/progress.py")),
+        ("  segment arithmetic (own time)", own("courses/segments.py")),
     ]
     lines = [
         "  where a report's time goes, share of the request through Django's handler "

@@ -22,7 +22,7 @@ from django.utils.translation import gettext as _
 
 from members.models import Member
 
-from . import progress as segments_math
+from . import segments
 from .models import LessonPage, LessonProgress, LessonVideo
 from .video import TranscodeError, VideoRejected, probe, transcode, validate_upload
 
@@ -350,27 +350,27 @@ def _announce_completion(progress: LessonProgress, fields) -> None:
         )
 
 
-def _credit_report(progress: LessonProgress, segments, position, now) -> list[str]:
+def _credit_report(progress: LessonProgress, reported, position, now) -> list[str]:
     """Apply one report to ``progress`` in memory; return the fields that need writing.
 
     The member's watch clock bounds the credit: each new second credited moves it on by a
     second (at the permitted speed), and it never passes ``now``. There is no tolerance on
     top: a player starts counting only after its viewing began, so honest reports always fit.
     """
-    claimed = segments_math.clean(segments, progress.duration)
+    claimed = segments.clean(reported, progress.duration)
     speed = settings.LUNXUN_MAX_PLAYBACK_SPEED
     clock = progress.watch_clock
     budget = max(0.0, (now - clock).total_seconds()) * speed
-    before = segments_math.total(progress.segments)
-    credited = segments_math.credit(progress.segments, claimed, budget)
-    added = segments_math.total(credited) - before
+    before = segments.total(progress.segments)
+    credited = segments.credit(progress.segments, claimed, budget)
+    added = segments.total(credited) - before
     fields = ["segments", "watched_seconds", "furthest", "last_position", "updated_at"]
     if added > 0:
         # Rounded up to the microsecond the column keeps: the clock never falls behind credit.
         progress.credited_until = clock + timedelta(microseconds=math.ceil(added / speed * 1e6))
         fields.append("credited_until")
     progress.segments = credited
-    progress.watched_seconds = round(segments_math.total(credited), 3)
+    progress.watched_seconds = round(segments.total(credited), 3)
     progress.furthest = max([progress.furthest, *(end for _s, end in credited)])
     try:
         progress.last_position = min(max(0.0, float(position)), progress.duration)

@@ -365,7 +365,7 @@ class ActivationCode(models.Model):
         )
 
 
-class RosterImport(models.Model):
+class SpreadsheetImport(models.Model):
     """One uploaded roster or organisation file: its dry-run report, then whether it was applied.
 
     The parsed, normalised rows are kept (not the uploaded file), so the confirmation applies

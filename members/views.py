@@ -19,9 +19,9 @@ from core.audit import REFUSED, audit_event
 from core.downloads import xlsx_response
 from core.tabular import TableError
 
-from . import access, services
+from . import access, importing, services
 from .forms import ActivationForm, ImportUploadForm, LoginForm, ResetConfirmForm, RosterFilterForm
-from .models import ActivationCode, Member, Organization, RosterImport, path_prefix_q
+from .models import ActivationCode, Member, Organization, SpreadsheetImport, path_prefix_q
 
 ROSTER_PAGE_SIZE = 50
 
@@ -109,7 +109,7 @@ def roster(request):
 def roster_export(request):
     form = RosterFilterForm(request.GET or None)
     members, organization = _roster_queryset(request, form)
-    content = services.roster_export(
+    content = importing.roster_export(
         members=members.order_by("organization__path", "name", "pk"),
         user=request.user,
         request=request,
@@ -163,12 +163,12 @@ def organization_detail(request, pk):
 # --- Imports -----------------------------------------------------------------------------------
 
 IMPORT_KINDS = {
-    "roster": (RosterImport.Kind.ROSTER, access.ROLES_MANAGING_ROSTER),
-    "organizations": (RosterImport.Kind.ORGANIZATIONS, (access.Role.TRAINER,)),
+    "roster": (SpreadsheetImport.Kind.ROSTER, access.ROLES_MANAGING_ROSTER),
+    "organizations": (SpreadsheetImport.Kind.ORGANIZATIONS, (access.Role.TRAINER,)),
 }
 CHECKERS = {
-    RosterImport.Kind.ROSTER: (services.roster_check, services.roster_apply),
-    RosterImport.Kind.ORGANIZATIONS: (services.orgs_check, services.orgs_apply),
+    SpreadsheetImport.Kind.ROSTER: (importing.roster_check, importing.roster_apply),
+    SpreadsheetImport.Kind.ORGANIZATIONS: (importing.orgs_check, importing.orgs_apply),
 }
 
 
@@ -204,13 +204,13 @@ def import_upload(request, kind):
     return render(
         request,
         "members/import_upload.html",
-        {"form": form, "kind": kind, "kind_label": RosterImport.Kind(model_kind).label},
+        {"form": form, "kind": kind, "kind_label": SpreadsheetImport.Kind(model_kind).label},
     )
 
 
 def _own_import(request, pk):
     """An import is visible to the person who uploaded it (and to superusers)."""
-    qs = RosterImport.objects.all()
+    qs = SpreadsheetImport.objects.all()
     if not request.user.is_superuser:
         qs = qs.filter(uploaded_by=request.user)
     return get_object_or_404(qs, pk=pk)
@@ -219,7 +219,7 @@ def _own_import(request, pk):
 @login_required
 def import_detail(request, pk):
     record = _own_import(request, pk)
-    kind = "roster" if record.kind == RosterImport.Kind.ROSTER else "organizations"
+    kind = "roster" if record.kind == SpreadsheetImport.Kind.ROSTER else "organizations"
     _import_kind(request, kind)
     report = record.report
     errors = report.get("errors", [])
@@ -243,19 +243,19 @@ def import_detail(request, pk):
 @require_POST
 def import_apply(request, pk):
     record = _own_import(request, pk)
-    kind = "roster" if record.kind == RosterImport.Kind.ROSTER else "organizations"
+    kind = "roster" if record.kind == SpreadsheetImport.Kind.ROSTER else "organizations"
     _import_kind(request, kind)
     _check, apply = CHECKERS[record.kind]
-    event = services.IMPORTERS[record.kind].event
+    event = importing.IMPORTERS[record.kind].event
     try:
-        report = apply(roster_import=record, user=request.user, request=request)
-    except services.ImportAlreadyApplied:
+        report = apply(spreadsheet_import=record, user=request.user, request=request)
+    except importing.ImportAlreadyApplied:
         message = _("This file was already imported; nothing was changed again.")
         audit_event(event=event, obj=record, request=request, result=REFUSED, error=message)
         messages.info(request, message)
-    except services.ImportRejected as rejected:
+    except importing.ImportRejected as rejected:
         record.report = rejected.report
-        record.state = RosterImport.State.REJECTED
+        record.state = SpreadsheetImport.State.REJECTED
         record.save(update_fields=["report", "state"])
         message = _(
             "The data changed since the check and some rows are now invalid; nothing was "
@@ -296,8 +296,8 @@ def members_deactivate(request):
 def import_template(request, kind):
     _import_kind(request, kind)
     if kind == "roster":
-        return xlsx_response(services.roster_template(), "roster-template.xlsx")
-    return xlsx_response(services.org_template(), "organizations-template.xlsx")
+        return xlsx_response(importing.roster_template(), "roster-template.xlsx")
+    return xlsx_response(importing.org_template(), "organizations-template.xlsx")
 
 
 # --- Activation --------------------------------------------------------------------------------

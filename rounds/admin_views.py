@@ -43,6 +43,7 @@ from .forms import (
     until_of,
 )
 from .models import Attendance, Participation, Round, Session
+from .participation import participation_refresh
 from .tasks import round_close_task
 
 P = Participation.Status
@@ -225,7 +226,7 @@ class RoundCreateView(generic.CreateView):
         training_round = super().save_instance()
         services.round_calendar(training_round)
         if training_round.state == Round.State.PUBLISHED:
-            services.participation_refresh(training_round=training_round)
+            participation_refresh(training_round=training_round)
         return training_round
 
 
@@ -258,7 +259,7 @@ class RoundEditView(EditableRoundMixin, generic.EditView):
             calendar.name = training_round.title[:200]
             calendar.save(update_fields=["name"])
         if self.form.status_changed(self.was_published):
-            services.participation_refresh(training_round=training_round)
+            participation_refresh(training_round=training_round)
         return training_round
 
     @cached_property
@@ -603,9 +604,7 @@ class SessionEditView(SessionFormMixin, generic.EditView):
                 )
             )
             if attendees:
-                services.participation_refresh(
-                    training_round=training_round, member_ids=sorted(attendees)
-                )
+                participation_refresh(training_round=training_round, member_ids=sorted(attendees))
         return session
 
 

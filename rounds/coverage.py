@@ -129,9 +129,17 @@ def _grouped(members, training_round, key, key_expr=None):
     return qs.values(key).annotate(**_aggregates()).order_by()
 
 
+@dataclass(frozen=True, slots=True)
+class NodeCoverage:
+    """A node's figures (``head``) and one row per child that has members in scope."""
+
+    head: Row
+    rows: list[Row]
+
+
 def coverage_children(
     *, training_round: Round, node: Organization, domain="", position=""
-) -> tuple[Row, list[Row]]:
+) -> NodeCoverage:
     """The node's figures and one row per child that has members in scope.
 
     Two queries: the grouped counts, and the children themselves.
@@ -157,7 +165,7 @@ def coverage_children(
     head = Row(node, total)
     if training_round.is_closed and not domain and not position:
         _attach_snapshots(training_round, [head, *rows])
-    return head, rows
+    return NodeCoverage(head=head, rows=rows)
 
 
 def _attach_snapshots(training_round, rows):

@@ -11,6 +11,7 @@ from members.models import Member, Organization, Role, RoleAssignment
 
 from . import services
 from .models import Attendance, LeaveRequest, Round
+from .participation import participation_refresh
 
 
 def _at(day, hour, minute=0):
@@ -81,7 +82,7 @@ def seed_demo_rounds(now=None) -> str | None:
             for member in branch_members:
                 if rng.random() < 0.9:
                     _complete(member, lessons[:1], finished)
-        services.participation_refresh(training_round=previous)
+        participation_refresh(training_round=previous)
         services.round_close(training_round=previous, user=user)
         # A correction after the close: shows beside the frozen figures.
         late = next(
@@ -91,7 +92,7 @@ def seed_demo_rounds(now=None) -> str | None:
             if not LessonProgress.objects.filter(member=m, lesson=lessons[0]).exists()
         )
         _complete(late, lessons[:1], now - timedelta(days=3))
-        services.participation_refresh(training_round=previous, member_ids=[late.pk])
+        participation_refresh(training_round=previous, member_ids=[late.pk])
 
         # This quarter: lessons 2 and 3, online or at a group session.
         current.title = f"{today.year}年第{quarter}季度专题轮训：党的创新理论"
@@ -149,7 +150,7 @@ def seed_demo_rounds(now=None) -> str | None:
             for member in members[branch.pk]:
                 if rng.random() < 0.5:
                     _complete(member, lessons[1:3], now - timedelta(days=rng.randint(1, 20)))
-        services.participation_refresh(training_round=current)
+        participation_refresh(training_round=current)
         # Upcoming: a Thursday evening session at the demo site, weekly until the round closes.
         thursday = min(today + timedelta(days=(3 - today.weekday()) % 7 or 7), current.closes_on)
         services.session_save(

@@ -6,7 +6,7 @@ from core.audit import audit_event
 from core.tabular import ExportWorkbook
 from members import access
 
-from .status import describe
+from .participation import status_line
 
 FIGURE_COLUMNS = ("in_scope", "completed", "in_progress", "on_leave", "not_started", "exempt")
 
@@ -75,7 +75,7 @@ def coverage_export(
                 phone,
                 member.organization.name,
                 member.get_position_display(),
-                describe(
+                status_line(
                     status=member.round_status,
                     method=member.round_method or "",
                     lessons_done=member.round_done or 0,

@@ -36,7 +36,7 @@ from members.models import Member, Organization, Role, RoleAssignment, mask_phon
 
 from .coverage import MISSING, members_in_node, with_status
 from .models import Notice, Participation, Reminder, Round, day_start
-from .services import lessons_missing
+from .participation import lessons_missing
 
 logger = logging.getLogger(__name__)
 

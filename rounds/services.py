@@ -19,7 +19,6 @@ from django.utils.translation import gettext as _
 from schedule.models import Calendar, Event, Rule
 
 from core.audit import audit_event
-from courses.models import LessonProgress
 from members.models import Member, Organization, path_prefix_q
 
 from .models import (
@@ -34,8 +33,7 @@ from .models import (
     day_end,
     day_start,
 )
-
-P = Participation.Status
+from .participation import participation_refresh
 
 # Sent once a round is closed and its figures are frozen, with ``round_id``; higher apps
 # (certificates) act on it.
@@ -245,13 +243,21 @@ def _mac(sitting: Sitting, window: int) -> str:
     return base64.urlsafe_b64encode(digest.digest()[:15]).decode()
 
 
-def qr_token(*, sitting: Sitting, now=None) -> tuple[str, datetime]:
+@dataclass(frozen=True, slots=True)
+class CheckInCode:
+    """The code a site screen shows now, and when the next one replaces it."""
+
+    token: str
+    next_at: datetime
+
+
+def qr_token(*, sitting: Sitting, now=None) -> CheckInCode:
     """The code the site screen shows now, and when the next one replaces it."""
     now = now or timezone.now()
     window = _window(now)
     rotate = settings.LUNXUN_QR_ROTATE_SECONDS
     next_at = datetime.fromtimestamp((window + 1) * rotate, tz=now.tzinfo or timezone.utc)
-    return f"{sitting.pk}.{window}.{_mac(sitting, window)}", next_at
+    return CheckInCode(token=f"{sitting.pk}.{window}.{_mac(sitting, window)}", next_at=next_at)
 
 
 def qr_verify(token: str, now=None) -> Sitting:
@@ -288,9 +294,15 @@ def qr_verify(token: str, now=None) -> Sitting:
 # --- Attendance --------------------------------------------------------------------------------
 
 
-def check_in(
-    *, member: Member, sitting: Sitting, now=None, request=None
-) -> tuple[Attendance, bool]:
+@dataclass(frozen=True, slots=True)
+class CheckIn:
+    """A member's attendance at a sitting, and whether this check-in recorded it."""
+
+    attendance: Attendance
+    created: bool
+
+
+def check_in(*, member: Member, sitting: Sitting, now=None, request=None) -> CheckIn:
     """Record that ``member`` is at ``sitting``; checking in twice changes nothing."""
     now = now or timezone.now()
     training_round = sitting.session.round
@@ -314,7 +326,7 @@ def check_in(
         _lock_members([member.pk])
         attendance = Attendance.objects.filter(sitting=sitting, member=member).first()
         if attendance is not None and attendance.attended:
-            return attendance, False
+            return CheckIn(attendance, created=False)
         elsewhere = attended_elsewhere(sitting=sitting, member_ids=[member.pk]).get(member.pk)
         if elsewhere is not None:
             raise CheckInRefused(
@@ -338,7 +350,7 @@ def check_in(
             event="check_in", obj=attendance, actor=member.user, request=request, status=status
         )
         participation_refresh(training_round=training_round, member_ids=[member.pk])
-    return attendance, created
+    return CheckIn(attendance, created=created)
 
 
 def _lock_members(member_ids) -> None:
@@ -592,190 +604,6 @@ def exemption_revoke(*, exemption: Exemption, user, request=None):
         audit_event(event="exemption_revoked", obj=exemption, actor=user, request=request)
         participation_refresh(training_round=exemption.round, member_ids=[exemption.member_id])
     return exemption
-
-
-# --- Status ------------------------------------------------------------------------------------
-
-
-@dataclass
-class Derived:
-    status: str
-    method: str = ""
-    lessons_done: int = 0
-    completed_at: datetime | None = None
-    note: str = ""
-
-
-def _sources(training_round: Round, member_ids=None):
-    """Everything that decides members' status in the round, in a handful of queries."""
-    required = set(training_round.lessons.values_list("pk", flat=True))
-
-    def only(qs, field="member_id"):
-        return qs if member_ids is None else qs.filter(**{f"{field}__in": member_ids})
-
-    online = {}
-    for member_id, lesson_id, completed_at in only(
-        LessonProgress.objects.filter(lesson_id__in=required, completed_at__isnull=False)
-    ).values_list("member_id", "lesson_id", "completed_at"):
-        # Completing a lesson is final, so a lesson completed before the round opened (in an
-        # earlier round that also required it) counts; the round is dated from its opening.
-        online.setdefault(member_id, {})[lesson_id] = max(completed_at, training_round.opens_at)
-    started = set(
-        only(
-            LessonProgress.objects.filter(lesson_id__in=required, viewing_started_at__isnull=False)
-        ).values_list("member_id", flat=True)
-    )
-    shown = {}
-    for session_id, lesson_id in Session.lessons.through.objects.filter(
-        session__round=training_round
-    ).values_list("session_id", "lessonpage_id"):
-        shown.setdefault(session_id, set()).add(lesson_id)
-    attended = {}
-    marked_leave = set()
-    for member_id, status, session_id, start in only(
-        Attendance.objects.filter(sitting__session__round=training_round)
-    ).values_list("member_id", "status", "sitting__session_id", "sitting__start"):
-        if status in Attendance.ATTENDED:
-            attended.setdefault(member_id, []).append((session_id, start))
-        elif status == Attendance.Status.LEAVE:
-            marked_leave.add(member_id)
-    on_leave = (
-        set(
-            only(
-                LeaveRequest.objects.filter(round=training_round, state=LeaveRequest.State.APPROVED)
-            ).values_list("member_id", flat=True)
-        )
-        | marked_leave
-    )
-    exempt = dict(
-        only(Exemption.objects.filter(round=training_round, revoked_at__isnull=True)).values_list(
-            "member_id", "reason"
-        )
-    )
-    return required, online, started, shown, attended, on_leave, exempt
-
-
-def _covered(training_round, member_id, required, online, shown, attended) -> dict:
-    """{lesson_id: (first covered at, "online" | "session")} for the required lessons the
-    member has covered under the round's completion rule."""
-    rule = training_round.completion_rule
-    by_session = {}
-    for session_id, start in sorted(attended.get(member_id, []), key=lambda x: x[1]):
-        for lesson_id in shown.get(session_id, ()):
-            by_session.setdefault(lesson_id, start)
-    by_online = online.get(member_id, {})
-    covered = {}
-    for lesson_id in required:
-        options = []
-        if rule != Round.Rule.SESSION and lesson_id in by_online:
-            options.append((by_online[lesson_id], "online"))
-        if rule != Round.Rule.ONLINE and lesson_id in by_session:
-            options.append((by_session[lesson_id], "session"))
-        if options:
-            covered[lesson_id] = min(options)
-    return covered
-
-
-def _derive(
-    training_round, member_id, required, online, started, shown, attended, on_leave, exempt
-):
-    rule = training_round.completion_rule
-    covered = _covered(training_round, member_id, required, online, shown, attended)
-    done = len(covered)
-    if required:
-        complete = done == len(required)
-    else:
-        complete = rule != Round.Rule.ONLINE and bool(attended.get(member_id))
-        if complete:
-            first = min(start for _s, start in attended[member_id])
-            covered = {0: (first, "session")}
-    if complete:
-        ways = {way for _at, way in covered.values()}
-        if member_id in on_leave and "online" in ways:
-            method = Participation.Method.MAKEUP
-        elif ways == {"online"}:
-            method = Participation.Method.ONLINE
-        elif ways == {"session"}:
-            method = Participation.Method.SESSION
-        else:
-            method = Participation.Method.MIXED
-        completed_at = max(at for at, _way in covered.values())
-        return Derived(P.COMPLETED, method, done, completed_at)
-    if member_id in exempt:
-        return Derived(P.EXEMPT, lessons_done=done, note=exempt[member_id][:200])
-    if member_id in on_leave:
-        return Derived(P.LEAVE, lessons_done=done)
-    if done or member_id in started or member_id in attended:
-        return Derived(P.IN_PROGRESS, lessons_done=done)
-    return Derived(P.NOT_STARTED, lessons_done=done)
-
-
-def lessons_missing(*, training_round: Round, member_ids, chunk=500) -> dict[int, list[str]]:
-    """Titles of the required lessons each member has not yet covered, by the same rule as
-    their status (reminders say what is left)."""
-    titles = list(training_round.lessons.order_by("path").values_list("pk", "title"))
-    ids = list(member_ids)
-    missing = {}
-    for start in range(0, len(ids), chunk):
-        part = ids[start : start + chunk]
-        required, online, _started, shown, attended, _leave, _exempt = _sources(
-            training_round, part
-        )
-        for member_id in part:
-            covered = _covered(training_round, member_id, required, online, shown, attended)
-            missing[member_id] = [title for pk, title in titles if pk not in covered]
-    return missing
-
-
-def participation_refresh(*, training_round: Round, member_ids=None) -> int:
-    """Bring ``Participation`` rows in line with the sources; returns rows written.
-
-    With ``member_ids=None`` the whole round is recomputed (after its lessons or rule change).
-    """
-    if training_round.state == Round.State.DRAFT:
-        return 0
-    sources = _sources(training_round, member_ids)
-    required, online, started, _shown, attended, on_leave, exempt = sources
-    whole_round = member_ids is None
-    if whole_round:  # everyone with any activity
-        member_ids = set(online) | started | set(attended) | on_leave | set(exempt)
-    derived = {m: _derive(training_round, m, *sources) for m in member_ids}
-    required_count = len(required)
-    existing = Participation.objects.filter(round=training_round)
-    if not whole_round:
-        existing = existing.filter(member_id__in=member_ids)
-    existing_ids = set(existing.values_list("member_id", flat=True))
-    if whole_round:
-        stale = existing_ids - set(derived)
-        for member_id in stale:
-            derived[member_id] = Derived(P.NOT_STARTED)
-    rows = [
-        Participation(
-            round=training_round,
-            member_id=member_id,
-            status=d.status,
-            method=d.method,
-            lessons_done=d.lessons_done,
-            lessons_required=required_count,
-            completed_at=d.completed_at,
-            note=d.note,
-        )
-        for member_id, d in derived.items()
-        if d.status != P.NOT_STARTED or member_id in existing_ids
-    ]
-    fields = ["status", "method", "lessons_done", "lessons_required", "completed_at", "note"]
-    for start in range(0, len(rows), 2000):
-        Participation.objects.bulk_create(
-            rows[start : start + 2000],
-            update_conflicts=True,
-            unique_fields=["round", "member"],
-            update_fields=[*fields, "updated_at"],
-        )
-    return len(rows)
-
-
-def rounds_requiring(lesson_id):
-    return Round.objects.published().filter(lessons=lesson_id)
 
 
 # --- Closing -----------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from members.models import Member
 from members.services import trainer_group_ready
 
 from .models import Attendance, Exemption, LeaveRequest, Round, Session, Sitting
-from .services import participation_refresh, rounds_requiring
+from .participation import participation_refresh, rounds_requiring
 
 auditlog.register(Round, m2m_fields={"scope_roots", "lessons"}, exclude_fields=["updated_at"])
 auditlog.register(Session, exclude_fields=["qr_key"])

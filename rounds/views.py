@@ -37,8 +37,8 @@ from .models import (
     Session,
     Sitting,
 )
+from .participation import status_line, status_line_of
 from .site_forms import CoverageFilterForm, DecisionForm, ExemptionForm, LeaveForm
-from .status import describe, describe_row
 
 P = Participation.Status
 PAGE_SIZE = 50
@@ -91,7 +91,7 @@ def round_list(request):
             mine.append(
                 (
                     training_round,
-                    describe_row(
+                    status_line_of(
                         rows.get(training_round.pk),
                         training_round,
                         training_round.lessons.count(),
@@ -152,7 +152,7 @@ def round_detail(request, pk):
         {
             "round": training_round,
             "participation": row,
-            "status_line": describe_row(row, training_round, len(lessons)),
+            "status_line": status_line_of(row, training_round, len(lessons)),
             "lesson_rows": [
                 (lesson, progress.get(lesson.pk), status_text(progress.get(lesson.pk)))
                 for lesson in lessons
@@ -277,12 +277,13 @@ def _coverage_data(request, pk):
     training_round = _staff_round_or_404(request.user, pk)
     node = _coverage_node(request, training_round)
     form = CoverageFilterForm(request.GET or None)
-    head, rows = coverage_children(
+    coverage = coverage_children(
         training_round=training_round,
         node=node,
         domain=form.value("domain"),
         position=form.value("position"),
     )
+    head, rows = coverage.head, coverage.rows
     if len(rows) == 1 and rows[0].direct:
         rows = []  # a leaf: the totals already say it all
     members, status = _member_list(training_round, node, form)
@@ -300,7 +301,7 @@ def coverage(request, pk):
     show_phone = access.phone_visibility(request.user)
     for member in page:
         member.show_phone = show_phone(member)
-        member.status_line = describe(
+        member.status_line = status_line(
             status=member.round_status,
             method=member.round_method,
             lessons_done=member.round_done,
@@ -377,7 +378,7 @@ def member_status(request, pk, member_pk):
             "round": training_round,
             "member": member,
             "phone": member.phone if access.can_see_phone(request.user, member) else None,
-            "status_line": describe_row(row, training_round, len(lessons)),
+            "status_line": status_line_of(row, training_round, len(lessons)),
             "participation": row,
             "lesson_rows": [
                 (lesson, progress.get(lesson.pk), status_text(progress.get(lesson.pk)))
@@ -584,13 +585,13 @@ def sitting_screen(request, pk):
 
 
 def _code_payload(request, sitting):
-    token, next_at = services.qr_token(sitting=sitting)
-    url = request.build_absolute_uri(reverse("rounds:check_in", args=[token]))
+    code = services.qr_token(sitting=sitting)
+    url = request.build_absolute_uri(reverse("rounds:check_in", args=[code.token]))
     qr = segno.make(url, error="m")
     return {
         "url": url,
         "svg": qr.svg_inline(scale=8, border=2, dark="#111", light="#fff"),
-        "expires_in": max(0.5, (next_at - timezone.now()).total_seconds()),
+        "expires_in": max(0.5, (code.next_at - timezone.now()).total_seconds()),
         "rotate": settings.LUNXUN_QR_ROTATE_SECONDS,
         "checked_in": Attendance.objects.filter(
             sitting=sitting, status__in=Attendance.ATTENDED
@@ -717,10 +718,10 @@ def _check_in_member(request, sitting):
             status=403,
         )
     try:
-        attendance, created = services.check_in(member=member, sitting=sitting, request=request)
+        result = services.check_in(member=member, sitting=sitting, request=request)
     except services.CheckInRefused as refusal:
         return _check_in_result(request, sitting, error=str(refusal), status=400)
-    return _check_in_result(request, sitting, attendance=attendance, created=created)
+    return _check_in_result(request, sitting, attendance=result.attendance, created=result.created)
 
 
 def _check_in_result(request, sitting, *, attendance=None, created=False, error=None, status=200):

@@ -55,6 +55,7 @@ from certificates import services as certificate_services
 from certificates.models import Certificate
 from courses import services as course_services
 from courses.models import LessonPage, Topic
+from members import importing
 from members import services as member_services
 from members.models import Organization, Role, RoleAssignment
 from rounds import ical
@@ -341,9 +342,7 @@ class World:
     def roster_import(self):
         """A checked roster file that secretary_a uploaded (nobody else may see it)."""
         data = csv_bytes([["姓名", "手机号码", "党组织编码"], ["钱明", "13700000099", "A-01"]])
-        return member_services.roster_check(
-            data=data, file_name="roster.csv", user=self.city.secretary_a
-        )
+        return importing.roster_check(data=data, file_name="roster.csv", user=self.city.secretary_a)
 
     @cached_property
     def certificate(self) -> Certificate:
@@ -606,7 +605,7 @@ SITE_CASES = {
         outsiders=OUTSIDE + PLAIN_A,
     ),
     "rounds:check_in": Case(
-        kwargs=lambda w: {"token": round_services.qr_token(sitting=w.sitting)[0]},
+        kwargs=lambda w: {"token": round_services.qr_token(sitting=w.sitting).token},
         insiders={"member_a": (200,)},
         # The signed code is the credential (the member scanned it at the site). A forged one
         # is refused like a code of a sitting that does not exist.

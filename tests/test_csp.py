@@ -34,7 +34,7 @@ from certificates import services as certificate_services
 from certificates.models import Certificate
 from core.csp import CSPMiddleware, nonce_trailing_script
 from courses.models import LessonPage
-from members import services as member_services
+from members import importing
 from rounds import services as round_services
 
 from . import factories
@@ -325,9 +325,7 @@ class World:
     @cached_property
     def roster_import(self):
         data = csv_bytes([["姓名", "手机号码", "党组织编码"], ["钱明", "13700000099", "A-01"]])
-        return member_services.roster_check(
-            data=data, file_name="roster.csv", user=self.city.secretary_a
-        )
+        return importing.roster_check(data=data, file_name="roster.csv", user=self.city.secretary_a)
 
 
 @dataclass
@@ -397,7 +395,7 @@ VISITS = {
     "rounds:sitting_screen": [Visit("operator_a", _sitting)],
     "rounds:roll_call": [Visit("operator_a", _sitting)],
     "rounds:check_in": [
-        Visit("member_a", lambda w: {"token": round_services.qr_token(sitting=w.sitting)[0]})
+        Visit("member_a", lambda w: {"token": round_services.qr_token(sitting=w.sitting).token})
     ],
     "rounds:calendar": [Visit("member_a"), Visit("secretary_a")],
     "rounds:calendar_agenda": [Visit("member_a")],

@@ -36,7 +36,7 @@ from courses import video
 from courses.models import LessonVideo
 from courses.services import video_process
 from courses.video import ProbeResult, TranscodeError
-from members.models import RosterImport
+from members.models import SpreadsheetImport
 
 from .courses.clips import ffmpeg_run, make_clip
 from .members.spreadsheets import csv_bytes, xlsx
@@ -351,7 +351,7 @@ def assert_roster_refused(response, *fragments):
     assert errors, "the file was not refused"
     for fragment in fragments:
         assert fragment in " ".join(errors)
-    assert not RosterImport.objects.exists()
+    assert not SpreadsheetImport.objects.exists()
 
 
 def zip_with_comment(data: bytes, comment: bytes) -> bytes:
@@ -396,7 +396,7 @@ def test_a_real_roster_is_still_accepted(secretary):
     for name, data in [("roster.xlsx", xlsx(ROSTER)), ("roster.csv", csv_bytes(ROSTER, "gbk"))]:
         response = upload_roster(secretary, name, data)
         assert response.status_code == 302, form_errors(response)
-    assert RosterImport.objects.count() == 2
+    assert SpreadsheetImport.objects.count() == 2
 
 
 def test_an_oversized_roster_is_refused_with_the_limit(secretary, settings):

@@ -5,7 +5,7 @@ from django import template
 from members import access
 
 from ..models import Participation, Round
-from ..status import describe_row
+from ..participation import status_line_of
 
 register = template.Library()
 
@@ -28,7 +28,9 @@ def home_rounds(context):
                 {
                     "round": training_round,
                     "row": row,
-                    "line": describe_row(row, training_round, training_round.lessons.count()),
+                    "status_line": status_line_of(
+                        row, training_round, training_round.lessons.count()
+                    ),
                 }
             )
     staff = []

@@ -18,7 +18,7 @@ from openpyxl import load_workbook
 
 from core import downloads
 from core.tabular import ExportWorkbook, read_table
-from members.services import ROSTER_COLUMNS
+from members.importing import ROSTER_COLUMNS
 
 from .. import factories
 from ..members.spreadsheets import assert_no_formulas

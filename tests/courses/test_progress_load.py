@@ -67,7 +67,7 @@ LOG_ALARMS = (
 )
 
 
-# --- Segment arithmetic, written independently of courses/progress.py -------------------------
+# --- Segment arithmetic, written independently of courses/segments.py -------------------------
 
 
 def union(segments):

@@ -1,6 +1,6 @@
 import pytest
 
-from courses.progress import clean, credit, merge, subtract, total
+from courses.segments import clean, credit, merge, subtract, total
 
 
 def test_clean_clips_merges_and_drops_nonsense():

@@ -181,7 +181,7 @@ def test_a_member_uses_the_site_without_violations(city, lesson_with_video, open
     assert LeaveRequest.objects.filter(member=city.member_a, round=training_round).exists()
     visit(page, reverse("certificates:mine"))
     visit(page, reverse("certificates:verify", args=[certificate.code]))
-    token, _next = round_services.qr_token(sitting=sitting)
+    token = round_services.qr_token(sitting=sitting).token
     visit(page, reverse("rounds:check_in", args=[token]))
     assert Attendance.objects.filter(sitting=sitting, member=city.member_a).exists()
     for name in ("rounds:calendar", "rounds:calendar_agenda", "rounds:calendar_feed"):

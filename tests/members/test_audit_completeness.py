@@ -14,7 +14,7 @@ from django.test import Client
 from django.urls import reverse
 
 from certificates.models import Certificate
-from members.models import Member, RoleAssignment, RosterImport
+from members.models import Member, RoleAssignment, SpreadsheetImport
 from rounds import services as round_services
 from rounds.models import Attendance, Exemption, LeaveRequest, Reminder, Round
 from rounds.reminders import reminders_due
@@ -126,7 +126,7 @@ def test_changes_after_closing_need_a_reason_and_a_refusal_is_recorded(world):
 
 
 def test_qr_check_in_is_recorded_with_the_members_phone_address(world):
-    token, _next = round_services.qr_token(sitting=world.sitting)
+    token = round_services.qr_token(sitting=world.sitting).token
     phone = at(world.member_a.user, addr="203.0.113.50")
     assert phone.get(reverse("rounds:check_in", args=[token])).status_code == 200
     attendance = Attendance.objects.get(member=world.member_a)
@@ -216,7 +216,7 @@ def upload(client, rows):
         reverse("members:import_upload", args=["roster"]),
         {"file": SimpleUploadedFile("roster.xlsx", data)},
     )
-    return RosterImport.objects.latest("pk")
+    return SpreadsheetImport.objects.latest("pk")
 
 
 def test_an_import_lists_the_members_it_wrote_and_refusals_are_recorded(city):
@@ -245,7 +245,7 @@ def test_an_import_lists_the_members_it_wrote_and_refusals_are_recorded(city):
     Member.objects.filter(pk=city.member_b.pk).update(phone="13700009002")
     secretary.post(reverse("members:import_apply", args=[stale.pk]))
     stale.refresh_from_db()
-    assert stale.state == RosterImport.State.REJECTED
+    assert stale.state == SpreadsheetImport.State.REJECTED
     rejected = check(
         only("roster_import", object_pk=str(stale.pk)),
         actor=city.secretary_a,

@@ -9,7 +9,7 @@ from django.core.exceptions import ValidationError
 from django.urls import reverse
 from django.utils import timezone
 
-from members import services
+from members import importing, services
 from members.models import ActivationCode
 
 from .. import factories
@@ -135,10 +135,10 @@ def test_login_and_failure_are_audit_logged(city, client):
 
 @pytest.fixture
 def newcomer(city):
-    record = services.roster_check(
+    record = importing.roster_check(
         data="姓名,手机号码,党组织编码\n新人,13700005555,A-01\n".encode(), file_name="r.csv"
     )
-    services.roster_apply(roster_import=record)
+    importing.roster_apply(spreadsheet_import=record)
     from members.models import Member
 
     return Member.objects.get(phone="13700005555")

@@ -2,7 +2,7 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.utils import translation
 
-from members import services
+from members import importing
 from members.admin_forms import OrganizationForm
 from members.demo import seed_demo_city, seed_scale_city
 from members.models import Organization, validate_organization_code
@@ -14,7 +14,7 @@ HEADER = ["党组织编码", "党组织名称", "上级党组织编码", "组织
 
 
 def run(rows, user=None):
-    record = services.orgs_check(data=xlsx([HEADER, *rows]), file_name="orgs.xlsx", user=user)
+    record = importing.orgs_check(data=xlsx([HEADER, *rows]), file_name="orgs.xlsx", user=user)
     return record
 
 
@@ -26,7 +26,7 @@ def test_children_listed_before_parents_are_placed_correctly(city):
         ]
     )
     assert record.report["errors"] == []
-    services.orgs_apply(roster_import=record)
+    importing.orgs_apply(spreadsheet_import=record)
     branch = Organization.objects.get(code="A-02-01")
     assert branch.get_parent().code == "A-02"
     assert branch.get_parent().get_parent().code == "A"
@@ -54,15 +54,15 @@ def test_loops_unknown_parents_and_bad_values_are_reported(city):
         (5, "组织类别"),
         (6, "党组织编码"),
     ]
-    with pytest.raises(services.ImportRejected):
-        services.orgs_apply(roster_import=record)
+    with pytest.raises(importing.ImportRejected):
+        importing.orgs_apply(spreadsheet_import=record)
     assert not Organization.objects.filter(code__startswith="X").exists()
 
 
 def test_renaming_and_moving_an_organisation(city):
     record = run([["A-01", "幸福社区第一党支部", "B", "党支部", "社区"]])
     assert record.report["changes"][0]["fields"] == ["name", "domain", "parent"]
-    services.orgs_apply(roster_import=record)
+    importing.orgs_apply(spreadsheet_import=record)
     moved = Organization.objects.get(code="A-01")
     assert moved.name == "幸福社区第一党支部"
     assert moved.get_parent().code == "B"
@@ -98,7 +98,7 @@ def test_codes_with_control_characters_or_symbols_fail_their_row_and_nothing_is_
         ["A/05", "斜杠党支部", "A", "党支部", ""],
         ["A-06", "坏上级党支部", "A\x07", "党支部", ""],
     ]
-    record = services.orgs_check(
+    record = importing.orgs_check(
         data=csv_bytes([HEADER, *rows]), file_name="orgs.csv", user=city.trainer
     )
     errors = sorted((e["row"], e["column"], e["value"]) for e in record.report["errors"])
@@ -110,15 +110,15 @@ def test_codes_with_control_characters_or_symbols_fail_their_row_and_nothing_is_
     ]
     message = str(validate_organization_code.message)  # in the importing user's language
     assert {e["message"] for e in record.report["errors"]} == {message}
-    with pytest.raises(services.ImportRejected):
-        services.orgs_apply(roster_import=record, user=city.trainer)
+    with pytest.raises(importing.ImportRejected):
+        importing.orgs_apply(spreadsheet_import=record, user=city.trainer)
     assert not Organization.objects.filter(code="A-02").exists()
 
 
 def test_the_code_error_speaks_the_language_of_the_user(city):
     data = csv_bytes([HEADER, ["X;1", "甲", "A", "党支部", ""]])
     with translation.override("en"):
-        record = services.orgs_check(data=data, file_name="orgs.csv")
+        record = importing.orgs_check(data=data, file_name="orgs.csv")
     (error,) = record.report["errors"]
     assert error["message"] == "An organisation code may contain only letters, digits, - and _."
 
@@ -126,7 +126,7 @@ def test_the_code_error_speaks_the_language_of_the_user(city):
 def test_full_width_codes_are_folded_and_accepted(city):
     record = run([["Ａ－０２", "全角党总支", "A", "党总支", ""]])
     assert record.report["errors"] == []
-    services.orgs_apply(roster_import=record)
+    importing.orgs_apply(spreadsheet_import=record)
     assert Organization.objects.get(code="A-02").name == "全角党总支"
 
 

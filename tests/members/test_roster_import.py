@@ -3,8 +3,8 @@ from datetime import date
 import pytest
 from auditlog.models import LogEntry
 
-from members import services
-from members.models import Member, RosterImport
+from members import importing, services
+from members.models import Member, SpreadsheetImport
 
 from .. import factories
 from .spreadsheets import csv_bytes, xlsx
@@ -14,7 +14,7 @@ HEADER = ["姓名", "手机号码", "党组织编码", "性别", "党员状态",
 
 def check(rows, user=None, name="roster.xlsx"):
     data = xlsx([HEADER, *rows]) if name.endswith(".xlsx") else csv_bytes([HEADER, *rows])
-    return services.roster_check(data=data, file_name=name, user=user)
+    return importing.roster_check(data=data, file_name=name, user=user)
 
 
 def test_dry_run_counts_and_changes_nothing(city):
@@ -43,7 +43,7 @@ def test_apply_creates_and_updates_members(city):
             ["𠮷祥", "13700009002", "A-01", "", "", "", ""],
         ]
     )
-    report = services.roster_apply(roster_import=record)
+    report = importing.roster_apply(spreadsheet_import=record)
     assert report["counts"]["new"] == 2
     zhang = Member.objects.get(phone="13700009001")
     assert zhang.name == "张三"
@@ -95,13 +95,13 @@ def test_a_file_with_any_error_changes_nothing(city):
         ]
     )
     before = list(Member.objects.order_by("pk").values_list("name", "phone", "organization"))
-    with pytest.raises(services.ImportRejected) as rejected:
-        services.roster_apply(roster_import=record)
+    with pytest.raises(importing.ImportRejected) as rejected:
+        importing.roster_apply(spreadsheet_import=record)
     assert rejected.value.report["counts"]["errors"] == 1
     after = list(Member.objects.order_by("pk").values_list("name", "phone", "organization"))
     assert after == before
     record.refresh_from_db()
-    assert record.state == RosterImport.State.CHECKED
+    assert record.state == SpreadsheetImport.State.CHECKED
 
 
 def test_reimporting_the_same_file_changes_nothing(city):
@@ -109,20 +109,20 @@ def test_reimporting_the_same_file_changes_nothing(city):
         ["新人甲", "13700009001", "A-01", "男", "正式党员", "普通党员", "2010-01-01"],
         ["新人乙", "13700009002", "A-01", "女", "预备党员", "普通党员", "2025-01-01"],
     ]
-    services.roster_apply(roster_import=check(rows))
+    importing.roster_apply(spreadsheet_import=check(rows))
     snapshot = list(Member.objects.order_by("pk").values())
     second = check(rows)
     assert second.report["counts"]["unchanged"] == 2
     assert second.report["counts"]["new"] == second.report["counts"]["changed"] == 0
-    services.roster_apply(roster_import=second)
+    importing.roster_apply(spreadsheet_import=second)
     assert list(Member.objects.order_by("pk").values()) == snapshot
 
 
 def test_confirming_twice_imports_once(city):
     record = check([["新人甲", "13700009001", "A-01", "", "", "", ""]])
-    services.roster_apply(roster_import=record)
-    with pytest.raises(services.ImportAlreadyApplied):
-        services.roster_apply(roster_import=record)
+    importing.roster_apply(spreadsheet_import=record)
+    with pytest.raises(importing.ImportAlreadyApplied):
+        importing.roster_apply(spreadsheet_import=record)
     assert Member.objects.filter(phone="13700009001").count() == 1
 
 
@@ -130,8 +130,8 @@ def test_rows_checked_again_at_apply_time(city):
     record = check([["新人甲", "13700009001", "A-01", "", "", "", ""]])
     # Between the dry run and the confirmation, someone registers that number elsewhere.
     factories.member(city.branch_b, name="别人", phone="13700009001")
-    with pytest.raises(services.ImportRejected):
-        services.roster_apply(roster_import=record, user=city.secretary_a)
+    with pytest.raises(importing.ImportRejected):
+        importing.roster_apply(spreadsheet_import=record, user=city.secretary_a)
     assert Member.objects.get(phone="13700009001").organization == city.branch_b
 
 
@@ -141,7 +141,7 @@ def test_members_missing_from_the_file_are_listed_not_deleted(city):
     missing = record.report["missing"]
     assert [m["name"] for m in missing] == ["赵敏"]
     assert missing[0]["phone"] == "137****1234"
-    services.roster_apply(roster_import=record)
+    importing.roster_apply(spreadsheet_import=record)
     extra.refresh_from_db()
     assert extra.is_active
     count = services.members_deactivate(member_ids=[extra.pk], user=city.secretary_a)
@@ -175,9 +175,9 @@ def test_gbk_csv_from_chinese_excel(city):
         [HEADER, ["新人甲", "137 0000 9001", "A-01", "男", "正式党员", "普通党员", "2021/7/1"]],
         encoding="gbk",
     )
-    record = services.roster_check(data=data, file_name="名册.csv")
+    record = importing.roster_check(data=data, file_name="名册.csv")
     assert record.report["counts"]["new"] == 1
-    services.roster_apply(roster_import=record)
+    importing.roster_apply(spreadsheet_import=record)
     assert Member.objects.get(phone="13700009001").joined_on == date(2021, 7, 1)
 
 
@@ -191,8 +191,8 @@ def test_excel_dates_and_numeric_phones(city):
         ],
         date_format="yyyy年m月d日",
     )
-    record = services.roster_check(data=data, file_name="roster.xlsx")
-    services.roster_apply(roster_import=record)
+    record = importing.roster_check(data=data, file_name="roster.xlsx")
+    importing.roster_apply(spreadsheet_import=record)
     member = Member.objects.get(phone="13700009001")
     assert member.joined_on == date(2021, 7, 1)
 
@@ -202,23 +202,23 @@ def test_inactive_member_in_file_becomes_active_again(city):
     city.member_a.save()
     record = check([["王芳", "13800000001", "A-01", "", "", "", ""]])
     assert record.report["counts"]["changed"] == 1
-    services.roster_apply(roster_import=record)
+    importing.roster_apply(spreadsheet_import=record)
     city.member_a.refresh_from_db()
     assert city.member_a.is_active
 
 
 def test_import_is_audit_logged(city):
     record = check([["新人甲", "13700009001", "A-01", "", "", "", ""]], user=city.secretary_a)
-    services.roster_apply(roster_import=record, user=city.secretary_a)
+    importing.roster_apply(spreadsheet_import=record, user=city.secretary_a)
     entry = LogEntry.objects.get(additional_data__event="roster_import")
     assert entry.actor == city.secretary_a
     assert entry.additional_data["new"] == 1
 
 
 def test_exported_roster_imports_back_unchanged(city):
-    content = services.roster_export(
+    content = importing.roster_export(
         members=Member.objects.in_subtree(city.branch_a), user=city.secretary_a
     )
-    record = services.roster_check(data=content, file_name="export.xlsx", user=city.secretary_a)
+    record = importing.roster_check(data=content, file_name="export.xlsx", user=city.secretary_a)
     assert record.report["errors"] == []
     assert record.report["counts"]["unchanged"] == 1

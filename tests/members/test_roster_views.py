@@ -5,7 +5,7 @@ from auditlog.models import LogEntry
 from django.urls import reverse
 from openpyxl import load_workbook
 
-from members.models import Member, RosterImport
+from members.models import Member, SpreadsheetImport
 
 from .. import factories
 from .spreadsheets import xlsx
@@ -111,13 +111,13 @@ def test_web_import_dry_run_then_confirm_once(city, client_for):
     assert detail.context["counts"]["new"] == 2
     assert "确认" in detail.content.decode()
     assert not Member.objects.filter(phone="13700009001").exists()
-    record = RosterImport.objects.get()
+    record = SpreadsheetImport.objects.get()
     apply_url = reverse("members:import_apply", args=[record.pk])
     client.post(apply_url)
     client.post(apply_url)  # a second click
     assert Member.objects.filter(phone__in=["13700009001", "13700009002"]).count() == 2
     record.refresh_from_db()
-    assert record.state == RosterImport.State.APPLIED
+    assert record.state == SpreadsheetImport.State.APPLIED
 
 
 def test_web_import_with_errors_offers_no_confirmation(city, client_for):
@@ -127,7 +127,7 @@ def test_web_import_with_errors_offers_no_confirmation(city, client_for):
     text = detail.content.decode()
     assert "confirm-import" not in text
     assert "手机号码" in text
-    record = RosterImport.objects.get()
+    record = SpreadsheetImport.objects.get()
     client.post(reverse("members:import_apply", args=[record.pk]))
     assert not Member.objects.filter(name="新人甲").exists()
 
@@ -142,7 +142,7 @@ def test_web_import_refuses_a_non_spreadsheet(city, client_for):
     )
     assert response.status_code == 200
     assert "xlsx" in response.content.decode()
-    assert not RosterImport.objects.exists()
+    assert not SpreadsheetImport.objects.exists()
 
 
 def test_someone_elses_import_is_404(city, client_for):
@@ -166,7 +166,7 @@ def test_missing_members_can_be_marked_inactive_from_the_report(city, client_for
     extra = factories.member(city.branch_a, name="赵敏")
     client = client_for(city.secretary_a)
     response = upload(client, [["王芳", "13800000001", "A-01"]])
-    record = RosterImport.objects.get()
+    record = SpreadsheetImport.objects.get()
     client.post(reverse("members:import_apply", args=[record.pk]))
     detail = client.get(response["Location"]).content.decode()
     assert "赵敏" in detail

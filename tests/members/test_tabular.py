@@ -7,8 +7,8 @@ from django.utils import translation
 from django.utils.translation import gettext
 
 from core.tabular import TableError, clean_name, parse_date, read_table
-from members.models import Member, RosterImport, mask_name, mask_phone, normalize_phone
-from members.services import ROSTER_COLUMNS
+from members.importing import ROSTER_COLUMNS
+from members.models import Member, SpreadsheetImport, mask_name, mask_phone, normalize_phone
 
 from .spreadsheets import csv_bytes, xlsx
 
@@ -172,5 +172,5 @@ def test_upload_of_a_utf8_marked_gbk_csv_shows_the_reason_and_stores_nothing(cit
         )
     assert response.context["form"].errors["file"] == [reason]
     assert reason in response.content.decode()
-    assert not RosterImport.objects.exists()
+    assert not SpreadsheetImport.objects.exists()
     assert Member.objects.count() == members

@@ -41,7 +41,8 @@ def test_the_figures_leave_the_exempt_out_of_the_denominator(one_exempt):
     figures = figures_of(training_round.members_in_scope(), training_round)
     assert (figures.in_scope, figures.completed, figures.exempt) == (3, 1, 1)
     assert figures.percent == 50.0
-    head, rows = coverage_children(training_round=training_round, node=city.root)
+    coverage = coverage_children(training_round=training_round, node=city.root)
+    head, rows = coverage.head, coverage.rows
     assert head.figures.percent == 50.0
     by_code = {row.organization.code: row.figures.percent for row in rows}
     # County B's only member is exempt: nobody counts there, so there is no rate at all.
@@ -106,7 +107,7 @@ def test_a_member_both_exempt_and_on_leave_is_exempt(city, client_for):
     assert LeaveRequest.objects.get().state == LeaveRequest.State.APPROVED
     row = Participation.objects.get(round=training_round, member=city.member_a)
     assert (row.status, row.note) == (P.EXEMPT, "出国务工")
-    head, _rows = coverage_children(training_round=training_round, node=city.root)
+    head = coverage_children(training_round=training_round, node=city.root).head
     assert (head.figures.exempt, head.figures.on_leave, head.figures.counted) == (1, 0, 1)
     client = client_for(city.secretary_a)
     status_page = client.get(

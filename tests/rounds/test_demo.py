@@ -43,13 +43,13 @@ def check_round_under_way(current):
     )
     assert {Participation.Method.ONLINE, Participation.Method.SESSION} <= methods
     city = Organization.objects.get(code="C01")
-    head, _rows = coverage_children(training_round=current, node=city)
+    head = coverage_children(training_round=current, node=city).head
     assert head.figures.not_started > 0  # some missing
     branches = Organization.objects.filter(kind="branch")
     full = [
         b
         for b in branches
-        if coverage_children(training_round=current, node=b)[0].figures.coverage == 1
+        if coverage_children(training_round=current, node=b).head.figures.coverage == 1
     ]
     assert full, "one branch at 100 %"
     today = timezone.localdate()
@@ -62,6 +62,6 @@ def check_closed_round(previous):
     city = Organization.objects.get(code="C01")
     snapshot = CoverageSnapshot.objects.get(round=previous, organization=city)
     assert snapshot.in_scope == 330 and 0 < snapshot.completed < 330
-    head, _rows = coverage_children(training_round=previous, node=city)
+    head = coverage_children(training_round=previous, node=city).head
     assert head.figures.completed == snapshot.completed + 1
     assert head.corrected

@@ -23,7 +23,7 @@ PLACE = "城关区党群服务中心"
 
 
 def _token(sitting, at):
-    return services.qr_token(sitting=sitting, now=at)[0]
+    return services.qr_token(sitting=sitting, now=at).token
 
 
 # --- One member, one place at a time ------------------------------------------------------------

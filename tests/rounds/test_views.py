@@ -174,7 +174,7 @@ def test_exemption_over_http(world, client_for):
 
 
 def _token(sitting, at):
-    return services.qr_token(sitting=sitting, now=at)[0]
+    return services.qr_token(sitting=sitting, now=at).token
 
 
 def test_qr_check_in_then_again_is_harmless(world, client_for):
@@ -197,7 +197,7 @@ def test_expired_and_replayed_codes_are_refused(world, client_for):
     token = _token(sitting, NOW)
     client = client_for(city.member_a.user)
     # Within the 2 s grace after the next code appears: still fine.
-    next_code_at = services.qr_token(sitting=sitting, now=NOW)[1]
+    next_code_at = services.qr_token(sitting=sitting, now=NOW).next_at
     with time_machine.travel(next_code_at + timedelta(seconds=1.5), tick=False):
         assert services.qr_verify(token) == sitting
     with time_machine.travel(next_code_at + timedelta(seconds=3), tick=False):

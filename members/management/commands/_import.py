@@ -5,7 +5,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from core.tabular import TableError
-from members import services
+from members import importing
 
 
 class ImportCommand(BaseCommand):
@@ -36,8 +36,8 @@ class ImportCommand(BaseCommand):
             self.stdout.write("Dry run: nothing was changed.")
             return
         try:
-            report = type(self).apply_import(roster_import=record)
-        except services.ImportRejected as rejected:
+            report = type(self).apply_import(spreadsheet_import=record)
+        except importing.ImportRejected as rejected:
             self.print_report(rejected.report)
             raise CommandError(
                 "The data changed during the import; nothing was imported."

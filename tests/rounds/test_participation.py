@@ -57,7 +57,7 @@ def test_attending_a_session_that_showed_every_lesson_completes(setup):
     city, training_round, _lessons = setup
     sitting = builders.sitting(builders.session(training_round, city.branch_a))
     with time_machine.travel(sitting.start + timedelta(minutes=5), tick=False):
-        _attendance, created = services.check_in(member=city.member_a, sitting=sitting)
+        created = services.check_in(member=city.member_a, sitting=sitting).created
     assert created
     row = Participation.objects.get(round=training_round, member=city.member_a)
     assert (row.status, row.method) == (P.COMPLETED, Participation.Method.SESSION)
@@ -124,7 +124,7 @@ def test_exemption_leaves_the_denominator_but_the_member_stays_listed(setup):
     services.exemption_grant(
         member=city.member_b, training_round=training_round, reason="长期病休", user=city.trainer
     )
-    head, _rows = coverage_children(training_round=training_round, node=city.root)
+    head = coverage_children(training_round=training_round, node=city.root).head
     assert (head.figures.in_scope, head.figures.exempt, head.figures.counted) == (2, 1, 1)
     row = Participation.objects.get(round=training_round, member=city.member_b)
     assert (row.status, row.note) == (P.EXEMPT, "长期病休")
@@ -144,12 +144,14 @@ def test_roll_call_leave_mark_puts_member_on_leave(setup):
 
 def test_members_outside_scope_or_inactive_are_not_counted(city):
     training_round = builders.training_round([city.county_a])
-    head, rows = coverage_children(training_round=training_round, node=city.root)
+    coverage = coverage_children(training_round=training_round, node=city.root)
+    head, rows = coverage.head, coverage.rows
     assert head.figures.in_scope == 1
     assert [r.organization for r in rows] == [city.county_a]
     city.member_a.is_active = False
     city.member_a.save()
-    head, rows = coverage_children(training_round=training_round, node=city.root)
+    coverage = coverage_children(training_round=training_round, node=city.root)
+    head, rows = coverage.head, coverage.rows
     assert head.figures.in_scope == 0 and rows == []
 
 
