@@ -40,11 +40,11 @@ from members.audit import REFUSED, audit_event
 from members.downloads import download_response
 from members.models import Member, Role, subtree_q
 from members.wagtail_hooks import ScopedMixin, ScopedModelViewSet
-from rounds.forms import round_editable, rounds_visible
+from rounds.admin_forms import round_editable, rounds_visible
 from rounds.models import Participation
 
 from . import services
-from .forms import CertificateTemplateForm, templates_usable
+from .admin_forms import CertificateTemplateForm, templates_usable
 from .models import Certificate, CertificateTemplate
 from .tasks import certificates_issue_task
 

@@ -19,8 +19,6 @@ from wagtail.search import index
 from wagtail.snippets.models import register_snippet
 from wagtailmedia.models import AbstractMedia
 
-from .admin_forms import CoursePageForm
-
 
 class HomePage(Page):
     """The site root: a welcome text, and each person's own starting points."""
@@ -248,7 +246,8 @@ class CoursePage(Page):
         FieldPanel("owner_organization"),
         HelpPanel(content=_("Lessons are the child pages of a course, in the order shown.")),
     ]
-    base_form_class = CoursePageForm
+    # base_form_class (courses.admin_forms.CoursePageForm) is set in CoursesConfig.ready():
+    # admin_forms also holds the upload forms, whose Wagtail bases import models still loading.
     search_fields = [
         *Page.search_fields,
         index.SearchField("summary"),

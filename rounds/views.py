@@ -28,6 +28,7 @@ from members.models import Organization, Role, path_prefix_q
 from . import services
 from .coverage import MISSING, coverage_children, members_in_node, with_status
 from .exports import coverage_export
+from .forms import CoverageFilterForm, DecisionForm, ExemptionForm, LeaveForm
 from .models import (
     Attendance,
     Exemption,
@@ -37,7 +38,6 @@ from .models import (
     Session,
     Sitting,
 )
-from .site_forms import CoverageFilterForm, DecisionForm, ExemptionForm, LeaveForm
 from .status import describe, describe_row
 
 P = Participation.Status

@@ -10,7 +10,7 @@ from wagtail.admin.forms import WagtailAdminModelForm
 
 from courses.admin_forms import add_owner_field
 from members import access, uploads
-from rounds.forms import RoundFormExtension
+from rounds.admin_forms import RoundFormExtension
 
 from .models import CertificateTemplate, RoundTemplate
 from .services import round_template_set
