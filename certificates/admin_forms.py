@@ -152,3 +152,15 @@ class CertificateTemplateChoice(RoundFormExtension):
         round_template_set(
             training_round=training_round, template=form.cleaned_data.get(self.field_name)
         )
+
+
+class RevokeForm(forms.Form):
+    reason = forms.CharField(
+        label=_("Reason"),
+        max_length=200,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text=_(
+            "Kept on record; the public verification page shows only that "
+            "the certificate was revoked."
+        ),
+    )
