@@ -14,8 +14,8 @@ from django.views.decorators.http import require_POST
 from members import access, ratelimits
 from members.models import Role
 
-from .models import Notice, Round
-from .reminders import reminders_send
+from ..models import Notice, Round
+from ..reminders import reminders_send
 
 REMINDING_ROLES = (Role.TRAINER, Role.SECRETARY)
 NOTICES_PAGE_SIZE = 20
