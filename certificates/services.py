@@ -45,6 +45,7 @@ from .models import (
     RoundTemplate,
     TemplateSnapshot,
 )
+from .tasks import certificates_render_task
 
 logger = logging.getLogger(__name__)
 
@@ -332,8 +333,6 @@ def _issue_chunk(*, training_round, numbering, snapshot, user, request, today, r
 
 
 def _enqueue_render(ids):
-    from .tasks import certificates_render_task
-
     certificates_render_task.enqueue(ids)
 
 

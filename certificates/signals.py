@@ -7,6 +7,7 @@ from members.services import trainer_group_ready
 from rounds.services import round_closed
 
 from .models import Certificate, CertificateTemplate, RoundTemplate
+from .tasks import certificates_issue_task
 
 auditlog.register(Certificate, exclude_fields=["pdf", "pdf_rendered_at"])
 auditlog.register(CertificateTemplate)
@@ -16,8 +17,6 @@ auditlog.register(RoundTemplate)
 @receiver(round_closed)
 def issue_on_close(sender, round_id, **kwargs):
     """A round closed: issue its certificates in the background, never in the request."""
-    from .tasks import certificates_issue_task
-
     certificates_issue_task.enqueue(round_id)
 
 

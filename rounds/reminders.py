@@ -37,6 +37,7 @@ from .coverage import MISSING, members_in_node, with_status
 from .models import Notice, Participation, Reminder, Round, day_start
 from .services import lessons_missing
 from .sms import SmsMessage, send_sms
+from .tasks import reminders_send_deferred_task
 
 logger = logging.getLogger(__name__)
 
@@ -470,12 +471,12 @@ def reminders_send(
 
 
 def _schedule(training_round, node, user, run_after) -> datetime | None:
-    from .tasks import send_reminders_task
-
-    if not send_reminders_task.get_backend().supports_defer:
+    if not reminders_send_deferred_task.get_backend().supports_defer:
         return None
     # Enqueued at once rather than on commit: it runs hours later, after the end of quiet hours.
-    send_reminders_task.using(run_after=run_after).enqueue(training_round.pk, node.pk, user.pk)
+    reminders_send_deferred_task.using(run_after=run_after).enqueue(
+        training_round.pk, node.pk, user.pk
+    )
     return run_after
 
 
