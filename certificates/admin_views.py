@@ -44,7 +44,7 @@ from .tasks import certificates_issue_task
 
 def preview_pdf(request, pk):
     """A sample certificate in this template, as the member would get it."""
-    from .render import render_sample
+    from .render import render_sample  # heavy: certificates.render loads WeasyPrint
 
     if not request.user.has_perm("certificates.view_certificatetemplate") and not (
         request.user.has_perm("certificates.change_certificatetemplate")

@@ -31,6 +31,7 @@ from wagtailmedia.forms import BaseMediaForm
 from members import access, uploads
 from members.models import Organization, Role
 
+from .services import video_schedule
 from .video import VideoRejected, validate_upload
 
 OWNER_FIELD = "owner_organization"
@@ -152,8 +153,6 @@ class LessonVideoForm(BaseMediaForm):
         return upload
 
     def save(self, commit=True):
-        from .services import video_schedule
-
         probe = getattr(self, "probe", None)
         if probe is not None:
             video = self.instance

@@ -2,12 +2,15 @@
 
 This module only registers: the views are in members.admin_views."""
 
+from auditlog.models import LogEntry
 from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.shortcuts import redirect
+from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 from wagtail import hooks
+from wagtail.admin.menu import MenuItem
 from wagtail.admin.viewsets.model import ModelViewSetGroup
 
 from . import access
@@ -83,9 +86,6 @@ def register_viewset():
 
 @hooks.register("register_admin_menu_item")
 def register_import_menu_item():
-    from django.urls import reverse
-    from wagtail.admin.menu import MenuItem
-
     class ImportMenuItem(MenuItem):
         def is_shown(self, request):
             return access.has_role(request.user, (Role.TRAINER,))
@@ -109,8 +109,6 @@ def hide_site_history_from_scoped_trainers(request, menu_items):
 
 
 def _audited(users) -> list:
-    from auditlog.models import LogEntry
-
     ids = [user.pk for user in users]
     return list(
         get_user_model().objects.filter(

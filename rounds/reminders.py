@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core import mail
 from django.db import transaction
 from django.template.loader import render_to_string
@@ -35,7 +36,7 @@ from members.models import Member, Organization, Role, RoleAssignment, mask_phon
 
 from .coverage import MISSING, members_in_node, with_status
 from .models import Notice, Participation, Reminder, Round, day_start
-from .services import lessons_missing
+from .services import lessons_missing, rounds_close_due
 from .sms import SmsMessage, send_sms
 from .tasks import reminders_send_deferred_task
 
@@ -482,8 +483,6 @@ def _schedule(training_round, node, user, run_after) -> datetime | None:
 
 def reminders_send_deferred(*, round_id: int, node_id: int, user_id: int) -> ReminderResult | None:
     """Run a secretary's action scheduled in quiet hours, if they may still act on the node."""
-    from django.contrib.auth import get_user_model
-
     user = get_user_model().objects.filter(pk=user_id, is_active=True).first()
     node = Organization.objects.filter(pk=node_id).first()
     if user is None or node is None:
@@ -655,8 +654,6 @@ def _digest(training_round, assignment, missing, today) -> bool:
 
 def reminders_daily(*, now=None) -> dict:
     """What runs once a day: close rounds past their date, automatic reminders, digests."""
-    from .services import rounds_close_due
-
     now = now or timezone.now()
     closed = rounds_close_due(today=timezone.localdate(now))
     result = reminders_due(now=now)

@@ -22,6 +22,7 @@ from courses.models import LessonProgress
 from members.audit import audit_event
 from members.models import Member, Organization, path_prefix_q
 
+from .coverage import coverage_by_organization
 from .models import (
     Attendance,
     CoverageSnapshot,
@@ -783,8 +784,6 @@ def rounds_requiring(lesson_id):
 
 def round_close(*, training_round: Round, user=None, request=None) -> Round:
     """Close the round: freeze every node's figures and each member's status for reporting."""
-    from .coverage import coverage_by_organization
-
     with transaction.atomic():
         training_round = Round.objects.select_for_update().get(pk=training_round.pk)
         if training_round.state == Round.State.CLOSED:
