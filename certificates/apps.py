@@ -10,9 +10,9 @@ class CertificatesConfig(AppConfig):
     verbose_name = _("Certificates")
 
     def ready(self):
-        from rounds.forms import round_form_extensions
+        from rounds.admin_forms import round_form_extensions
 
         from . import signals  # noqa: F401
-        from .forms import CertificateTemplateChoice
+        from .admin_forms import CertificateTemplateChoice
 
         round_form_extensions.append(CertificateTemplateChoice())

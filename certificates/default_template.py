@@ -10,6 +10,13 @@ organisation's own, uploaded by its trainer.
 import io
 import math
 
+from PIL import Image, ImageDraw, ImageFont
+
+from members.models import Organization
+
+from . import fonts
+from .models import CertificateTemplate
+
 COMPLETION_NAME = "结业证书（默认）"
 COMPLETION_TITLE = "结业证书"
 COMPLETION_BODY = (
@@ -39,10 +46,7 @@ def ensure_default_templates(*, issuer_lines: str | None = None, seal=None, mode
     """
     owner = None
     if model is None:
-        from members.models import Organization
-
-        from .models import CertificateTemplate as model
-
+        model = CertificateTemplate
         owner = Organization.objects.filter(depth=1).order_by("path").first()
     defaults = [
         ("completion", COMPLETION_NAME, COMPLETION_TITLE, COMPLETION_BODY),
@@ -73,10 +77,6 @@ def sample_seal_png(text: str = "示范市委组织部", *, size: int = 480) -> 
     For demos, benchmarks and tests only; a PNG with a transparent background like the
     ones trainers upload, about 40 KB.
     """
-    from PIL import Image, ImageDraw, ImageFont
-
-    from . import fonts
-
     scale = 2  # drawn at twice the size, then reduced: smooth edges
     side = size * scale
     ink = Image.new("L", (side, side), 0)

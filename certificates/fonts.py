@@ -37,7 +37,9 @@ import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
+import cffi
 from django.conf import settings
+from fontTools.ttLib import TTFont
 
 logger = logging.getLogger(__name__)
 
@@ -133,8 +135,6 @@ class _HarfBuzz:
     FLAGS_NOTDEF_OUTLINE = 0x40
 
     def __init__(self):
-        import cffi
-
         self.ffi = cffi.FFI()
         self.ffi.cdef(self.CDEF)
         self.hb = self.ffi.dlopen("libharfbuzz.so.0")
@@ -182,8 +182,6 @@ def _harfbuzz() -> _HarfBuzz:
 
 
 def _charmap(path: Path, index: int = 0) -> frozenset[int]:
-    from fontTools.ttLib import TTFont
-
     with TTFont(str(path), fontNumber=index, lazy=True) as font:
         return frozenset(font.getBestCmap())
 

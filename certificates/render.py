@@ -51,14 +51,20 @@ from collections import OrderedDict
 from dataclasses import dataclass, replace
 from datetime import date
 from decimal import Decimal
+from email.message import EmailMessage
 from pathlib import Path
 
+import pikepdf
 import segno
 from django.conf import settings
 from django.template.loader import render_to_string
 from django.utils import timezone, translation
 from django.utils.safestring import mark_safe
 from django.utils.translation import gettext
+from PIL import Image
+from weasyprint import CSS, HTML
+from weasyprint.text.fonts import FontConfiguration
+from weasyprint.urls import URLFetcher, URLFetcherResponse
 
 from . import fonts
 
@@ -202,8 +208,6 @@ def image_resource(picture, box: tuple[int, int]) -> tuple[str, bytes] | None:
 
 
 def jpeg_on_white(data: bytes, box: tuple[int, int]) -> bytes:
-    from PIL import Image
-
     with Image.open(io.BytesIO(data)) as source:
         picture = source.convert("RGBA")
     picture.thumbnail(box, Image.LANCZOS)
@@ -371,10 +375,6 @@ BORDERS = {
 
 
 def _fetcher_class():
-    from email.message import EmailMessage
-
-    from weasyprint.urls import URLFetcher, URLFetcherResponse
-
     class Fetcher(URLFetcher):
         """Serves lunxun: URLs (QR codes, seal, signature, border) from memory; fetches
         local files (the fonts) and data: URLs; never the network."""
@@ -406,8 +406,6 @@ class Engine:
     face registered once), the parsed stylesheets, and the images it serves."""
 
     def __init__(self):
-        from weasyprint.text.fonts import FontConfiguration
-
         self.font_config = FontConfiguration()
         self.fetcher = _fetcher_class()()
         faces = fonts.base_faces()
@@ -420,8 +418,6 @@ class Engine:
         self.documents = 0
 
     def css(self, text: str):
-        from weasyprint import CSS
-
         return CSS(string=text, font_config=self.font_config, url_fetcher=self.fetcher)
 
     def register(self, faces):
@@ -464,8 +460,6 @@ class Engine:
         return len(self._registered) > 24
 
     def write(self, job: Job) -> bytes:
-        from weasyprint import HTML
-
         self.documents += 1
         self.register(job.faces)
         stylesheets = [self.stylesheet, self.look_stylesheet(job.look)]
@@ -548,8 +542,6 @@ def render_merged(contents, template) -> bytes:
     Laid out MERGE_CHUNK certificates per WeasyPrint document (fonts and seal embedded once
     per chunk), the chunks joined with pikepdf, so memory stays bounded however many pages.
     """
-    import pikepdf
-
     look = look_of(template)
     contents = list(contents)
     chunks = [

@@ -38,6 +38,7 @@ from members.models import Member, path_prefix_q
 from rounds.ledger import ledger_entries, ledger_total
 from rounds.models import Participation, Round
 
+from .default_template import ensure_default_templates
 from .models import (
     Certificate,
     CertificateTemplate,
@@ -45,6 +46,7 @@ from .models import (
     RoundTemplate,
     TemplateSnapshot,
 )
+from .tasks import certificates_render_task
 
 logger = logging.getLogger(__name__)
 
@@ -144,8 +146,6 @@ def default_template(kind: str) -> CertificateTemplate:
     """The default template of ``kind``, created on first need."""
     template = CertificateTemplate.objects.filter(kind=kind, is_default=True).first()
     if template is None:
-        from .default_template import ensure_default_templates
-
         try:
             with transaction.atomic():
                 ensure_default_templates()
@@ -332,8 +332,6 @@ def _issue_chunk(*, training_round, numbering, snapshot, user, request, today, r
 
 
 def _enqueue_render(ids):
-    from .tasks import certificates_render_task
-
     certificates_render_task.enqueue(ids)
 
 
@@ -533,7 +531,7 @@ def certificate_content(certificate: Certificate):
     """What the PDF prints: the facts copied at issue and, for a study-hours statement, the
     ledger entries it counted (those dated before it was issued, so they add up to its total
     even when it is rendered after new hours came in)."""
-    from .render import content_for
+    from .render import content_for  # heavy: certificates.render loads WeasyPrint
 
     content = content_for(certificate, verify_url(certificate))
     if certificate.kind != Kind.HOURS:
@@ -584,7 +582,7 @@ def certificates_render(*, certificates, progress=None) -> int:
     Certificates are read a chunk at a time and rendered by ``render.iter_rendered``, which
     keeps a long run's memory bounded; returns how many were rendered.
     """
-    from .render import iter_rendered
+    from .render import iter_rendered  # heavy: certificates.render loads WeasyPrint
 
     pending = certificates.filter(_needs_pdf()).order_by("snapshot_id", "series", "sequence")
     rows = list(pending.values_list("pk", "snapshot_id"))
@@ -615,7 +613,7 @@ def certificates_render(*, certificates, progress=None) -> int:
 def certificate_pdf(*, certificate: Certificate):
     """The certificate's stored PDF (a FieldFile), rendered and stored first if need be."""
     if certificate.needs_rendering:
-        from .render import render_one
+        from .render import render_one  # heavy: certificates.render loads WeasyPrint
 
         data = render_one(certificate_content(certificate), certificate.snapshot)
         _store_pdf(certificate, data)
@@ -656,7 +654,7 @@ def certificates_zip_write(
     ``organization``'s subtree: one PDF per member (``<number>-<name>.pdf``) and one merged,
     print-ready PDF. Missing PDFs are rendered and stored first. Audit-logged; returns how many
     certificates it holds."""
-    from .render import render_merged
+    from .render import render_merged  # heavy: certificates.render loads WeasyPrint
 
     certificates = round_certificates(training_round=training_round, organization=organization)
     certificates_render(certificates=certificates, progress=progress)

@@ -1,12 +1,18 @@
+from io import BytesIO
+
 from auditlog.registry import auditlog
 from django.contrib.auth.models import Permission
+from django.core.files.images import ImageFile
 from django.dispatch import receiver
+from wagtail.images.models import Image
 
 from members.demo import demo_city_seeded
 from members.services import trainer_group_ready
 from rounds.services import round_closed
 
+from .default_template import ensure_default_templates, sample_seal_png
 from .models import Certificate, CertificateTemplate, RoundTemplate
+from .tasks import certificates_issue_task
 
 auditlog.register(Certificate, exclude_fields=["pdf", "pdf_rendered_at"])
 auditlog.register(CertificateTemplate)
@@ -16,8 +22,6 @@ auditlog.register(RoundTemplate)
 @receiver(round_closed)
 def issue_on_close(sender, round_id, **kwargs):
     """A round closed: issue its certificates in the background, never in the request."""
-    from .tasks import certificates_issue_task
-
     certificates_issue_task.enqueue(round_id)
 
 
@@ -43,14 +47,6 @@ def grant_certificate_permissions(sender, group, **kwargs):
 def seed_demo_templates(sender, **kwargs):
     """The demo's certificate templates: the city's organisation department, with a drawn
     sample seal (a real deployment uploads its own)."""
-    from io import BytesIO
-
-    from django.core.files.images import ImageFile
-    from wagtail.images.models import Image
-
-    from .default_template import ensure_default_templates, sample_seal_png
-    from .models import CertificateTemplate
-
     if CertificateTemplate.objects.exists():
         return None
     png = ImageFile(BytesIO(sample_seal_png("示范市委组织部")), name="demo-seal.png")

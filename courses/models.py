@@ -3,7 +3,9 @@ import uuid
 from decimal import ROUND_HALF_UP, Decimal
 
 from django.conf import settings
+from django.contrib.auth.views import redirect_to_login
 from django.core.files.storage import storages
+from django.core.paginator import Paginator
 from django.db import models
 from django.utils import timezone
 from django.utils.functional import cached_property
@@ -19,7 +21,9 @@ from wagtail.search import index
 from wagtail.snippets.models import register_snippet
 from wagtailmedia.models import AbstractMedia
 
-from .admin_forms import CoursePageForm
+from members.access import may_change_content
+
+from .permissions import OwnedPagePermissions, may_change_course
 
 
 class HomePage(Page):
@@ -174,17 +178,11 @@ class CourseIndexPage(Page):
     def permissions_for_user(self, user):
         """The course centre is the top's: every trainer adds her own courses under it, only a
         trainer at the top changes it (courses.permissions)."""
-        from members.access import may_change_content
-
-        from .permissions import OwnedPagePermissions
-
         return OwnedPagePermissions(
             user, self, may_change=may_change_content(user, None), may_add=True
         )
 
     def get_context(self, request, *args, **kwargs):
-        from django.core.paginator import Paginator
-
         context = super().get_context(request, *args, **kwargs)
         courses = (
             CoursePage.objects.live()
@@ -248,7 +246,8 @@ class CoursePage(Page):
         FieldPanel("owner_organization"),
         HelpPanel(content=_("Lessons are the child pages of a course, in the order shown.")),
     ]
-    base_form_class = CoursePageForm
+    # base_form_class (courses.admin_forms.CoursePageForm) is set in CoursesConfig.ready():
+    # admin_forms also holds the upload forms, whose Wagtail bases import models still loading.
     search_fields = [
         *Page.search_fields,
         index.SearchField("summary"),
@@ -265,8 +264,6 @@ class CoursePage(Page):
 
     def permissions_for_user(self, user):
         """Changed only by the trainers of the level that owns it (courses.permissions)."""
-        from .permissions import OwnedPagePermissions, may_change_course
-
         return OwnedPagePermissions(user, self, may_change=may_change_course(user, self.path))
 
     @cached_property
@@ -332,20 +329,16 @@ class LessonPage(Page):
 
     def permissions_for_user(self, user):
         """A lesson belongs to its course: changed by whoever may change the course."""
-        from .permissions import OwnedPagePermissions, may_change_course
-
         course_path = self.path[: -self.steplen]
         return OwnedPagePermissions(user, self, may_change=may_change_course(user, course_path))
 
     def serve(self, request, *args, **kwargs):
-        from django.contrib.auth.views import redirect_to_login
-
         if not request.user.is_authenticated:
             return redirect_to_login(request.get_full_path())
         return super().serve(request, *args, **kwargs)
 
     def get_context(self, request, *args, **kwargs):
-        from .views import lesson_context
+        from .lesson_page import lesson_context  # cycle: courses.lesson_page imports courses.models
 
         context = super().get_context(request, *args, **kwargs)
         context.update(lesson_context(request, self))

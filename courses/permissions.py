@@ -31,7 +31,7 @@ def may_change_course(user, course_path: str) -> bool:
         return True
     cache = getattr(user, _CACHE, None)
     if cache is None or course_path not in cache:
-        from .models import CoursePage
+        from .models import CoursePage  # cycle: courses.models imports courses.permissions
 
         cache = {
             path: access.may_change_content(user, _owner(owner_path))

@@ -24,6 +24,7 @@ from members.models import Member
 
 from . import segments
 from .models import LessonPage, LessonProgress, LessonVideo
+from .tasks import video_process_task
 from .video import TranscodeError, VideoRejected, probe, transcode, validate_upload
 
 log = logging.getLogger(__name__)
@@ -39,13 +40,11 @@ lesson_progress_changed = Signal()
 
 def video_schedule(*, video: LessonVideo) -> None:
     """Mark ``video`` for processing and enqueue the transcode once the transaction commits."""
-    from .tasks import transcode_video
-
     LessonVideo.objects.filter(pk=video.pk).update(
         state=LessonVideo.State.UPLOADED, progress=0, failure_reason="", processing_started_at=None
     )
     video.state = LessonVideo.State.UPLOADED
-    transaction.on_commit(lambda: transcode_video.enqueue(video.pk))
+    transaction.on_commit(lambda: video_process_task.enqueue(video.pk))
 
 
 def video_create_from_path(*, path, title=None, user=None) -> LessonVideo:

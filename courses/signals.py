@@ -5,6 +5,7 @@ from wagtail.models import Collection, GroupCollectionPermission, GroupPagePermi
 from members.demo import demo_city_seeded
 from members.services import trainer_group_ready
 
+from . import demo
 from .models import CourseIndexPage
 
 COLLECTION_PERMISSIONS = {
@@ -48,10 +49,8 @@ def grant_course_permissions(sender, group, **kwargs):
 
 @receiver(demo_city_seeded)
 def seed_demo_course(sender, **kwargs):
-    from .demo import demo_videos_pending, seed_demo_course
-
-    index = seed_demo_course()
-    pending = demo_videos_pending()
+    index = demo.seed_demo_course()
+    pending = demo.demo_videos_pending()
     line = f"Demo course ready at {index.url}"
     if pending:
         line += f" ({pending} videos queued; the worker transcodes them in a minute or two)"

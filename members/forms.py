@@ -1,4 +1,5 @@
 from django import forms
+from django.conf import settings
 from django.contrib.auth.forms import AuthenticationForm
 from django.utils.translation import gettext_lazy as _
 
@@ -22,8 +23,6 @@ class LoginForm(AuthenticationForm):
     }
 
     def get_invalid_login_error(self):
-        from django.conf import settings
-
         return forms.ValidationError(
             self.error_messages["invalid_login"],
             code="invalid_login",
@@ -40,8 +39,6 @@ class ImportUploadForm(forms.Form):
     def clean_file(self):
         """Refuse a file that is too large before it is read; core.tabular.read_table
         judges the content (a web page, a polyglot, a zip bomb) as it parses."""
-        from django.conf import settings
-
         upload = self.cleaned_data["file"]
         try:
             uploads.check_size(upload.size, settings.LUNXUN_IMPORT_MAX_BYTES)

@@ -1,6 +1,6 @@
 """The spreadsheet import engine: rosters and organisations, from one file each.
 
-A file is read (members.tabular), every row checked, and the dry run kept as a
+A file is read (core.tabular), every row checked, and the dry run kept as a
 ``SpreadsheetImport`` with its per-row error report; applying it writes all rows or none,
 after checking them again against the database as it is then. The empty templates and the
 roster export use the same columns, so an exported roster imports back unchanged.

@@ -4,6 +4,7 @@ from auditlog.registry import auditlog
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.contrib.auth.signals import user_logged_in, user_login_failed
+from django.db import connections
 from django.db.migrations.recorder import MigrationRecorder
 from django.db.models.signals import post_delete, post_migrate, post_save
 from django.dispatch import receiver
@@ -14,6 +15,7 @@ from core.signals import backup_created
 
 from .backends import resolve_username
 from .models import Member, Organization, RoleAssignment
+from .services import trainer_group_sync
 
 auditlog.register(Member, exclude_fields=["updated_at"])
 auditlog.register(Organization)
@@ -35,8 +37,6 @@ def keep_audit_log_protected(sender, app_config=None, using="default", **kwargs)
     does), once the migration that installs them has been applied."""
     if app_config is None or app_config.label != "members":
         return
-    from django.db import connections
-
     connection = connections[using]
     recorder = MigrationRecorder(connection)
     if not recorder.has_table():
@@ -64,8 +64,6 @@ def on_login_failed(sender, credentials, request=None, **kwargs):
 @receiver(post_save, sender=RoleAssignment)
 @receiver(post_delete, sender=RoleAssignment)
 def sync_trainer_group(sender, instance, **kwargs):
-    from .services import trainer_group_sync
-
     trainer_group_sync(instance.user)
 
 

@@ -1,82 +1,27 @@
-"""Trainers manage organisations, members and roles in the Wagtail admin, within their subtree."""
+"""Trainers manage organisations, members and roles in the Wagtail admin, within their subtree.
 
+This module only registers: the views are in members.admin_views."""
+
+from auditlog.models import LogEntry
 from django.contrib import messages
 from django.contrib.auth import get_user_model
-from django.db import transaction
-from django.http import Http404
 from django.shortcuts import redirect
+from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 from wagtail import hooks
-from wagtail.admin.views import generic
-from wagtail.admin.views.generic.base import BaseListingView
-from wagtail.admin.viewsets.model import ModelViewSet, ModelViewSetGroup
+from wagtail.admin.menu import MenuItem
+from wagtail.admin.viewsets.model import ModelViewSetGroup
 
-from . import access, services
+from . import access
 from .admin_forms import MemberForm, OrganizationForm, RoleAssignmentForm
-from .models import Member, Organization, Role, RoleAssignment, subtree_q
-
-
-class ScopedMixin:
-    """Every admin view, list or single object, sees only the trainer's subtree."""
-
-    path_lookup = "path"
-
-    def scope(self, queryset):
-        roots = access.role_roots(self.request.user, (Role.TRAINER,))
-        if roots is None:
-            return queryset
-        return queryset.filter(subtree_q(roots, self.path_lookup))
-
-    def get_base_queryset(self):
-        queryset = super().get_base_queryset()
-        # History and usage pages list log entries or references of the one object.
-        return self.scope(queryset) if queryset.model is self.model else queryset
-
-    def get_queryset(self):
-        if isinstance(self, BaseListingView):  # index, history and usage listings
-            return super().get_queryset()
-        return self.scope(self.model._default_manager.all())
-
-    def get_object(self, *args, **kwargs):
-        obj = super().get_object(*args, **kwargs)
-        if not self.scope(self.model._default_manager.filter(pk=obj.pk)).exists():
-            raise Http404
-        return obj
-
-
-class ScopedModelViewSet(ModelViewSet):
-    """A ModelViewSet whose every view is limited to the trainer's subtree."""
-
-    path_lookup = "path"
-
-    def construct_view(self, view_class, **kwargs):
-        scoped = type(
-            view_class.__name__, (ScopedMixin, view_class), {"path_lookup": self.path_lookup}
-        )
-        return super().construct_view(scoped, **kwargs)
-
-
-class OrganizationCreateView(generic.CreateView):
-    def save_instance(self):
-        parent = self.form.cleaned_data.get("parent")
-        instance = self.form.instance
-        values = {f: getattr(instance, f) for f in ("name", "code", "kind", "domain", "is_site")}
-        if parent is None:
-            return Organization.add_root(**values)
-        return parent.add_child(**values)
-
-
-class OrganizationEditView(generic.EditView):
-    def save_instance(self):
-        with transaction.atomic():
-            instance = self.form.save()
-            parent = self.form.cleaned_data.get("parent")
-            current = instance.get_parent()
-            if parent is not None and (current is None or current.pk != parent.pk):
-                instance.move(parent, "sorted-child")
-                instance.refresh_from_db()
-        return instance
+from .admin_views import (
+    MemberCreateView,
+    OrganizationCreateView,
+    OrganizationEditView,
+    ScopedModelViewSet,
+)
+from .models import Member, Organization, Role, RoleAssignment
 
 
 class OrganizationViewSet(ScopedModelViewSet):
@@ -92,21 +37,6 @@ class OrganizationViewSet(ScopedModelViewSet):
 
     def get_form_class(self, for_update=False):
         return OrganizationForm
-
-
-class MemberCreateView(generic.CreateView):
-    def save_instance(self):
-        data = self.form.cleaned_data
-        return services.member_create(
-            name=data["name"],
-            phone=data["phone"],
-            organization=data["organization"],
-            status=data["status"],
-            position=data["position"],
-            gender=data["gender"],
-            joined_on=data["joined_on"],
-            is_active=data["is_active"],
-        )
 
 
 class MemberViewSet(ScopedModelViewSet):
@@ -156,9 +86,6 @@ def register_viewset():
 
 @hooks.register("register_admin_menu_item")
 def register_import_menu_item():
-    from django.urls import reverse
-    from wagtail.admin.menu import MenuItem
-
     class ImportMenuItem(MenuItem):
         def is_shown(self, request):
             return access.has_role(request.user, (Role.TRAINER,))
@@ -182,8 +109,6 @@ def hide_site_history_from_scoped_trainers(request, menu_items):
 
 
 def _audited(users) -> list:
-    from auditlog.models import LogEntry
-
     ids = [user.pk for user in users]
     return list(
         get_user_model().objects.filter(

@@ -32,8 +32,7 @@ from core.audit import audit_event
 from members.models import Member, subtree_q
 
 from . import services
-from .coverage import Figures, figures_of
-from .forms import (
+from .admin_forms import (
     RECURRENCE_CHOICES,
     PlanYearForm,
     can_plan_year,
@@ -42,6 +41,7 @@ from .forms import (
     trainer_roots,
     until_of,
 )
+from .coverage import Figures, figures_of
 from .models import Attendance, Participation, Round, Session
 from .participation import participation_refresh
 from .tasks import round_close_task

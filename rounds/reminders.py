@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core import mail
 from django.db import transaction
 from django.template.loader import render_to_string
@@ -37,6 +38,8 @@ from members.models import Member, Organization, Role, RoleAssignment, mask_phon
 from .coverage import MISSING, members_in_node, with_status
 from .models import Notice, Participation, Reminder, Round, day_start
 from .participation import lessons_missing
+from .services import rounds_close_due
+from .tasks import reminders_send_deferred_task
 
 logger = logging.getLogger(__name__)
 
@@ -470,19 +473,17 @@ def reminders_send(
 
 
 def _schedule(training_round, node, user, run_after) -> datetime | None:
-    from .tasks import send_reminders_task
-
-    if not send_reminders_task.get_backend().supports_defer:
+    if not reminders_send_deferred_task.get_backend().supports_defer:
         return None
     # Enqueued at once rather than on commit: it runs hours later, after the end of quiet hours.
-    send_reminders_task.using(run_after=run_after).enqueue(training_round.pk, node.pk, user.pk)
+    reminders_send_deferred_task.using(run_after=run_after).enqueue(
+        training_round.pk, node.pk, user.pk
+    )
     return run_after
 
 
 def reminders_send_deferred(*, round_id: int, node_id: int, user_id: int) -> ReminderResult | None:
     """Run a secretary's action scheduled in quiet hours, if they may still act on the node."""
-    from django.contrib.auth import get_user_model
-
     user = get_user_model().objects.filter(pk=user_id, is_active=True).first()
     node = Organization.objects.filter(pk=node_id).first()
     if user is None or node is None:
@@ -654,8 +655,6 @@ def _digest(training_round, assignment, missing, today) -> bool:
 
 def reminders_daily(*, now=None) -> dict:
     """What runs once a day: close rounds past their date, automatic reminders, digests."""
-    from .services import rounds_close_due
-
     now = now or timezone.now()
     closed = rounds_close_due(today=timezone.localdate(now))
     result = reminders_due(now=now)

@@ -21,6 +21,7 @@ from schedule.models import Calendar, Event, Rule
 from core.audit import audit_event
 from members.models import Member, Organization, path_prefix_q
 
+from .coverage import coverage_by_organization
 from .models import (
     Attendance,
     CoverageSnapshot,
@@ -611,8 +612,6 @@ def exemption_revoke(*, exemption: Exemption, user, request=None):
 
 def round_close(*, training_round: Round, user=None, request=None) -> Round:
     """Close the round: freeze every node's figures and each member's status for reporting."""
-    from .coverage import coverage_by_organization
-
     with transaction.atomic():
         training_round = Round.objects.select_for_update().get(pk=training_round.pk)
         if training_round.state == Round.State.CLOSED:

@@ -7,6 +7,7 @@ from members.demo import demo_city_seeded
 from members.models import Member
 from members.services import trainer_group_ready
 
+from . import demo
 from .models import Attendance, Exemption, LeaveRequest, Round, Session, Sitting
 from .participation import participation_refresh, rounds_requiring
 
@@ -50,6 +51,4 @@ def grant_round_permissions(sender, group, **kwargs):
 
 @receiver(demo_city_seeded)
 def seed_demo_rounds(sender, **kwargs):
-    from .demo import seed_demo_rounds
-
-    return seed_demo_rounds()
+    return demo.seed_demo_rounds()

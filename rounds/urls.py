@@ -1,42 +1,54 @@
-from django.urls import include, path
+from django.urls import path
 
-from . import views
+from .views import calendar, ledger, reminders, rounds
 
 app_name = "rounds"
 
 urlpatterns = [
-    path("rounds/", views.round_list, name="list"),
-    path("rounds/<int:pk>/", views.round_detail, name="detail"),
-    path("rounds/<int:pk>/leave/", views.leave_create, name="leave_create"),
-    path("rounds/<int:pk>/leave/withdraw/", views.leave_withdraw, name="leave_withdraw"),
-    path("rounds/<int:pk>/coverage/", views.coverage, name="coverage"),
-    path("rounds/<int:pk>/coverage/export/", views.coverage_export_view, name="coverage_export"),
-    path("rounds/<int:pk>/members/<int:member_pk>/", views.member_status, name="member_status"),
+    path("rounds/", rounds.round_list, name="list"),
+    path("rounds/<int:pk>/", rounds.round_detail, name="detail"),
+    path("rounds/<int:pk>/leave/", rounds.leave_create, name="leave_create"),
+    path("rounds/<int:pk>/leave/withdraw/", rounds.leave_withdraw, name="leave_withdraw"),
+    path("rounds/<int:pk>/coverage/", rounds.coverage, name="coverage"),
+    path("rounds/<int:pk>/coverage/export/", rounds.coverage_export_view, name="coverage_export"),
+    path("rounds/<int:pk>/members/<int:member_pk>/", rounds.member_status, name="member_status"),
     path(
         "rounds/<int:pk>/members/<int:member_pk>/exempt/",
-        views.exemption_create,
+        rounds.exemption_create,
         name="exemption_create",
     ),
     path(
         "rounds/<int:pk>/members/<int:member_pk>/exempt/revoke/",
-        views.exemption_revoke,
+        rounds.exemption_revoke,
         name="exemption_revoke",
     ),
-    path("rounds/<int:pk>/leave-requests/", views.leave_list, name="leave_list"),
+    path("rounds/<int:pk>/leave-requests/", rounds.leave_list, name="leave_list"),
     path(
         "rounds/<int:pk>/leave-requests/<int:leave_pk>/decide/",
-        views.leave_decide,
+        rounds.leave_decide,
         name="leave_decide",
     ),
-    path("sessions/<int:session_pk>/at/<int:timestamp>/", views.sitting_open, name="sitting_open"),
-    path("sittings/<int:pk>/", views.sitting_detail, name="sitting"),
-    path("sittings/<int:pk>/screen/", views.sitting_screen, name="sitting_screen"),
-    path("sittings/<int:pk>/code/", views.sitting_code, name="sitting_code"),
-    path("sittings/<int:pk>/roll-call/", views.roll_call, name="roll_call"),
-    path("sittings/<int:pk>/close/", views.sitting_close, name="sitting_close"),
-    path("check-in/resume/", views.check_in_resume, name="check_in_resume"),
-    path("check-in/<str:token>/", views.check_in, name="check_in"),
-    path("", include("rounds.urls_calendar")),
-    path("", include("rounds.urls_reminders")),
-    path("", include("rounds.urls_ledger")),
+    path("sessions/<int:session_pk>/at/<int:timestamp>/", rounds.sitting_open, name="sitting_open"),
+    path("sittings/<int:pk>/", rounds.sitting_detail, name="sitting"),
+    path("sittings/<int:pk>/screen/", rounds.sitting_screen, name="sitting_screen"),
+    path("sittings/<int:pk>/code/", rounds.sitting_code, name="sitting_code"),
+    path("sittings/<int:pk>/roll-call/", rounds.roll_call, name="roll_call"),
+    path("sittings/<int:pk>/close/", rounds.sitting_close, name="sitting_close"),
+    path("check-in/resume/", rounds.check_in_resume, name="check_in_resume"),
+    path("check-in/<str:token>/", rounds.check_in, name="check_in"),
+    # The calendar and the iCalendar feed
+    path("calendar/", calendar.month, name="calendar"),
+    path("calendar/agenda/", calendar.agenda, name="calendar_agenda"),
+    path("calendar/feed/", calendar.feed, name="calendar_feed"),
+    path("calendar/feed/reset/", calendar.feed_reset, name="calendar_feed_reset"),
+    path("ical/<str:token>.ics", calendar.ical_feed, name="ical_feed"),
+    # Reminders and notices
+    path("rounds/<int:round_pk>/remind/", reminders.remind, name="remind"),
+    path("notices/", reminders.notice_list, name="notices"),
+    path("notices/read/", reminders.notices_read, name="notices_read"),
+    # The study-hours ledger
+    path("hours/", ledger.my_hours, name="ledger_mine"),
+    path("hours/org/", ledger.org_hours, name="ledger_org"),
+    path("hours/org/export/", ledger.org_hours_export, name="ledger_org_export"),
+    path("hours/org/<int:member_pk>/", ledger.org_member_hours, name="ledger_member"),
 ]

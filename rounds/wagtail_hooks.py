@@ -6,7 +6,7 @@ from wagtail import hooks
 from wagtail.admin.viewsets.model import ModelViewSet, ModelViewSetGroup
 
 from . import admin_views
-from .forms import RoundForm, SessionForm
+from .admin_forms import RoundForm, SessionForm
 from .models import Round, Session
 
 

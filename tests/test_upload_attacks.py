@@ -510,7 +510,7 @@ def test_real_pictures_are_still_accepted_as_wagtail_images(trainer, root_collec
 def test_image_settings_never_allow_svg():
     from wagtail.images.utils import get_allowed_image_extensions
 
-    assert django_settings.WAGTAILIMAGES_IMAGE_FORM_BASE == "courses.forms.ImageForm"
+    assert django_settings.WAGTAILIMAGES_IMAGE_FORM_BASE == "courses.admin_forms.ImageForm"
     assert "svg" not in get_allowed_image_extensions()
 
 
@@ -701,7 +701,7 @@ def test_an_oversized_document_is_refused_with_the_limit(trainer, root_collectio
 
 
 def test_document_settings():
-    assert django_settings.WAGTAILDOCS_DOCUMENT_FORM_BASE == "courses.forms.DocumentForm"
+    assert django_settings.WAGTAILDOCS_DOCUMENT_FORM_BASE == "courses.admin_forms.DocumentForm"
     allowed = {extension.lower() for extension in django_settings.WAGTAILDOCS_EXTENSIONS}
     assert not allowed & {"html", "htm", "xhtml", "svg", "xml", "js", "mht", "shtml", "swf"}
     assert getattr(django_settings, "WAGTAILDOCS_SERVE_METHOD", None) == "serve_view"

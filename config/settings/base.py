@@ -306,9 +306,9 @@ WAGTAIL_SITE_NAME = "轮训 Lunxun"
 WAGTAILADMIN_BASE_URL = os.environ.get("WAGTAILADMIN_BASE_URL", "http://127.0.0.1:8000")
 WAGTAILSEARCH_BACKENDS = {"default": {"BACKEND": "wagtail.search.backends.database"}}
 WAGTAILDOCS_EXTENSIONS = ["pdf", "docx", "doc", "xlsx", "pptx", "txt"]
-# Content checks on every image and document upload (courses.forms, core.uploads).
-WAGTAILIMAGES_IMAGE_FORM_BASE = "courses.forms.ImageForm"
-WAGTAILDOCS_DOCUMENT_FORM_BASE = "courses.forms.DocumentForm"
+# Content checks on every image and document upload (courses.admin_forms, core.uploads).
+WAGTAILIMAGES_IMAGE_FORM_BASE = "courses.admin_forms.ImageForm"
+WAGTAILDOCS_DOCUMENT_FORM_BASE = "courses.admin_forms.DocumentForm"
 # Never "svg": an SVG is a web page that can carry script.
 WAGTAILIMAGES_EXTENSIONS = ["avif", "gif", "jpg", "jpeg", "png", "webp"]
 WAGTAILIMAGES_MAX_UPLOAD_SIZE = env_int("LUNXUN_IMAGE_MAX_BYTES", 10 * 1024 * 1024)
@@ -356,7 +356,7 @@ LUNXUN_ROLE_LABELS = {
 # --- Courses and video ----------------------------------------------------------------------------
 WAGTAILMEDIA = {
     "MEDIA_MODEL": "courses.LessonVideo",
-    "MEDIA_FORM_BASE": "courses.forms.LessonVideoForm",
+    "MEDIA_FORM_BASE": "courses.admin_forms.LessonVideoForm",
 }
 # One 学时 (study hour) is this many minutes of study unless the deployment says otherwise.
 LUNXUN_MINUTES_PER_STUDY_HOUR = env_int("LUNXUN_MINUTES_PER_STUDY_HOUR", 45)

@@ -597,7 +597,7 @@ def test_menu_shows_the_rounds_group_to_trainers(city, client_for):
 
 
 def test_organisation_codes_accept_several_separators(city):
-    from rounds.forms import OrganizationCodesField
+    from rounds.admin_forms import OrganizationCodesField
 
     field = OrganizationCodesField(queryset=Organization.objects.all())
     assert field.clean("a，B-01、 CITY\nA") == [city.county_a, city.branch_b, city.root]

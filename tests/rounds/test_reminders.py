@@ -25,15 +25,15 @@ from rounds.reminders import (
     reminders_due,
     reminders_send,
 )
-from rounds.tasks import daily_reminders_ensure_scheduled, daily_reminders_task
+from rounds.tasks import reminders_daily_ensure_scheduled, reminders_daily_task
 from tests import factories
 
 from . import builders
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 DB_TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
-DAILY = "rounds.tasks.daily_reminders_task"
-SEND = "rounds.tasks.send_reminders_task"
+DAILY = "rounds.tasks.reminders_daily_task"
+SEND = "rounds.tasks.reminders_send_deferred_task"
 
 
 def at(*args):
@@ -398,14 +398,14 @@ def test_no_digest_far_from_the_deadline(q4, mailoutbox):
 def test_daily_task_runs_the_job_and_books_itself_once_for_tomorrow(rounds, settings):
     settings.TASKS = DB_TASKS
     with time_machine.travel(at(2026, 12, 28, 20, 0), tick=False):
-        assert daily_reminders_ensure_scheduled() is not None
-        assert daily_reminders_ensure_scheduled() is None
+        assert reminders_daily_ensure_scheduled() is not None
+        assert reminders_daily_ensure_scheduled() is None
         out = io.StringIO()
         call_command("send_reminders", "--schedule", stdout=out)
         assert "already scheduled" in out.getvalue()
     (first,) = DBTaskResult.objects.filter(status="READY", task_path=DAILY)
     assert first.run_after == at(2026, 12, 29, 9, 0)
-    assert daily_reminders_task.module_path == DAILY
+    assert reminders_daily_task.module_path == DAILY
     with time_machine.travel(at(2026, 12, 29, 9, 0), tick=False):
         assert run_ready_tasks() == [DAILY]
         assert run_ready_tasks() == []
@@ -447,7 +447,7 @@ def test_send_reminders_command_in_quiet_hours_sends_nothing(rounds):
 
 def test_daily_task_under_the_immediate_backend_does_not_loop(rounds):
     with time_machine.travel(at(2026, 12, 29, 9, 0), tick=False):
-        result = daily_reminders_task.enqueue()
+        result = reminders_daily_task.enqueue()
     assert result.status == "SUCCESSFUL"
     assert result.return_value["reminded"] == 5
 

@@ -4,7 +4,7 @@ import django_rq
 import pytest
 from django_tasks import task_backends
 
-from rounds.tasks import daily_reminders_ensure_scheduled, daily_reminders_task, next_daily_run
+from rounds.tasks import next_daily_run, reminders_daily_ensure_scheduled, reminders_daily_task
 
 pytestmark = pytest.mark.scale
 
@@ -25,16 +25,16 @@ def scheduled_jobs(queue):
 
 def test_daily_run_is_booked_once_on_rq(rq_backend):
     assert type(task_backends["default"]).__name__ == "RQBackend"
-    first = daily_reminders_ensure_scheduled()
+    first = reminders_daily_ensure_scheduled()
     assert first is not None
-    again = daily_reminders_ensure_scheduled()
+    again = reminders_daily_ensure_scheduled()
     assert again is None
     jobs = scheduled_jobs(rq_backend)
-    assert [job.func_name for job in jobs] == [daily_reminders_task.module_path]
+    assert [job.func_name for job in jobs] == [reminders_daily_task.module_path]
     when = rq_backend.scheduled_job_registry.get_scheduled_time(jobs[0])
     assert when == next_daily_run().replace(microsecond=0).astimezone(when.tzinfo)
 
 
 def test_a_run_already_queued_counts_as_booked(rq_backend):
-    daily_reminders_task.enqueue()
-    assert daily_reminders_ensure_scheduled() is None
+    reminders_daily_task.enqueue()
+    assert reminders_daily_ensure_scheduled() is None

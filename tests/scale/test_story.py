@@ -106,7 +106,7 @@ def test_city_story(stack, tmp_path):
     assert any(key.endswith("/master.m3u8") for key in hls), hls
     assert any(key.endswith(".ts") for key in hls), hls
     assert any(key.endswith("/fallback.mp4") for key in hls), hls
-    assert "transcode_video" in stack.logs["rqworker"].read_text()
+    assert "video_process_task" in stack.logs["rqworker"].read_text()
     timer.lap("4. RQ worker transcodes into object storage")
 
     # --- 5. The trainer attaches it to the lesson and publishes, in the page editor ---------

@@ -4,7 +4,7 @@ from django.core.management.base import BaseCommand
 from django.utils import timezone
 
 from rounds.reminders import reminders_daily
-from rounds.tasks import daily_reminders_ensure_scheduled, daily_reminders_pending
+from rounds.tasks import reminders_daily_ensure_scheduled, reminders_daily_pending
 
 
 class Command(BaseCommand):
@@ -22,11 +22,11 @@ class Command(BaseCommand):
 
     def handle(self, *args, schedule=False, **options):
         if schedule:
-            result = daily_reminders_ensure_scheduled()
+            result = reminders_daily_ensure_scheduled()
             if result is not None:
                 run_after = timezone.localtime(result.task.run_after)
                 self.stdout.write(f"Daily reminders scheduled for {run_after:%Y-%m-%d %H:%M}.")
-            elif daily_reminders_pending():
+            elif reminders_daily_pending():
                 self.stdout.write("Daily reminders are already scheduled.")
             else:
                 self.stdout.write("The task backend cannot defer work: nothing was scheduled.")

@@ -15,8 +15,8 @@ from core import ratelimits
 from members import access
 from members.models import Role
 
-from .models import Notice, Round
-from .reminders import reminders_send
+from ..models import Notice, Round
+from ..reminders import reminders_send
 
 REMINDING_ROLES = (Role.TRAINER, Role.SECRETARY)
 NOTICES_PAGE_SIZE = 20

@@ -10,7 +10,7 @@ from core.downloads import xlsx_response
 from members import access
 from members.models import Member, Organization, Role
 
-from . import ledger
+from .. import ledger
 
 LEDGER_PAGE_SIZE = 50
 LEDGER_ROLES = (Role.SECRETARY, Role.TRAINER, Role.OPERATOR)

@@ -25,10 +25,12 @@ from courses.services import status_text
 from members import access
 from members.models import Organization, Role, path_prefix_q
 
-from . import services
-from .coverage import MISSING, coverage_children, members_in_node, with_status
-from .exports import coverage_export
-from .models import (
+from .. import services
+from ..calendar import upcoming_for_user
+from ..coverage import MISSING, coverage_children, members_in_node, with_status
+from ..exports import coverage_export
+from ..forms import CoverageFilterForm, DecisionForm, ExemptionForm, LeaveForm
+from ..models import (
     Attendance,
     Exemption,
     LeaveRequest,
@@ -37,8 +39,7 @@ from .models import (
     Session,
     Sitting,
 )
-from .participation import status_line, status_line_of
-from .site_forms import CoverageFilterForm, DecisionForm, ExemptionForm, LeaveForm
+from ..participation import status_line, status_line_of
 
 P = Participation.Status
 PAGE_SIZE = 50
@@ -144,8 +145,6 @@ def round_detail(request, pk):
         leave is None or leave.state not in LeaveRequest.ACTIVE
     ):
         leave_form = LeaveForm(sessions=sessions)
-    from .calendar import upcoming_for_user
-
     return render(
         request,
         "rounds/round_detail.html",

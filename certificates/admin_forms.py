@@ -11,7 +11,7 @@ from wagtail.admin.forms import WagtailAdminModelForm
 from core import uploads
 from courses.admin_forms import add_owner_field
 from members import access
-from rounds.forms import RoundFormExtension
+from rounds.admin_forms import RoundFormExtension
 
 from .models import CertificateTemplate, RoundTemplate
 from .services import round_template_set
@@ -153,3 +153,15 @@ class CertificateTemplateChoice(RoundFormExtension):
         round_template_set(
             training_round=training_round, template=form.cleaned_data.get(self.field_name)
         )
+
+
+class RevokeForm(forms.Form):
+    reason = forms.CharField(
+        label=_("Reason"),
+        max_length=200,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text=_(
+            "Kept on record; the public verification page shows only that "
+            "the certificate was revoked."
+        ),
+    )

@@ -17,8 +17,8 @@ from django.views.decorators.http import require_POST
 from core.downloads import download_response
 from members import access
 
-from . import calendar, ical
-from .models import CalendarFeed, day_start
+from .. import calendar, ical
+from ..models import CalendarFeed, day_start
 
 AGENDA_DAYS = 60
 MONTHS_SHOWN = range(1970, 2100)

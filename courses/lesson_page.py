@@ -1,0 +1,62 @@
+"""What a lesson page shows: its course, the course's lessons with the viewer's progress, and
+the player's configuration. LessonPage.get_context asks here (a Wagtail page renders itself, so
+this is the lesson's view, kept out of courses.models)."""
+
+from django.conf import settings
+from django.urls import reverse
+from django.utils.translation import gettext as _
+
+from . import services
+from .models import LessonPage, progress_by_lesson
+
+
+def counting_member(request):
+    """The member whose watching counts: an active member record, else None."""
+    member = getattr(request.user, "member", None)
+    return member if member is not None and member.is_active else None
+
+
+def player_config(request, lesson: LessonPage) -> dict:
+    """What the lesson page's player needs, serialised into the page with json_script."""
+    video = lesson.video
+    ready = video is not None and video.is_ready
+    return {
+        "ready": ready,
+        "start_url": reverse("courses:viewing_start", args=[lesson.pk]),
+        "keepalive_url": reverse("courses:keepalive"),
+        "master_url": video.master_url if ready else "",
+        "audio_url": video.audio_url if ready else "",
+        "mp4_url": video.mp4_url if ready else "",
+        "renditions": video.renditions if ready else [],
+        "fixed_speed": settings.LUNXUN_FIXED_PLAYBACK_SPEED,
+        "block_seek_ahead": settings.LUNXUN_BLOCK_SEEK_AHEAD,
+        "report_seconds": settings.LUNXUN_PROGRESS_REPORT_SECONDS,
+        "is_member": counting_member(request) is not None,
+    }
+
+
+def lesson_context(request, lesson: LessonPage) -> dict:
+    """The lesson page: its course, the course's lessons with progress, the player."""
+    course = lesson.get_parent().specific
+    lessons = list(course.lessons())
+    progress = progress_by_lesson(request.user, lessons)
+    return {
+        "course": course,
+        "lessons": lessons,
+        "progress": progress,
+        "status_text": services.status_text(progress.get(lesson.pk)),
+        "player": player_config(request, lesson),
+        "player_text": {
+            "superseded": _(
+                "A lesson is playing on another page or device, so this page has stopped "
+                "counting. Press play here to count here instead."
+            ),
+            "ended": _(
+                "This page has stopped counting: your sign-in has ended or your account is no "
+                "longer active. Sign in again, then reload this page."
+            ),
+            "no_seek_ahead": _("You cannot skip ahead past what you have watched."),
+            "fixed_speed": _("Lessons play at normal speed."),
+            "unavailable": _("This lesson cannot be played right now."),
+        },
+    }
