@@ -5,6 +5,7 @@ Spreadsheet imports, their templates and the roster export are in ``importing``.
 
 import secrets
 from importlib import import_module
+from typing import NamedTuple
 
 from django.conf import settings
 from django.contrib.auth import SESSION_KEY, get_user_model
@@ -79,6 +80,13 @@ def members_deactivate(*, member_ids, user=None, request=None) -> int:
 # --- Activation codes and password resets ------------------------------------------------------
 
 
+class Slip(NamedTuple):
+    """What one printed slip carries: the member and their one-time code (not stored in clear)."""
+
+    member: Member
+    code: str
+
+
 class ActivationError(Exception):
     """The number, the code or the account's state does not allow it; the message is for the
     person at the activation page."""
@@ -88,7 +96,7 @@ class PasswordResetRefused(Exception):
     """This user may not reset this member's password; the message says why."""
 
 
-def activation_codes_issue(*, members, user=None, request=None) -> list[tuple[Member, str]]:
+def activation_codes_issue(*, members, user=None, request=None) -> list[Slip]:
     """New one-time activation codes for those of ``members`` who are on record and whose
     account has never been in use (``MemberQuerySet.never_activated``); their earlier unused
     codes stop working.
@@ -97,8 +105,8 @@ def activation_codes_issue(*, members, user=None, request=None) -> list[tuple[Me
     secretary's, a trainer's) to whoever holds it. Such an account gets a new password only
     through ``member_password_reset``. Refused members are listed in the audit record.
 
-    Returns (member, code) pairs for the printed slips, in the order given: the codes are not
-    stored in clear.
+    Returns a Slip per member issued a code, in the order given: the codes are not stored in
+    clear.
     """
     members = list(members)
     issued = []
@@ -127,7 +135,7 @@ def activation_codes_issue(*, members, user=None, request=None) -> list[tuple[Me
             )
             record.set_code(code)
             codes.append(record)
-            issued.append((member, code))
+            issued.append(Slip(member, code))
         ActivationCode.objects.bulk_create(codes)
         if members:
             details = {}

@@ -375,7 +375,7 @@ def member_password_reset(request, pk):
             raise Http404 from None
         messages.error(request, str(refused))
         return back
-    return _slips(request, [(member, code)], reset=True)
+    return _slips(request, [services.Slip(member, code)], reset=True)
 
 
 def activate(request):
