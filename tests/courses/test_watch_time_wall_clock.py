@@ -164,6 +164,41 @@ def test_completion_is_judged_by_seconds_watched_not_by_the_furthest_point(
     assert done.completed_at is not None
 
 
+def test_the_completing_report_keeps_its_seconds(city, lessons, clock, settings):
+    """The report that completes a lesson stores its seconds and position with the completion."""
+    settings.LUNXUN_COMPLETION_THRESHOLD = 0.9
+    progress = start(city.member_a, lessons[0])  # 600 s
+    clock.shift(timedelta(seconds=550))
+    report(progress, [[0, 550]], position=550)
+    stored = LessonProgress.objects.get(pk=progress.pk)
+    assert (stored.watched_seconds, stored.segments, stored.last_position) == (
+        550,
+        [[0, 550]],
+        550,
+    )
+    assert stored.completed_at is not None and stored.hours_earned > 0
+
+
+@pytest.mark.parametrize("speed", [2.0, 0.5])
+def test_the_permitted_speed_scales_the_credit_and_the_clock(city, lessons, clock, settings, speed):
+    """With LUNXUN_MAX_PLAYBACK_SPEED at ``speed``, 20 s of wall clock credit 20 × speed
+    seconds, and the member's clock moves on by the credited seconds ÷ speed."""
+    settings.LUNXUN_MAX_PLAYBACK_SPEED = speed
+    progress = start(city.member_a, lessons[0])
+    began = LessonProgress.objects.get(pk=progress.pk).watch_clock
+    clock.shift(timedelta(seconds=20))
+    assert report(progress, [[0, 100]], position=100).watched_seconds == 20 * speed
+    stored = LessonProgress.objects.get(pk=progress.pk)
+    assert stored.credited_until == began + timedelta(seconds=20)
+
+
+def test_a_position_before_the_start_is_kept_at_zero(city, lessons, clock):
+    progress = start(city.member_a, lessons[0])
+    clock.shift(timedelta(seconds=5))
+    assert report(progress, [[0, 0.5]], position=0.5).last_position == 0.5
+    assert report(progress, [[0, 0.5]], position=-3).last_position == 0
+
+
 # --- A viewing ends with its sign-in ----------------------------------------------------------
 
 
