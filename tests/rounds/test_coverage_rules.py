@@ -92,6 +92,37 @@ def test_a_member_who_never_opened_the_round_is_listed_as_not_started(city, clie
     assert progress[city.member_a.name] == "进行中：已完成 1/2 门必修课"
 
 
+def test_a_closed_round_shows_its_figures_at_close_beside_later_corrections(city, client_for):
+    """After the close, the page and the export show each node's frozen figures; a node whose
+    live figures changed since is marked corrected, one that did not is not."""
+    training_round = builders.training_round([city.root])
+    for lesson in training_round.lessons.all():
+        builders.complete_online(city.member_a, lesson)
+    training_round = services.round_close(training_round=training_round, user=city.trainer)
+    # A correction after the close: county B's member completes late.
+    for lesson in training_round.lessons.all():
+        builders.complete_online(city.member_b, lesson)
+    coverage = coverage_children(training_round=training_round, node=city.root)
+    head, rows = coverage.head, coverage.rows
+    assert (head.figures.completed, head.snapshot.completed) == (2, 1)
+    assert (head.figures.percent, head.snapshot.percent) == (100.0, 50.0)
+    by_code = {row.organization.code: row for row in rows}
+    assert by_code["A"].snapshot.completed == 1 and not by_code["A"].corrected
+    assert by_code["B"].snapshot.completed == 0 and by_code["B"].corrected
+    client = client_for(city.trainer)
+    page = client.get(reverse("rounds:coverage", args=[training_round.pk])).content.decode()
+    assert "截止时：已完成 1 人，覆盖率 50.0%。" in page
+    # The total and county B changed since the close; county A did not.
+    assert page.count('class="badge corrected"') == 2
+    response = client.get(
+        reverse("rounds:coverage_export", args=[training_round.pk]), {"org": city.root.pk}
+    )
+    sheet = list(load_workbook(io.BytesIO(response.content)).worksheets[0].values)
+    at_close = sheet[1].index("截止时已完成")
+    assert [row[at_close] for row in sheet[2:]] == [1, 1, 0]
+    assert [row[at_close + 1] for row in sheet[2:]] == ["50.0%", "100.0%", "0.0%"]
+
+
 # --- Exempt outranks on leave -------------------------------------------------------------------
 
 
