@@ -9,7 +9,7 @@ address, so they stop floods, never a room of members logging in one after anoth
 import ipaddress
 
 from django.conf import settings
-from django_ratelimit.core import is_ratelimited
+from django_ratelimit.core import get_usage, is_ratelimited
 
 from .audit import client_ip
 
@@ -55,3 +55,22 @@ def remind_limited(request) -> bool:
     return is_ratelimited(
         request, group="lunxun.remind", key="user", rate=rate, method="POST", increment=True
     )
+
+
+PASSWORD_CHECK = {"group": "lunxun.password_check", "key": "user", "method": "POST"}
+
+
+def password_check_locked(request) -> int:
+    """Has the request's user given a wrong current password LUNXUN_PASSWORD_CHECK_RATE times
+    (e.g. 5 in 15 minutes)? Then no current password is checked until the window passes, so a
+    stolen session cannot be used to guess the account's password. Returns the seconds left
+    while locked, 0 otherwise."""
+    usage = get_usage(request, rate=settings.LUNXUN_PASSWORD_CHECK_RATE, **PASSWORD_CHECK)
+    if usage is None or usage["count"] < usage["limit"]:
+        return 0
+    return max(1, usage["time_left"])
+
+
+def password_check_failed(request) -> None:
+    """Count one wrong current password for the request's user."""
+    get_usage(request, rate=settings.LUNXUN_PASSWORD_CHECK_RATE, increment=True, **PASSWORD_CHECK)

@@ -1,3 +1,5 @@
+import math
+
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
@@ -419,6 +421,42 @@ class PasswordChangeView(auth_views.PasswordChangeView):
 
     template_name = "members/password_change.html"
     success_url = reverse_lazy("members:password_change")
+
+    def post(self, request, *args, **kwargs):
+        locked = ratelimits.password_check_locked(request)
+        if locked:
+            # Over the limit the current password is not even checked.
+            audit_event(
+                event="password_change",
+                obj=request.user,
+                request=request,
+                result=REFUSED,
+                error="too many wrong current passwords",
+            )
+            messages.error(
+                request,
+                _(
+                    "Too many wrong current passwords. Please try again in %(minutes)d minutes, "
+                    "or ask your branch secretary to reset your password."
+                )
+                % {"minutes": math.ceil(locked / 60)},
+            )
+            return self.render_to_response(
+                self.get_context_data(form=self.form_class(user=request.user)), status=429
+            )
+        return super().post(request, *args, **kwargs)
+
+    def form_invalid(self, form):
+        if form.has_error("old_password"):
+            ratelimits.password_check_failed(self.request)
+            audit_event(
+                event="password_change",
+                obj=self.request.user,
+                request=self.request,
+                result=REFUSED,
+                error="wrong current password",
+            )
+        return super().form_invalid(form)
 
     def form_valid(self, form):
         response = super().form_valid(form)  # saves, and keeps this session valid

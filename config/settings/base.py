@@ -440,6 +440,8 @@ LUNXUN_LOGIN_RATE = os.environ.get("LUNXUN_LOGIN_RATE", "60/m")
 # Tries of the activation page (a code from a slip) per client address: a site PC where a
 # room activates one after another stays well below it; guessing codes for many numbers does not.
 LUNXUN_ACTIVATE_RATE = os.environ.get("LUNXUN_ACTIVATE_RATE", "20/m")
+# Wrong current passwords on the password change page, per user (a stolen session cannot guess).
+LUNXUN_PASSWORD_CHECK_RATE = os.environ.get("LUNXUN_PASSWORD_CHECK_RATE", "5/15m")
 LUNXUN_REMIND_RATE = os.environ.get("LUNXUN_REMIND_RATE", "10/h")
 
 # --- Content Security Policy ----------------------------------------------------------------

@@ -8,9 +8,11 @@ lets them set a new password at the activation page.
 """
 
 import ast
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
+import time_machine
 from auditlog.models import LogEntry
 from django.contrib.auth import SESSION_KEY, get_user_model
 from django.contrib.sessions.models import Session
@@ -405,6 +407,38 @@ def test_a_wrong_current_password_or_a_weak_new_one_changes_nothing(city):
     city.secretary_a.refresh_from_db()
     assert city.secretary_a.check_password(factories.PASSWORD)
     assert events("password_changed") == []
+
+
+def test_wrong_current_passwords_lock_the_check_for_a_while(city, settings):
+    """A stolen session cannot be used to guess the password: after 5 wrong current passwords
+    in 15 minutes even the right one is not checked, for that user only, until the window
+    passes. Every wrong try and every refusal is in the audit log."""
+    settings.LUNXUN_PASSWORD_CHECK_RATE = "5/15m"
+    url = reverse("members:password_change")
+    right = {
+        "old_password": factories.PASSWORD,
+        "new_password1": NEW_PASSWORD,
+        "new_password2": NEW_PASSWORD,
+    }
+    with time_machine.travel("2026-11-05 10:01", tick=False) as clock:
+        thief = browser(city.secretary_a)
+        for attempt in range(5):
+            response = thief.post(url, {**right, "old_password": f"guess-{attempt}"})
+            assert response.status_code == 200
+        locked = thief.post(url, right)
+        assert locked.status_code == 429
+        assert "当前密码错误次数过多" in locked.content.decode()
+        city.secretary_a.refresh_from_db()
+        assert city.secretary_a.check_password(factories.PASSWORD)
+        refusals = [e.additional_data["error"] for e in events("password_change")]
+        assert refusals == ["wrong current password"] * 5 + ["too many wrong current passwords"]
+        # Another user's check is not locked.
+        assert browser(city.secretary_b).post(url, right).status_code == 302
+        # When the window has passed, the right password works again.
+        clock.shift(timedelta(minutes=15))
+        assert thief.post(url, right).status_code == 302
+    city.secretary_a.refresh_from_db()
+    assert city.secretary_a.check_password(NEW_PASSWORD)
 
 
 def test_the_password_page_needs_a_login_and_is_in_the_menu(city, client):
