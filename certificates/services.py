@@ -33,6 +33,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from core import downloads
 from core.audit import audit_event
 from members.models import Member, path_prefix_q
 from rounds.ledger import ledger_entries, ledger_total
@@ -626,7 +627,9 @@ def pdf_filename(certificate: Certificate) -> str:
 
 
 def _safe_filename(text: str) -> str:
-    return re.sub(r'[\\/:*?"<>|\s]+', "", text) or "certificate"
+    """A name for a file inside a ZIP or on disk: no path, quote, space, control or
+    direction-changing characters (core.downloads names the download itself)."""
+    return re.sub(r'[\\/:*?"<>|\s]+', "", downloads.without_invisible(text)) or "certificate"
 
 
 # --- Bulk export -------------------------------------------------------------------------------

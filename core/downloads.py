@@ -31,6 +31,15 @@ FALLBACK_UNSAFE = re.compile(r"[^A-Za-z0-9 ._()\[\]+=@!#&'~,-]+")
 EXTENSION = re.compile(r"(\.[A-Za-z0-9]{1,8})$")
 
 
+def without_invisible(text) -> str:
+    """``text`` without control, direction-changing, zero-width, surrogate and private-use
+    characters (unassigned ones stay: a rare character of a person's name may be newer than
+    this Python's Unicode tables)."""
+    return "".join(
+        char for char in str(text) if unicodedata.category(char) not in {"Cc", "Cf", "Cs", "Co"}
+    )
+
+
 def safe_filename(name, *, default: str = "download") -> str:
     """``name`` as a file name on any system: one line, no path, no quotes, no control or
     direction-changing characters, not hidden, at most MAX_STEM characters plus its extension;

@@ -29,6 +29,7 @@ from openpyxl.utils.datetime import from_excel
 from openpyxl.workbook.child import INVALID_TITLE_REGEX
 
 from . import uploads
+from .downloads import without_invisible
 
 SPACES = re.compile(r"[\s\u3000\u00a0\u200b\ufeff]+")
 # Columns read from each row: rosters have about ten; a sheet claiming thousands is not read.
@@ -77,7 +78,8 @@ def clean_name(value) -> str:
     """
     if value is None:
         return ""
-    text = SPACES.sub(" ", str(value)).strip()
+    # Control, direction-changing and zero-width characters are never part of a name.
+    text = without_invisible(SPACES.sub(" ", str(value))).strip()
     if all(unicodedata.category(ch) == "Lo" or ch == " " for ch in text):
         text = text.replace(" ", "")
     return text

@@ -1,7 +1,9 @@
 """Certificate downloads are named from a member's name, a round's title and an organisation's
 name: whatever was typed there, the download gets one clean Content-Disposition header."""
 
+import io
 import re
+import zipfile
 from urllib.parse import unquote
 
 import pytest
@@ -74,3 +76,19 @@ def test_certificate_zip_of_a_hostile_round_and_organisation_has_one_clean_heade
     assert fallback == "=_Set-Cookiex=1_-_.zip"
     assert "Set-Cookie" not in response.headers
     b"".join(response.streaming_content)
+
+
+def test_the_files_inside_the_zip_carry_no_invisible_characters(city, client_for):
+    member = factories.member(city.branch_a, name="王\u202e芳\x07\u200b 𠮷")
+    training_round = completed_round([city.root], member)
+    services.certificates_issue(training_round=training_round, render=False)
+    certificate = Certificate.objects.get(member=member, state="valid", kind="completion")
+    url = reverse("certificates:round_zip", args=[training_round.pk])
+
+    response = client_for(city.secretary_a).get(f"{url}?org={city.branch_a.pk}")
+
+    assert response.status_code == 200
+    bundle = zipfile.ZipFile(io.BytesIO(b"".join(response.streaming_content)))
+    names = bundle.namelist()
+    assert f"{certificate.number}-王芳𠮷.pdf" in names
+    assert not any(UNSAFE.search(name) or "\u200b" in name for name in names)

@@ -81,6 +81,8 @@ def test_nonsense_dates_are_refused(raw):
         ("刘䶮", "刘䶮"),
         ("买买提·艾力", "买买提·艾力"),
         ("  John   Smith ", "John Smith"),
+        ("王\u202e芳\x07", "王芳"),
+        ("\u200b李\u2066强\u2069", "李强"),
     ],
 )
 def test_names_keep_rare_characters_and_lose_padding(raw, expected):
