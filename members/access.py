@@ -157,6 +157,14 @@ def get_organization_or_404(user, pk, roles=STAFF_ROLES) -> Organization:
     return organization
 
 
+def can_edit_categories(user, member) -> bool:
+    """A secretary or trainer keeps the status, position and categories of members in her
+    subtree, never her own: they decide which trainings she is in, so that goes above her."""
+    if user.is_authenticated and member.user_id == user.pk and not user.is_superuser:
+        return False
+    return can_see_organization(user, member.organization, ROLES_MANAGING_ROSTER)
+
+
 def get_member_or_404(user, pk, roles=STAFF_ROLES) -> Member:
     """The member ``pk`` if ``user`` may see them; 404 otherwise."""
     try:

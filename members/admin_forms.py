@@ -9,7 +9,7 @@ from core.tabular import clean_name
 
 from . import access
 from .backends import resolve_username
-from .models import Member, Organization, Role, RoleAssignment, normalize_phone
+from .models import Member, Organization, Posting, Role, RoleAssignment, normalize_phone
 
 
 class OrganizationCodeField(forms.ModelChoiceField):
@@ -65,6 +65,14 @@ class OrganizationForm(WagtailAdminModelForm):
 
 class MemberForm(WagtailAdminModelForm):
     organization = OrganizationCodeField(label=_("Organisation code"))
+    activity_organization = OrganizationCodeField(
+        label=_("Where a mobile member takes part (活动地党组织编码)"),
+        required=False,
+        help_text=_(
+            "Only for a mobile member (流动党员): the code of the organisation where they "
+            "actually take part, anywhere in the city. Empty: not a mobile member."
+        ),
+    )
     # Longer than the stored 11 digits: "+86 138-0013-8000" is normalised in clean_phone.
     phone = forms.CharField(label=_("Mobile phone"), max_length=32)
 
@@ -76,6 +84,10 @@ class MemberForm(WagtailAdminModelForm):
             "organization",
             "status",
             "position",
+            "position_since",
+            "activity_organization",
+            "is_retired",
+            "limited_mobility",
             "gender",
             "joined_on",
             "is_active",
@@ -84,6 +96,8 @@ class MemberForm(WagtailAdminModelForm):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["organization"].queryset = trainer_organizations(self.for_user)
+        # A mobile member may take part anywhere: their home trainer names the place by code.
+        self.fields["activity_organization"].queryset = Organization.objects.all()
 
     def clean_name(self):
         return clean_name(self.cleaned_data["name"])
@@ -93,6 +107,35 @@ class MemberForm(WagtailAdminModelForm):
         if not phone:
             raise forms.ValidationError(_("Not a valid mainland mobile number."))
         return phone
+
+
+class PostingForm(WagtailAdminModelForm):
+    """A posting adds someone to the training scope of an organisation in the trainer's subtree;
+    the person is named by mobile number, wherever their membership is."""
+
+    login = forms.CharField(
+        label=_("Mobile number of the person posted"),
+        help_text=_("Their membership stays where it is."),
+    )
+    organization = OrganizationCodeField(label=_("Posted to (organisation code)"))
+
+    class Meta:
+        model = Posting
+        fields = ["title", "organization", "position", "starts_on", "ends_on"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["organization"].queryset = trainer_organizations(self.for_user)
+        if self.instance.pk:
+            self.initial["login"] = self.instance.member.phone
+
+    def clean_login(self):
+        phone = normalize_phone(self.cleaned_data["login"])
+        member = Member.objects.filter(phone=phone, is_active=True).first() if phone else None
+        if member is None:
+            raise forms.ValidationError(_("No member on record with this mobile number."))
+        self.instance.member = member
+        return self.cleaned_data["login"]
 
 
 class RoleAssignmentForm(WagtailAdminModelForm):

@@ -100,4 +100,16 @@ class MemberCreateView(generic.CreateView):
             gender=data["gender"],
             joined_on=data["joined_on"],
             is_active=data["is_active"],
+            position_since=data["position_since"],
+            activity_organization=data["activity_organization"],
+            is_retired=data["is_retired"],
+            limited_mobility=data["limited_mobility"],
         )
+
+
+class PostingCreateView(generic.CreateView):
+    def save_instance(self):
+        instance = self.form.save(commit=False)
+        instance.created_by = self.request.user
+        instance.save()
+        return instance

@@ -158,6 +158,8 @@ def seed_demo_city() -> list[DemoLogin]:
                 )
             members_by_branch[branch.code].append(member)
 
+    _seed_categories(branches, members_by_branch, rng)
+
     # Logins for each role. The secretary and the demo member are members too.
     community_branch = branches[0]
     community = Organization.objects.get(pk=community_branch.pk).get_parent()
@@ -191,6 +193,43 @@ def seed_demo_city() -> list[DemoLogin]:
         DemoLogin("member", demo_member.phone, DEMO_PASSWORD, community_branch.name),
         DemoLogin("superuser", "admin", DEMO_PASSWORD, "—"),
     ]
+
+
+def _seed_categories(branches, members_by_branch, rng) -> None:
+    """The categories the department trains by: secretaries and since when (every third one
+    new this year), a retired member and one who cannot easily come in each branch, a mobile
+    member of the first branch who takes part at another site, and in each community branch two
+    people in training to join (a 发展对象 and an 入党积极分子), who are not counted as members."""
+    today = date.today()
+    for n, branch in enumerate(branches):
+        people = members_by_branch[branch.code]
+        since = (
+            today - timedelta(days=60 + n)
+            if n % 3 == 0
+            else today - timedelta(days=365 * (2 + n % 5))
+        )
+        Member.objects.filter(pk=people[0].pk, position_since__isnull=True).update(
+            position_since=since
+        )
+        Member.objects.filter(pk=people[8].pk).update(limited_mobility=True)
+        Member.objects.filter(pk=people[9].pk).update(is_retired=True)
+        if branch.domain == Organization.Domain.COMMUNITY:
+            for k, status in enumerate((Member.Status.CANDIDATE, Member.Status.ACTIVIST)):
+                phone = f"137{n:05d}{k:03d}"
+                if not Member.objects.filter(phone=phone).exists():
+                    services.member_create(
+                        name=person_name(rng),
+                        phone=phone,
+                        organization=branch,
+                        status=status,
+                        gender=rng.choice(["male", "female"]),
+                    )
+    # A mobile member (流动党员) of the first branch, working in another township: they count
+    # at home and are ticked at roll call at the site where they are.
+    away = next(b for b in branches if not b.path.startswith(branches[0].get_parent().path))
+    Member.objects.filter(pk=members_by_branch[branches[0].code][7].pk).update(
+        activity_organization=away.get_parent()
+    )
 
 
 # --- Scale city --------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ from django.utils.translation import gettext_lazy as _
 
 from core import uploads
 
-from .models import Member
+from .models import Category, Member, Organization, categories_q
 
 
 class LoginForm(AuthenticationForm):
@@ -54,7 +54,10 @@ class RosterFilterForm(forms.Form):
         label=_("Status"), required=False, choices=[("", _("All")), *Member.Status.choices]
     )
     position = forms.ChoiceField(
-        label=_("Category"), required=False, choices=[("", _("All")), *Member.Position.choices]
+        label=_("Position"), required=False, choices=[("", _("All")), *Member.Position.choices]
+    )
+    category = forms.ChoiceField(
+        label=_("Category"), required=False, choices=[("", _("All")), *Category.choices]
     )
     active = forms.ChoiceField(
         label=_("On record"),
@@ -74,6 +77,8 @@ class RosterFilterForm(forms.Form):
             members = members.filter(status=data["status"])
         if data.get("position"):
             members = members.filter(position=data["position"])
+        if data.get("category"):
+            members = members.filter(categories_q([data["category"]]))
         active = data.get("active") or "1"
         if active != "all":
             members = members.filter(is_active=active == "1")
@@ -111,3 +116,45 @@ class ResetConfirmForm(forms.Form):
             "are logged out everywhere and set a new one with the slip."
         )
     )
+
+
+class MemberCategoriesForm(forms.ModelForm):
+    """What a secretary keeps up to date about a member in her scope: status, position and
+    since when, and the categories the department trains by."""
+
+    activity_organization = forms.CharField(
+        label=_("Mobile member: code of the organisation where they take part"),
+        required=False,
+        max_length=40,
+        help_text=_(
+            "Only for a mobile member (流动党员). They still count here and can be ticked at "
+            "roll call there. Leave empty when they take part here."
+        ),
+    )
+
+    class Meta:
+        model = Member
+        fields = ["status", "position", "position_since", "is_retired", "limited_mobility"]
+        widgets = {"position_since": forms.DateInput(attrs={"type": "date"})}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.activity_organization_id:
+            self.initial["activity_organization"] = self.instance.activity_organization.code
+
+    def clean_activity_organization(self):
+        code = self.cleaned_data["activity_organization"].strip()
+        if not code:
+            return None
+        organization = Organization.objects.filter(code=code).first()
+        if organization is None:
+            raise forms.ValidationError(_("Unknown organisation code."))
+        if organization.pk == self.instance.organization_id:
+            raise forms.ValidationError(
+                _("A mobile member takes part somewhere other than their own organisation.")
+            )
+        return organization
+
+    def save(self, commit=True):
+        self.instance.activity_organization = self.cleaned_data["activity_organization"]
+        return super().save(commit)

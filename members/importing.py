@@ -49,6 +49,14 @@ ROSTER_COLUMNS = [
     Column("status", "党员状态", aliases=("党员类型",)),
     Column("position", "人员类别", aliases=("职务",)),
     Column("joined_on", "入党日期", aliases=("入党时间",)),
+    Column("position_since", "任职日期", aliases=("任职时间", "任现职日期", "任现职时间")),
+    Column(
+        "activity_org_code",
+        "流动党员活动地编码",
+        aliases=("活动地党组织编码", "流入地党组织编码", "活动地编码"),
+    ),
+    Column("is_retired", "离退休", aliases=("是否离退休",)),
+    Column("limited_mobility", "行动不便", aliases=("是否行动不便", "老弱病残")),
 ]
 ORG_COLUMNS = [
     Column("code", "党组织编码", required=True, aliases=("组织编码",)),
@@ -66,16 +74,28 @@ STATUS_VALUES = {
     "正式": Member.Status.FULL,
     "预备党员": Member.Status.PROBATIONARY,
     "预备": Member.Status.PROBATIONARY,
+    "入党积极分子": Member.Status.ACTIVIST,
+    "积极分子": Member.Status.ACTIVIST,
+    "发展对象": Member.Status.CANDIDATE,
 }
 POSITION_VALUES = {
     "普通党员": Member.Position.MEMBER,
     "党员": Member.Position.MEMBER,
-    "支部书记": Member.Position.SECRETARY,
     "书记": Member.Position.SECRETARY,
+    "支部书记": Member.Position.SECRETARY,
+    "党组织书记": Member.Position.SECRETARY,
+    "副书记": Member.Position.DEPUTY_SECRETARY,
+    "支部副书记": Member.Position.DEPUTY_SECRETARY,
     "支委委员": Member.Position.COMMITTEE,
     "支委": Member.Position.COMMITTEE,
     "委员": Member.Position.COMMITTEE,
+    "党务工作者": Member.Position.PARTY_WORKER,
+    "专职党务工作者": Member.Position.PARTY_WORKER,
+    "党建指导员": Member.Position.INSTRUCTOR,
 }
+YES_NO_VALUES = {"是": True, "否": False, "y": True, "n": False, "yes": True, "no": False}
+# What clears a mobile member's place of activity (an empty cell leaves it as it is).
+NO_ACTIVITY_ORG = {"无", "否", "-", "—"}
 KIND_VALUES = {
     "党委": Organization.Kind.COMMITTEE,
     "党工委": Organization.Kind.COMMITTEE,
@@ -100,11 +120,19 @@ DOMAIN_VALUES = {
 }
 # The labels the roster export writes, so an exported file imports unchanged.
 GENDER_LABELS = {"male": "男", "female": "女"}
-STATUS_LABELS = {Member.Status.FULL: "正式党员", Member.Status.PROBATIONARY: "预备党员"}
+STATUS_LABELS = {
+    Member.Status.FULL: "正式党员",
+    Member.Status.PROBATIONARY: "预备党员",
+    Member.Status.ACTIVIST: "入党积极分子",
+    Member.Status.CANDIDATE: "发展对象",
+}
 POSITION_LABELS = {
     Member.Position.MEMBER: "普通党员",
-    Member.Position.SECRETARY: "支部书记",
+    Member.Position.SECRETARY: "书记",
+    Member.Position.DEPUTY_SECRETARY: "副书记",
     Member.Position.COMMITTEE: "支委委员",
+    Member.Position.PARTY_WORKER: "党务工作者",
+    Member.Position.INSTRUCTOR: "党建指导员",
 }
 KIND_LABELS = {v: k for k, v in KIND_VALUES.items() if k in {"党委", "党总支", "党支部"}}
 DOMAIN_LABELS = {
@@ -219,19 +247,27 @@ def _parse_roster_rows(table, plan):
             ok = False
         for key, mapping, header, message in (
             ("gender", GENDER_VALUES, "性别", _("Gender must be 男 or 女.")),
-            ("status", STATUS_VALUES, "党员状态", _("Status must be 正式党员 or 预备党员.")),
+            (
+                "status",
+                STATUS_VALUES,
+                "党员状态",
+                _("Status must be 正式党员, 预备党员, 入党积极分子 or 发展对象."),
+            ),
             (
                 "position",
                 POSITION_VALUES,
                 "人员类别",
-                _("Category must be 普通党员, 支部书记 or 支委委员."),
+                _("Category must be 普通党员, 书记, 副书记, 支委委员, 党务工作者 or 党建指导员."),
             ),
+            ("is_retired", YES_NO_VALUES, "离退休", _("Write 是 or 否.")),
+            ("limited_mobility", YES_NO_VALUES, "行动不便", _("Write 是 or 否.")),
         ):
             text = clean_text(values.get(key)).replace(" ", "")
             if not text:
                 row[key] = None
             elif text.lower() in mapping or text in mapping:
-                row[key] = str(mapping.get(text, mapping.get(text.lower())))
+                value = mapping.get(text, mapping.get(text.lower()))
+                row[key] = value if isinstance(value, bool) else str(value)
             else:
                 plan.error(number, header, text, message)
                 ok = False
@@ -248,17 +284,52 @@ def _parse_roster_rows(table, plan):
                 _("Not a valid date (for example 2021-07-01, 2021/7/1 or 2021年7月1日)."),
             )
             ok = False
+        try:
+            since = parse_date(values.get("position_since"))
+            if since is not None and (since > date.today() or since.year < 1949):
+                raise ValueError(since)
+            row["position_since"] = since.isoformat() if since else None
+        except (ValueError, OverflowError):
+            plan.error(
+                number,
+                "任职日期",
+                values.get("position_since"),
+                _("Not a valid date (for example 2021-07-01, 2021/7/1 or 2021年7月1日)."),
+            )
+            ok = False
+        activity = clean_text(values.get("activity_org_code"))
+        if activity in NO_ACTIVITY_ORG:
+            row["activity_org_code"] = ""  # clears it
+        else:
+            row["activity_org_code"] = code_text(activity) or None
         if ok:
             rows.append(row)
     return rows
 
 
-MEMBER_FIELDS = ("name", "organization_id", "gender", "status", "position", "joined_on")
+MEMBER_FIELDS = (
+    "name",
+    "organization_id",
+    "gender",
+    "status",
+    "position",
+    "joined_on",
+    "position_since",
+    "activity_organization_id",
+    "is_retired",
+    "limited_mobility",
+)
+OPTIONAL_CHOICES = ("gender", "status", "position", "is_retired", "limited_mobility")
 
 
 def _plan_roster(rows, roots, plan):
     """Database checks and what each valid row would do."""
-    organizations = _fetch_by(Organization.objects.all(), "code", (r["org_code"] for r in rows))
+    organizations = _fetch_by(
+        Organization.objects.all(),
+        "code",
+        [r["org_code"] for r in rows]
+        + [r["activity_org_code"] for r in rows if r["activity_org_code"]],
+    )
     existing = _fetch_by(
         Member.objects.select_related("organization"), "phone", (r["phone"] for r in rows)
     )
@@ -285,13 +356,31 @@ def _plan_roster(rows, roots, plan):
                 ),
             )
             continue
-        touched_orgs.add(organization.pk)
         wanted = {"name": row["name"], "organization_id": organization.pk}
-        for key in ("gender", "status", "position"):
+        code = row["activity_org_code"]
+        if code:
+            place = organizations.get(code)
+            if place is None:
+                plan.error(row["row"], "流动党员活动地编码", code, _("Unknown organisation code."))
+                continue
+            if place.pk == organization.pk:
+                plan.error(
+                    row["row"],
+                    "流动党员活动地编码",
+                    code,
+                    _("A mobile member takes part somewhere other than their own organisation."),
+                )
+                continue
+            wanted["activity_organization_id"] = place.pk
+        elif code == "":
+            wanted["activity_organization_id"] = None
+        touched_orgs.add(organization.pk)
+        for key in OPTIONAL_CHOICES:
             if row[key] is not None:
                 wanted[key] = row[key]
-        if row["joined_on"]:
-            wanted["joined_on"] = date.fromisoformat(row["joined_on"])
+        for key in ("joined_on", "position_since"):
+            if row[key]:
+                wanted[key] = date.fromisoformat(row[key])
         if member is None:
             plan.actions.append((row, "new", None, sorted(wanted)))
             continue
@@ -324,7 +413,10 @@ def _write_roster(plan, now) -> dict:
     member_ids = []
     if new_rows:
         organizations = _fetch_by(
-            Organization.objects.all(), "code", (r["org_code"] for r in new_rows)
+            Organization.objects.all(),
+            "code",
+            [r["org_code"] for r in new_rows]
+            + [r["activity_org_code"] for r in new_rows if r["activity_org_code"]],
         )
         usernames = free_usernames([r["phone"] for r in new_rows])
         User = get_user_model()
@@ -350,6 +442,12 @@ def _write_roster(plan, now) -> dict:
                     status=r["status"] or Member.Status.FULL,
                     position=r["position"] or Member.Position.MEMBER,
                     joined_on=date.fromisoformat(r["joined_on"]) if r["joined_on"] else None,
+                    position_since=(
+                        date.fromisoformat(r["position_since"]) if r["position_since"] else None
+                    ),
+                    activity_organization=organizations.get(r["activity_org_code"] or ""),
+                    is_retired=bool(r["is_retired"]),
+                    limited_mobility=bool(r["limited_mobility"]),
                 )
                 for u, r in zip(users, new_rows, strict=True)
             ],
@@ -362,16 +460,22 @@ def _write_roster(plan, now) -> dict:
     changed = [(row, m) for row, action, m, _f in plan.actions if action == "changed"]
     if changed:
         organizations = _fetch_by(
-            Organization.objects.all(), "code", (r["org_code"] for r, _m in changed)
+            Organization.objects.all(),
+            "code",
+            [r["org_code"] for r, _m in changed]
+            + [r["activity_org_code"] for r, _m in changed if r["activity_org_code"]],
         )
         for row, member in changed:
             member.name = row["name"]
             member.organization = organizations[row["org_code"]]
-            for key in ("gender", "status", "position"):
+            for key in OPTIONAL_CHOICES:
                 if row[key] is not None:
                     setattr(member, key, row[key])
-            if row["joined_on"]:
-                member.joined_on = date.fromisoformat(row["joined_on"])
+            for key in ("joined_on", "position_since"):
+                if row[key]:
+                    setattr(member, key, date.fromisoformat(row[key]))
+            if row["activity_org_code"] is not None:
+                member.activity_organization = organizations.get(row["activity_org_code"])
             member.is_active = True
             member.updated_at = now
         Member.objects.bulk_update(
@@ -703,7 +807,7 @@ def orgs_apply(*, spreadsheet_import: SpreadsheetImport, user=None, request=None
 def roster_template() -> bytes:
     """An empty roster workbook with the headers the import reads, and a sheet of notes."""
     workbook = ExportWorkbook()
-    sheet = workbook.sheet("党员名册", widths=(12, 16, 16, 8, 12, 12, 14))
+    sheet = workbook.sheet("党员名册", widths=(12, 16, 16, 8, 12, 12, 14, 14, 18, 8, 8))
     sheet.append([c.header for c in ROSTER_COLUMNS])
     notes = workbook.sheet("填写说明")
     for line in (
@@ -712,9 +816,18 @@ def roster_template() -> bytes:
         ("手机号码", "必填，11位手机号，唯一", "13800138000"),
         ("党组织编码", "必填，党员所在党支部的编码", "C01-01-01-01"),
         ("性别", "男 / 女", "男"),
-        ("党员状态", "正式党员 / 预备党员", "正式党员"),
-        ("人员类别", "普通党员 / 支部书记 / 支委委员", "普通党员"),
+        ("党员状态", "正式党员 / 预备党员 / 入党积极分子 / 发展对象", "正式党员"),
+        ("人员类别", "普通党员 / 书记 / 副书记 / 支委委员 / 党务工作者 / 党建指导员", "普通党员"),
         ("入党日期", "日期，如 2021-07-01 或 2021年7月1日", "2021-07-01"),
+        ("任职日期", "选填，担任现职务的日期；新任书记按此计算", "2026-03-01"),
+        (
+            "流动党员活动地编码",
+            "选填，流动党员实际参加活动的党组织编码；填“无”清除",
+            "C01-02-01-01",
+        ),
+        ("离退休", "选填，是 / 否", "否"),
+        ("行动不便", "选填，是 / 否（老弱病残，送学上门）", "否"),
+        ("说明", "选填列留空表示不修改；入党积极分子、发展对象不计入党员人数", ""),
     ):
         notes.append(line)
     return workbook.to_bytes()
@@ -739,7 +852,9 @@ def roster_export(*, members, user, request=None, scope_label="") -> bytes:
     sheet = workbook.sheet("党员名册")
     sheet.append([*(c.header for c in ROSTER_COLUMNS), "党组织名称", "在册"])
     count = 0
-    for member in members.select_related("organization").iterator(chunk_size=2000):
+    for member in members.select_related("organization", "activity_organization").iterator(
+        chunk_size=2000
+    ):
         phone = (
             member.phone
             if full_phones and access.can_see_phone(user, member)
@@ -754,6 +869,10 @@ def roster_export(*, members, user, request=None, scope_label="") -> bytes:
                 STATUS_LABELS.get(member.status, ""),
                 POSITION_LABELS.get(member.position, ""),
                 member.joined_on,
+                member.position_since,
+                member.activity_organization.code if member.activity_organization else "",
+                "是" if member.is_retired else "否",
+                "是" if member.limited_mobility else "否",
                 member.organization.name,
                 "是" if member.is_active else "否",
             ]

@@ -5,6 +5,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth.hashers import UNUSABLE_PASSWORD_PREFIX, check_password, make_password
+from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import Q
@@ -140,9 +141,12 @@ class Organization(MP_Node):
         """True when ``other`` is this node or lies below it."""
         return other.path.startswith(self.path)
 
+    def ancestor_paths(self) -> list[str]:
+        """The paths of this node and of every node above it, root first."""
+        return [self.path[:i] for i in range(self.steplen, len(self.path) + 1, self.steplen)]
+
     def ancestors_and_self(self):
-        paths = [self.path[:i] for i in range(self.steplen, len(self.path) + 1, self.steplen)]
-        return Organization.objects.filter(path__in=paths).order_by("depth")
+        return Organization.objects.filter(path__in=self.ancestor_paths()).order_by("depth")
 
 
 class MemberQuerySet(models.QuerySet):
@@ -152,6 +156,13 @@ class MemberQuerySet(models.QuerySet):
 
     def active(self):
         return self.filter(is_active=True)
+
+    def party_members(self):
+        """Party members only: people in training to join (入党积极分子, 发展对象) are not."""
+        return self.filter(status__in=Member.PARTY_STATUSES)
+
+    def learners(self):
+        return self.filter(status__in=Member.LEARNER_STATUSES)
 
     def never_activated(self):
         """Members whose account has never been in use: not activated, and no usable password
@@ -178,11 +189,22 @@ class Member(models.Model):
     class Status(models.TextChoices):
         FULL = "full", _("Full member (正式党员)")
         PROBATIONARY = "probationary", _("Probationary member (预备党员)")
+        # People in training who are not yet members: a record and courses, but counted
+        # nowhere as members (see PARTY_STATUSES).
+        ACTIVIST = "activist", _("Activist applying to join (入党积极分子)")
+        CANDIDATE = "candidate", _("Candidate for admission (发展对象)")
 
     class Position(models.TextChoices):
         MEMBER = "member", _("Member (普通党员)")
-        SECRETARY = "secretary", _("Branch secretary (支部书记)")
+        SECRETARY = "secretary", _("Secretary (书记)")
+        DEPUTY_SECRETARY = "deputy_secretary", _("Deputy secretary (副书记)")
         COMMITTEE = "committee", _("Committee member (支委委员)")
+        PARTY_WORKER = "party_worker", _("Party affairs worker (党务工作者)")
+        INSTRUCTOR = "instructor", _("Party-building instructor (党建指导员)")
+
+    # The statuses that make someone a Party member, counted as such everywhere.
+    PARTY_STATUSES = (Status.FULL, Status.PROBATIONARY)
+    LEARNER_STATUSES = (Status.ACTIVIST, Status.CANDIDATE)
 
     class Gender(models.TextChoices):
         MALE = "male", _("Male")
@@ -204,6 +226,33 @@ class Member(models.Model):
     )
     position = models.CharField(
         _("position"), max_length=20, choices=Position.choices, default=Position.MEMBER
+    )
+    position_since = models.DateField(
+        _("in this position since"),
+        null=True,
+        blank=True,
+        help_text=_(
+            "When the member took up the position: a new secretary is one who took "
+            "office within a few months."
+        ),
+    )
+    activity_organization = models.ForeignKey(
+        Organization,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="mobile_members",
+        verbose_name=_("organisation where they take part (活动地党组织)"),
+        help_text=_(
+            "For a mobile member (流动党员): where they actually take part. They still count "
+            "where they belong, and can be ticked at roll call here."
+        ),
+    )
+    is_retired = models.BooleanField(_("retired (离退休)"), default=False)
+    limited_mobility = models.BooleanField(
+        _("cannot easily come or use a phone (行动不便)"),
+        default=False,
+        help_text=_("Elderly, ill or disabled: served by study brought to the door (送学上门)."),
     )
     gender = models.CharField(_("gender"), max_length=10, choices=Gender.choices, blank=True)
     joined_on = models.DateField(_("date joined the Party"), null=True, blank=True)
@@ -232,11 +281,127 @@ class Member(models.Model):
         return mask_phone(self.phone)
 
     @property
+    def is_party_member(self) -> bool:
+        return self.status in self.PARTY_STATUSES
+
+    @property
+    def is_mobile(self) -> bool:
+        """流动党员: takes part somewhere other than the organisation they belong to."""
+        return self.activity_organization_id is not None
+
+    def has_category(self, category: str) -> bool:
+        """The Python side of ``categories_q``: keep the two in step."""
+        return {
+            Category.MOBILE: self.is_mobile,
+            Category.RETIRED: self.is_retired,
+            Category.LIMITED_MOBILITY: self.limited_mobility,
+        }.get(category, False)
+
+    def categories(self) -> list[str]:
+        """The member's categories in words, for pages and exports."""
+        return [str(label) for value, label in Category.choices if self.has_category(value)]
+
+    def clean(self):
+        super().clean()
+        if self.activity_organization_id and (
+            self.activity_organization_id == self.organization_id
+        ):
+            raise ValidationError(
+                {
+                    "activity_organization": _(
+                        "A mobile member takes part somewhere other than their own organisation."
+                    )
+                }
+            )
+
+    @property
     def account_in_use(self) -> bool:
         """True once the account has been activated or has a usable password by any other
         means: from then on only a password reset, never an activation slip, gives it a new
         password. The counterpart of ``MemberQuerySet.never_activated``."""
         return self.activated_at is not None or self.user.has_usable_password()
+
+
+class Category(models.TextChoices):
+    """Categories a training can be aimed at, beside position and status."""
+
+    MOBILE = "mobile", _("Mobile member (流动党员)")
+    RETIRED = "retired", _("Retired (离退休)")
+    LIMITED_MOBILITY = "limited_mobility", _("Cannot easily come (行动不便)")
+
+
+CATEGORY_LOOKUPS = {
+    Category.MOBILE: ("activity_organization__isnull", False),
+    Category.RETIRED: ("is_retired", True),
+    Category.LIMITED_MOBILITY: ("limited_mobility", True),
+}
+
+
+def categories_q(categories, prefix="") -> Q:
+    """Members having any of ``categories`` (``prefix`` for a lookup from another model);
+    no categories: everybody."""
+    if not categories:
+        return Q()
+    condition = Q(pk__in=[])
+    for category in categories:
+        lookup, value = CATEGORY_LOOKUPS[category]
+        condition |= Q(**{f"{prefix}{lookup}": value})
+    return condition
+
+
+class Posting(models.Model):
+    """Someone posted to another organisation (第一书记, 驻村工作队员, 挂职…): they are in that
+    organisation's training scope as well, in the position they hold there, while their
+    membership stays where it is."""
+
+    member = models.ForeignKey(
+        "Member", on_delete=models.CASCADE, related_name="postings", verbose_name=_("member")
+    )
+    organization = models.ForeignKey(
+        Organization,
+        on_delete=models.PROTECT,
+        related_name="postings",
+        verbose_name=_("posted to"),
+    )
+    title = models.CharField(
+        _("title"), max_length=40, help_text=_("For example 第一书记 or 驻村工作队员.")
+    )
+    position = models.CharField(
+        _("position held there"),
+        max_length=20,
+        choices=Member.Position.choices,
+        default=Member.Position.SECRETARY,
+    )
+    starts_on = models.DateField(_("from"))
+    ends_on = models.DateField(_("until"), null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("posting (派驻/挂职)")
+        verbose_name_plural = _("postings (派驻/挂职)")
+        ordering = ["-starts_on"]
+        indexes = [models.Index(fields=["organization", "starts_on"])]
+
+    def __str__(self):
+        return f"{self.member} · {self.title} · {self.organization}"
+
+    def clean(self):
+        if self.starts_on and self.ends_on and self.ends_on < self.starts_on:
+            raise ValidationError({"ends_on": _("A posting cannot end before it starts.")})
+        if self.member_id and self.organization_id == self.member.organization_id:
+            raise ValidationError(
+                {"organization": _("A posting is to an organisation other than their own.")}
+            )
+
+    @staticmethod
+    def overlapping_q(first_day, last_day, prefix="") -> Q:
+        """Postings under way at some point between ``first_day`` and ``last_day``."""
+        return Q(**{f"{prefix}starts_on__lte": last_day}) & (
+            Q(**{f"{prefix}ends_on__isnull": True}) | Q(**{f"{prefix}ends_on__gte": first_day})
+        )
 
 
 class Role(models.TextChoices):

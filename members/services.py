@@ -427,9 +427,9 @@ def trainer_group() -> Group:
         codename__in=[
             f"{action}_{model}"
             for action in ("add", "change", "view")
-            for model in ("organization", "member", "roleassignment")
+            for model in ("organization", "member", "roleassignment", "posting")
         ]
-        + ["delete_roleassignment"],
+        + ["delete_roleassignment", "delete_posting"],
     ) | Permission.objects.filter(content_type__app_label="wagtailadmin", codename="access_admin")
     group.permissions.add(*wanted)
     # Higher apps (courses, rounds) add what trainers need of theirs.

@@ -14,12 +14,13 @@ from core.middleware import SESSION_STARTED_KEY
 from core.signals import backup_created
 
 from .backends import resolve_username
-from .models import Member, Organization, RoleAssignment
+from .models import Member, Organization, Posting, RoleAssignment
 from .services import trainer_group_sync
 
 auditlog.register(Member, exclude_fields=["updated_at"])
 auditlog.register(Organization)
 auditlog.register(RoleAssignment)
+auditlog.register(Posting)
 # Accounts: the powers Django and Wagtail know (superuser, groups, permissions) and whether the
 # account may log in. Not the password hash, not last_login.
 auditlog.register(

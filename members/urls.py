@@ -15,6 +15,7 @@ urlpatterns = [
     path("roster/deactivate/", views.members_deactivate, name="deactivate"),
     path("roster/activation-slips/", views.activation_slips, name="activation_slips"),
     path("members/<int:pk>/", views.member_detail, name="member_detail"),
+    path("members/<int:pk>/categories/", views.member_categories, name="member_categories"),
     path(
         "members/<int:pk>/reset-password/",
         views.member_password_reset,

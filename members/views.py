@@ -22,7 +22,14 @@ from core.downloads import xlsx_response
 from core.tabular import TableError
 
 from . import access, importing, services
-from .forms import ActivationForm, ImportUploadForm, LoginForm, ResetConfirmForm, RosterFilterForm
+from .forms import (
+    ActivationForm,
+    ImportUploadForm,
+    LoginForm,
+    MemberCategoriesForm,
+    ResetConfirmForm,
+    RosterFilterForm,
+)
 from .models import ActivationCode, Member, Organization, SpreadsheetImport, path_prefix_q
 
 ROSTER_PAGE_SIZE = 50
@@ -131,20 +138,48 @@ def member_detail(request, pk):
             "member": member,
             "show_phone": access.can_see_phone(request.user, member),
             "roles": member.user.role_assignments.select_related("organization"),
+            "postings": member.postings.select_related("organization"),
             "can_manage": access.can_see_member(request.user, member, access.ROLES_MANAGING_ROSTER),
+            "can_edit_categories": access.can_edit_categories(request.user, member),
             "can_reset_password": access.can_reset_password(request.user, member),
             "reset_form": ResetConfirmForm(),
         },
     )
 
 
+@access.role_required(*access.ROLES_MANAGING_ROSTER)
+def member_categories(request, pk):
+    """A secretary (or trainer) keeps a member's status, position and categories up to date.
+    The change is audit-logged field by field, with who made it."""
+    member = access.get_member_or_404(request.user, pk, access.ROLES_MANAGING_ROSTER)
+    if not access.can_edit_categories(request.user, member):
+        raise Http404
+    form = MemberCategoriesForm(request.POST or None, instance=member)
+    if request.method == "POST" and form.is_valid():
+        if form.has_changed():
+            form.save()
+            messages.success(request, _("The member's categories were saved."))
+        else:
+            messages.info(request, _("Nothing was changed."))
+        return redirect("members:member_detail", pk=member.pk)
+    return render(request, "members/member_categories.html", {"member": member, "form": form})
+
+
 @access.role_required()
 def organization_detail(request, pk):
     organization = access.get_organization_or_404(request.user, pk)
-    children = organization.get_children().annotate(
-        direct_members=Count("members", filter=Q(members__is_active=True))
+    counted = Q(members__is_active=True, members__status__in=Member.PARTY_STATUSES)
+    children = organization.get_children().annotate(direct_members=Count("members", filter=counted))
+    in_subtree = Member.objects.active().in_subtree(organization)
+    subtree_members = in_subtree.party_members().count()
+    # 流动党员 who belong elsewhere and take part here: the secretary sees them too.
+    taking_part_here = (
+        Member.objects.active()
+        .filter(path_prefix_q(organization.path, "activity_organization__path"))
+        .exclude(path_prefix_q(organization.path, "organization__path"))
+        .select_related("organization", "activity_organization")
+        .order_by("activity_organization__path", "name")
     )
-    subtree_members = Member.objects.active().in_subtree(organization).count()
     return render(
         request,
         "members/organization_detail.html",
@@ -157,7 +192,10 @@ def organization_detail(request, pk):
             ],
             "children": children,
             "subtree_members": subtree_members,
-            "direct_members": organization.members.active().count(),
+            "subtree_learners": in_subtree.learners().count(),
+            "direct_members": organization.members.active().party_members().count(),
+            "taking_part_here": taking_part_here[:200],
+            "taking_part_here_count": taking_part_here.count(),
         },
     )
 

@@ -14,14 +14,15 @@ from wagtail.admin.menu import MenuItem
 from wagtail.admin.viewsets.model import ModelViewSetGroup
 
 from . import access
-from .admin_forms import MemberForm, OrganizationForm, RoleAssignmentForm
+from .admin_forms import MemberForm, OrganizationForm, PostingForm, RoleAssignmentForm
 from .admin_views import (
     MemberCreateView,
     OrganizationCreateView,
     OrganizationEditView,
+    PostingCreateView,
     ScopedModelViewSet,
 )
-from .models import Member, Organization, Role, RoleAssignment
+from .models import Member, Organization, Posting, Role, RoleAssignment
 
 
 class OrganizationViewSet(ScopedModelViewSet):
@@ -54,6 +55,23 @@ class MemberViewSet(ScopedModelViewSet):
         return MemberForm
 
 
+class PostingViewSet(ScopedModelViewSet):
+    """Postings into the trainer's subtree (第一书记…): who is in its training scope as well."""
+
+    path_lookup = "organization__path"
+    model = Posting
+    add_view_class = PostingCreateView
+    icon = "user"
+    menu_label = _("Postings (派驻)")
+    list_display = ["member", "title", "organization", "position", "starts_on", "ends_on"]
+    list_filter = ["position"]
+    search_fields = ["member__name", "title", "organization__name"]
+    ordering = ["organization__path", "-starts_on"]
+
+    def get_form_class(self, for_update=False):
+        return PostingForm
+
+
 class RoleAssignmentViewSet(ScopedModelViewSet):
     path_lookup = "organization__path"
     model = RoleAssignment
@@ -75,6 +93,7 @@ class MembersGroup(ModelViewSetGroup):
     items = (
         OrganizationViewSet("org_tree"),
         MemberViewSet("party_members"),
+        PostingViewSet("postings"),
         RoleAssignmentViewSet("org_roles"),
     )
 

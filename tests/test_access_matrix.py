@@ -57,7 +57,7 @@ from courses import services as course_services
 from courses.models import LessonPage, Topic
 from members import importing
 from members import services as member_services
-from members.models import Organization, Role, RoleAssignment
+from members.models import Organization, Posting, Role, RoleAssignment
 from rounds import ical
 from rounds import services as round_services
 from rounds.models import Exemption, Round
@@ -301,6 +301,16 @@ class World:
         return self.round.lessons.order_by("path").first()
 
     @cached_property
+    def posting(self) -> Posting:
+        """member_b of county B posted to branch A as its 第一书记: the posting is branch A's."""
+        return Posting.objects.create(
+            member=self.city.member_b,
+            organization=self.city.branch_a,
+            title="第一书记",
+            starts_on=NOW.date(),
+        )
+
+    @cached_property
     def session(self):
         return builders.session(self.round, self.city.branch_a)
 
@@ -458,6 +468,14 @@ SITE_CASES = {
         # The slip is shown to who may reset (a secretary or trainer above the member);
         # site operators do not reset passwords.
         insiders={"secretary_a": (200,), "trainer_a": (200,)},
+        outsiders=OUTSIDE + PLAIN_A + ("operator_a",),
+    ),
+    "members:member_categories": Case(
+        kwargs=lambda w: {"pk": w.city.member_a.pk},
+        methods=("GET", "POST"),
+        data=lambda w: {"status": "full", "position": "member"},
+        # Secretaries and trainers above the member keep her categories; operators do not.
+        insiders={"secretary_a": (200, 302), "trainer_a": (200, 302)},
         outsiders=OUTSIDE + PLAIN_A + ("operator_a",),
     ),
     "members:organization_detail": Case(
@@ -830,6 +848,7 @@ ADMIN_OBJECTS = {
     "org_tree": (lambda w: w.city.branch_a, True),
     "party_members": (lambda w: w.city.member_a, True),
     "org_roles": (lambda w: w.role, True),
+    "postings": (lambda w: w.posting, True),
     "training_rounds": (lambda w: w.round, True),
     "group_sessions": (lambda w: w.session, True),
     "issued_certificates": (lambda w: w.certificate, True),

@@ -88,6 +88,10 @@ def test_template_has_the_import_headers(city, client_for):
         "党员状态",
         "人员类别",
         "入党日期",
+        "任职日期",
+        "流动党员活动地编码",
+        "离退休",
+        "行动不便",
     ]
 
 

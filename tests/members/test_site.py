@@ -53,7 +53,14 @@ def test_seed_demo_is_idempotent(db, capsys):
         Member.objects.count(),
         RoleAssignment.objects.count(),
     )
-    assert 250 <= counts[1] <= 350
+    assert 250 <= Member.objects.party_members().count() <= 350
+    # People in training to join, and members of every category the department trains by.
+    assert Member.objects.filter(status=Member.Status.CANDIDATE).exists()
+    assert Member.objects.filter(status=Member.Status.ACTIVIST).exists()
+    assert Member.objects.filter(activity_organization__isnull=False).exists()
+    assert Member.objects.filter(is_retired=True).exists()
+    assert Member.objects.filter(limited_mobility=True).exists()
+    assert Member.objects.filter(position="secretary", position_since__isnull=False).exists()
     assert 25 <= Organization.objects.filter(kind="branch").count() <= 35
     assert Organization.find_problems() == ([], [], [], [], [])
     output = capsys.readouterr().out
