@@ -17,7 +17,7 @@ from wagtail.admin.widgets import AdminDateInput, AdminDateTimeInput
 from courses.models import CoursePage, LessonPage
 from members import access
 from members.admin_forms import OrganizationCodeField
-from members.models import Member, Organization, Role
+from members.models import Category, Member, Organization, Role
 
 from .models import Participation, Round, Session
 from .services import recurrence_kind
@@ -149,6 +149,20 @@ def _choices_of(enum):
     return [(value, label) for value, label in enum.choices]
 
 
+ALL_WHEN_NONE_TICKED = _("None ticked means all.")
+
+
+def _ticks(label, enum, help_text=ALL_WHEN_NONE_TICKED):
+    """A scope criterion: tick any of ``enum``'s values."""
+    return forms.MultipleChoiceField(
+        label=label,
+        choices=_choices_of(enum),
+        widget=forms.CheckboxSelectMultiple,
+        required=False,
+        help_text=help_text,
+    )
+
+
 # --- Rounds -------------------------------------------------------------------------------------
 
 
@@ -177,19 +191,24 @@ class RoundForm(WagtailAdminModelForm):
             "these organisations and their subordinates takes part."
         ),
     )
-    statuses = forms.MultipleChoiceField(
-        label=_("Membership statuses in scope"),
-        choices=_choices_of(Member.Status),
-        widget=forms.CheckboxSelectMultiple,
-        required=False,
-        help_text=_("None ticked means all."),
+    statuses = _ticks(
+        _("Membership statuses in scope"),
+        Member.Status,
+        _(
+            "None ticked means every Party member (正式党员 and 预备党员). Activists and "
+            "candidates for admission take part only in a training that ticks them."
+        ),
     )
-    positions = forms.MultipleChoiceField(
-        label=_("Positions in scope"),
-        choices=_choices_of(Member.Position),
-        widget=forms.CheckboxSelectMultiple,
-        required=False,
-        help_text=_("None ticked means all."),
+    positions = _ticks(_("Positions in scope"), Member.Position)
+    domains = _ticks(
+        _("Organisation domains in scope"),
+        Organization.Domain,
+        _("Members of organisations in these domains; none ticked means all."),
+    )
+    categories = _ticks(
+        _("Member categories in scope"),
+        Category,
+        _("Members in any of these categories; none ticked means everybody."),
     )
     lessons = LessonsField(label=_("Required lessons"), required=False)
     state = forms.ChoiceField(
@@ -214,6 +233,9 @@ class RoundForm(WagtailAdminModelForm):
             "scope_roots",
             "statuses",
             "positions",
+            "new_in_position_months",
+            "domains",
+            "categories",
             "lessons",
             "completion_rule",
             "hours",
@@ -222,7 +244,16 @@ class RoundForm(WagtailAdminModelForm):
         widgets = {"theme": forms.Textarea(attrs={"rows": 3})}
 
     # Changes after which everybody's status in a published round is recomputed.
-    STATUS_FIELDS = {"lessons", "completion_rule", "scope_roots", "statuses", "positions"}
+    STATUS_FIELDS = {
+        "lessons",
+        "completion_rule",
+        "scope_roots",
+        "statuses",
+        "positions",
+        "new_in_position_months",
+        "domains",
+        "categories",
+    }
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

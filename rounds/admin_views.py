@@ -18,7 +18,7 @@ from django.utils.formats import date_format
 from django.utils.functional import cached_property
 from django.utils.text import capfirst
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, ngettext
 from django.views.generic import FormView, TemplateView
 from wagtail.admin.filters import WagtailFilterSet
 from wagtail.admin.ui.tables import Column, TitleColumn
@@ -29,7 +29,7 @@ from wagtail.admin.widgets.button import Button, HeaderButton
 from wagtail.log_actions import log
 
 from core.audit import audit_event
-from members.models import Member, subtree_q
+from members.models import Category, Member, Organization, subtree_q
 
 from . import services
 from .admin_forms import (
@@ -288,7 +288,25 @@ class RoundInspectView(generic.InspectView):
         return "、".join(str(labels.get(v, v)) for v in values) or _("All")
 
     def get_statuses_display_value(self):
+        if not self.object.statuses:
+            return _("Party members (正式党员 and 预备党员)")
         return self._labels(self.object.statuses, Member.Status)
+
+    def get_domains_display_value(self):
+        return self._labels(self.object.domains, Organization.Domain)
+
+    def get_categories_display_value(self):
+        return self._labels(self.object.categories, Category)
+
+    def get_new_in_position_months_display_value(self):
+        months = self.object.new_in_position_months
+        if not months:
+            return _("However long")
+        return ngettext(
+            "Took up the position at most %(n)d month before the round opens",
+            "Took up the position at most %(n)d months before the round opens",
+            months,
+        ) % {"n": months}
 
     def get_positions_display_value(self):
         return self._labels(self.object.positions, Member.Position)

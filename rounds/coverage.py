@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from django.db.models import Count, FilteredRelation, Q, Value
 from django.db.models.functions import Coalesce, Substr
 
-from members.models import Organization, path_prefix_q
+from members.models import Member, Organization, path_prefix_q
 
 from .models import CoverageSnapshot, Participation, Round
 
@@ -82,10 +82,9 @@ class Row:
 
 
 def members_in_node(training_round: Round, node: Organization, *, domain="", position=""):
-    """Members the round counts within ``node``'s subtree, optionally filtered."""
-    members = training_round.members_in_scope().filter(
-        path_prefix_q(node.path, "organization__path")
-    )
+    """Members the round counts within ``node``'s subtree (at home or posted there),
+    optionally filtered by their own organisation's domain and their own position."""
+    members = training_round.members_at(node)
     if domain:
         members = members.filter(organization__domain=domain)
     if position:
@@ -108,6 +107,52 @@ def with_status(members, training_round: Round, lessons_required: int = 0):
         round_required=Coalesce("rp__lessons_required", Value(lessons_required)),
         round_note=Coalesce("rp__note", Value("")),
     )
+
+
+def _posted(training_round: Round, node: Organization, *, domain="", position=""):
+    """{member id: the path they count at} for those in scope within ``node`` only through
+    a posting, with their filters applied: few, so read and counted in Python."""
+    placed = {
+        member_id: path
+        for member_id, path in training_round.posted_members_in_scope().items()
+        if path.startswith(node.path)
+    }
+    if placed and (domain or position):
+        kept = Member.objects.filter(pk__in=list(placed))
+        if domain:
+            kept = kept.filter(organization__domain=domain)
+        if position:
+            kept = kept.filter(position=position)
+        placed = {pk: placed[pk] for pk in kept.values_list("pk", flat=True)}
+    return placed
+
+
+def _add_posted(by_key: dict, training_round: Round, placed: dict, key_of) -> None:
+    """Add the posted members ``placed`` ({id: path}) to ``by_key`` under ``key_of(path)``."""
+    if not placed:
+        return
+    statuses = dict(
+        Participation.objects.filter(round=training_round, member_id__in=list(placed)).values_list(
+            "member_id", "status"
+        )
+    )
+    for member_id, path in placed.items():
+        figures = by_key.setdefault(key_of(path), Figures())
+        figures.in_scope += 1
+        for name, status in STATUS_OF.items():
+            if statuses.get(member_id) == status:
+                setattr(figures, name, getattr(figures, name) + 1)
+
+
+def _home_in_node(training_round, node, *, domain="", position=""):
+    members = training_round.home_members_in_scope().filter(
+        path_prefix_q(node.path, "organization__path")
+    )
+    if domain:
+        members = members.filter(organization__domain=domain)
+    if position:
+        members = members.filter(position=position)
+    return members
 
 
 def _aggregates():
@@ -144,12 +189,14 @@ def coverage_children(
 
     Two queries: the grouped counts, and the children themselves.
     """
-    members = members_in_node(training_round, node, domain=domain, position=position)
+    members = _home_in_node(training_round, node, domain=domain, position=position)
     width = (node.depth + 1) * Organization.steplen
     grouped = _grouped(members, training_round, "prefix", Substr("organization__path", 1, width))
     by_prefix = {
         row["prefix"]: Figures(**{k: row[k] for k in ("in_scope", *COUNTED)}) for row in grouped
     }
+    placed = _posted(training_round, node, domain=domain, position=position)
+    _add_posted(by_prefix, training_round, placed, lambda path: path[:width])
     total = Figures()
     for figures in by_prefix.values():
         total.add(figures)
@@ -187,13 +234,15 @@ def coverage_by_organization(*, training_round: Round) -> dict[int, dict]:
     roots = list(training_round.scope_roots.all())
     if not roots:
         return {}
-    members = training_round.members_in_scope()
-    grouped = _grouped(members, training_round, "organization__path")
+    members = training_round.home_members_in_scope()
+    by_org = {
+        row["organization__path"]: Figures(**{k: row[k] for k in ("in_scope", *COUNTED)})
+        for row in _grouped(members, training_round, "organization__path")
+    }
+    _add_posted(by_org, training_round, training_round.posted_members_in_scope(), str)
     steplen = Organization.steplen
     by_path: dict[str, Figures] = {}
-    for row in grouped:
-        figures = Figures(**{k: row[k] for k in ("in_scope", *COUNTED)})
-        path = row["organization__path"]
+    for path, figures in by_org.items():
         for end in range(steplen, len(path) + 1, steplen):
             by_path.setdefault(path[:end], Figures()).add(figures)
     ids = dict(Organization.objects.filter(path__in=list(by_path)).values_list("path", "pk"))
@@ -204,14 +253,17 @@ def coverage_tree(
     *, training_round: Round, node: Organization, depth: int | None = None, domain="", position=""
 ) -> Row:
     """The node and its descendants (down to ``depth`` levels) as nested rows: for the command."""
-    members = members_in_node(training_round, node, domain=domain, position=position)
-    grouped = _grouped(members, training_round, "organization__path")
+    members = _home_in_node(training_round, node, domain=domain, position=position)
+    by_org = {
+        row["organization__path"]: Figures(**{k: row[k] for k in ("in_scope", *COUNTED)})
+        for row in _grouped(members, training_round, "organization__path")
+    }
+    placed = _posted(training_round, node, domain=domain, position=position)
+    _add_posted(by_org, training_round, placed, str)
     steplen = Organization.steplen
     limit = None if depth is None else len(node.path) + depth * steplen
     by_path: dict[str, Figures] = {}
-    for row in grouped:
-        figures = Figures(**{k: row[k] for k in ("in_scope", *COUNTED)})
-        path = row["organization__path"]
+    for path, figures in by_org.items():
         for end in range(len(node.path), len(path) + 1, steplen):
             if limit is None or end <= limit:
                 by_path.setdefault(path[:end], Figures()).add(figures)

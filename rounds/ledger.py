@@ -61,8 +61,11 @@ def year_bounds(year: int) -> tuple[datetime, datetime]:
     return day_start(date(year, 1, 1)), day_start(date(year + 1, 1, 1))
 
 
-def ledger_requirement(*, position: str) -> Decimal:
-    """The yearly hours a member in ``position`` must reach."""
+def ledger_requirement(*, position: str, status: str = Member.Status.FULL) -> Decimal:
+    """The yearly hours a member in ``position`` must reach; none for people in training to
+    join (入党积极分子, 发展对象), who are not members yet."""
+    if status in Member.LEARNER_STATUSES:
+        return ZERO
     table = settings.LUNXUN_YEARLY_HOURS
     return Decimal(str(table.get(position, table.get("member", 0))))
 
@@ -164,7 +167,7 @@ def ledger_summary(*, member: Member, entries) -> LedgerSummary:
         lessons=lessons,
         sessions=sessions,
         total=lessons + sessions,
-        required=ledger_requirement(position=member.position),
+        required=ledger_requirement(position=member.position, status=member.status),
     )
 
 

@@ -10,6 +10,7 @@ sources (lesson progress, attendance, leave, exemption) whenever one of them cha
 coverage for a whole city is one GROUP BY over members and these rows.
 """
 
+import calendar as calendar_module
 import secrets
 from datetime import datetime, time, timedelta
 from decimal import Decimal
@@ -22,7 +23,14 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from members.models import Member, Organization, subtree_q
+from members.models import (
+    Member,
+    Organization,
+    Posting,
+    categories_q,
+    path_prefix_q,
+    subtree_q,
+)
 
 
 def _new_key():
@@ -60,9 +68,16 @@ class RoundQuerySet(models.QuerySet):
 
     def for_member(self, member):
         """Published rounds that ``member`` must take part in."""
-        paths = [o.path for o in member.organization.ancestors_and_self()]
+        postings = list(member.postings.select_related("organization"))
+        paths = set()
+        for organization in (member.organization, *(p.organization for p in postings)):
+            paths.update(organization.ancestor_paths())
         candidates = self.published().filter(scope_roots__path__in=paths).distinct()
-        return [r for r in candidates.prefetch_related("scope_roots") if r.includes(member)]
+        return [
+            r
+            for r in candidates.prefetch_related("scope_roots")
+            if r.includes(member, postings=postings)
+        ]
 
 
 class Round(models.Model):
@@ -117,6 +132,27 @@ class Round(models.Model):
     )
     positions = models.JSONField(
         _("positions in scope"), default=list, blank=True, help_text=_("Empty means all.")
+    )
+    new_in_position_months = models.PositiveSmallIntegerField(
+        _("new in their position: within months"),
+        null=True,
+        blank=True,
+        help_text=_(
+            "Only those who took up their position at most this many months before the "
+            "round opens (新任). Empty: however long."
+        ),
+    )
+    domains = models.JSONField(
+        _("organisation domains in scope"),
+        default=list,
+        blank=True,
+        help_text=_("Empty means all."),
+    )
+    categories = models.JSONField(
+        _("member categories in scope"),
+        default=list,
+        blank=True,
+        help_text=_("Members having any of these; empty means everybody."),
     )
     lessons = models.ManyToManyField(
         "courses.LessonPage",
@@ -196,28 +232,141 @@ class Round(models.Model):
     def is_closed(self):
         return self.state == self.State.CLOSED
 
+    # --- Scope: who this round counts -----------------------------------------------------
+    #
+    # A person is in scope through a *place*: their own organisation (with their position
+    # there), or a posting to another organisation (第一书记…, with the position they hold
+    # there). Place criteria: the scope subtrees, the organisation's domain, the position and
+    # how long it has been held. Person criteria: on the roster, status (Party members unless
+    # the round names statuses; people in training to join only when it does) and categories.
+    # Someone in scope through both places counts at their own organisation.
+
+    def position_since_limit(self):
+        """The earliest start of a position that makes someone "new" in it, or None."""
+        if not self.new_in_position_months:
+            return None
+        return add_months(self.opens_on, -self.new_in_position_months)
+
+    def _person_q(self, prefix="") -> Q:
+        statuses = self.statuses or list(Member.PARTY_STATUSES)
+        return Q(**{f"{prefix}is_active": True, f"{prefix}status__in": statuses}) & categories_q(
+            self.categories, prefix
+        )
+
+    def _place_q(self, roots, *, org, position, since) -> Q:
+        """The place criteria on lookups ``org`` (an organisation), ``position`` and ``since``."""
+        condition = subtree_q(roots, f"{org}__path")
+        if self.domains:
+            condition &= Q(**{f"{org}__domain__in": self.domains})
+        if self.positions:
+            condition &= Q(**{f"{position}__in": self.positions})
+        limit = self.position_since_limit()
+        if limit is not None:
+            condition &= Q(**{f"{since}__gte": limit})
+        return condition
+
+    def _home_q(self, roots) -> Q:
+        return self._place_q(roots, org="organization", position="position", since="position_since")
+
+    def postings_in_scope(self, roots=None):
+        """Postings that place someone in this round's scope, under way while it runs."""
+        roots = list(self.scope_roots.all()) if roots is None else roots
+        return Posting.objects.filter(
+            Posting.overlapping_q(self.opens_on, self.closes_on),
+            self._place_q(roots, org="organization", position="position", since="starts_on"),
+            self._person_q("member__"),
+        )
+
     def members_in_scope(self):
-        """Active members this round counts: the scope subtrees, statuses and positions."""
+        """Active people this round counts: at their own organisation or through a posting."""
         roots = list(self.scope_roots.all())
         if not roots:
             return Member.objects.none()
-        members = Member.objects.filter(is_active=True).filter(
-            subtree_q(roots, "organization__path")
-        )
-        if self.statuses:
-            members = members.filter(status__in=self.statuses)
-        if self.positions:
-            members = members.filter(position__in=self.positions)
-        return members
+        condition = self._home_q(roots)
+        postings = self.postings_in_scope(roots)
+        # Only when there are any: an OR with a subquery would keep the planner off the
+        # organisation-path index for every round.
+        if postings.exists():
+            condition |= Q(pk__in=postings.values("member_id"))
+        return Member.objects.filter(self._person_q(), condition)
 
-    def includes(self, member) -> bool:
-        if not member.is_active:
+    def home_members_in_scope(self):
+        """Those in scope at their own organisation (counted there)."""
+        roots = list(self.scope_roots.all())
+        if not roots:
+            return Member.objects.none()
+        return Member.objects.filter(self._person_q(), self._home_q(roots))
+
+    def posted_members_in_scope(self):
+        """{member id: organisation path} for those in scope only through a posting: they count
+        at the organisation they are posted to (the first, by path, when there are several)."""
+        roots = list(self.scope_roots.all())
+        if not roots:
+            return {}
+        placed = {}
+        rows = (
+            self.postings_in_scope(roots)
+            .exclude(member__in=Member.objects.filter(self._home_q(roots)))
+            .values_list("member_id", "organization__path")
+            .order_by("organization__path")
+        )
+        for member_id, path in rows:
+            placed.setdefault(member_id, path)
+        return placed
+
+    def members_at(self, node):
+        """People in scope who count within ``node``'s subtree (at home, or posted there)."""
+        at_home = self.home_members_in_scope().filter(
+            path_prefix_q(node.path, "organization__path")
+        )
+        posted = [
+            member_id
+            for member_id, path in self.posted_members_in_scope().items()
+            if path.startswith(node.path)
+        ]
+        if not posted:
+            return at_home
+        return Member.objects.filter(Q(pk__in=at_home.values("pk")) | Q(pk__in=posted))
+
+    def includes(self, member, postings=None) -> bool:
+        """Is ``member`` in scope? Decided in Python for their own organisation (load
+        ``member.organization``; prefetch ``scope_roots`` for many rounds); their postings are
+        read only when that fails, or taken from ``postings`` (their postings, any dates)."""
+        statuses = self.statuses or Member.PARTY_STATUSES
+        if not member.is_active or member.status not in statuses:
             return False
-        if self.statuses and member.status not in self.statuses:
+        if self.categories and not any(member.has_category(c) for c in self.categories):
             return False
-        if self.positions and member.position not in self.positions:
+        roots = list(self.scope_roots.all())
+        if self._place_matches(roots, member.organization, member.position, member.position_since):
+            return True
+        if postings is None:
+            postings = member.postings.select_related("organization")
+        return any(
+            p.starts_on <= self.closes_on
+            and (p.ends_on is None or p.ends_on >= self.opens_on)
+            and self._place_matches(roots, p.organization, p.position, p.starts_on)
+            for p in postings
+        )
+
+    def _place_matches(self, roots, organization, position, since) -> bool:
+        if not any(root.contains(organization) for root in roots):
             return False
-        return any(root.contains(member.organization) for root in self.scope_roots.all())
+        if self.domains and organization.domain not in self.domains:
+            return False
+        if self.positions and position not in self.positions:
+            return False
+        limit = self.position_since_limit()
+        return limit is None or (since is not None and since >= limit)
+
+
+def add_months(day, months: int):
+    """``day`` moved by ``months`` (negative: back), on the last day of a shorter month."""
+    index = day.year * 12 + day.month - 1 + months
+    year, month = divmod(index, 12)
+    month += 1
+    last = calendar_module.monthrange(year, month)[1]
+    return day.replace(year=year, month=month, day=min(day.day, last))
 
 
 class Session(models.Model):

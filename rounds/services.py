@@ -393,15 +393,22 @@ def attendance_place(attendance: Attendance) -> str:
 
 
 def roll_call_members(sitting: Sitting):
-    """Who the roll call lists: members in scope at the host's subtree, and anyone checked in."""
+    """Who the roll call lists: those in scope who count within the host's subtree (at home
+    or posted there), mobile members in scope who take part there (流动党员 at their 活动地),
+    and anyone checked in."""
     training_round = sitting.session.round
     host = sitting.session.host
-    in_scope = training_round.members_in_scope().filter(
-        path_prefix_q(host.path, "organization__path")
+    in_scope = training_round.members_at(host)
+    taking_part_here = training_round.members_in_scope().filter(
+        path_prefix_q(host.path, "activity_organization__path")
     )
     checked_in = Attendance.objects.filter(sitting=sitting).values("member_id")
     return (
-        Member.objects.filter(Q(pk__in=in_scope.values("pk")) | Q(pk__in=checked_in))
+        Member.objects.filter(
+            Q(pk__in=in_scope.values("pk"))
+            | Q(pk__in=taking_part_here.values("pk"))
+            | Q(pk__in=checked_in)
+        )
         .select_related("organization")
         .order_by("organization__path", "name")
     )

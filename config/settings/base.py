@@ -395,6 +395,7 @@ LUNXUN_MAKEUP_DAYS = env_int("LUNXUN_MAKEUP_DAYS", 30)
 LUNXUN_YEARLY_HOURS = {
     "member": env_int("LUNXUN_YEARLY_HOURS_MEMBER", 32),
     "secretary": env_int("LUNXUN_YEARLY_HOURS_SECRETARY", 56),
+    "deputy_secretary": env_int("LUNXUN_YEARLY_HOURS_DEPUTY_SECRETARY", 56),
     "committee": env_int("LUNXUN_YEARLY_HOURS_COMMITTEE", 56),
 }
 # Reminders: automatic ones go out this many days before a deadline; nothing is sent between

@@ -77,7 +77,8 @@ def _filters(request):
 
 
 def _ledger_queryset(request, filters):
-    members = access.visible_members(request.user, LEDGER_ROLES).active()
+    # Party members only: people in training to join have no yearly requirement.
+    members = access.visible_members(request.user, LEDGER_ROLES).active().party_members()
     if filters["organization"] is not None:
         members = members.in_subtree(filters["organization"])
     members = ledger.ledger_search(members, filters["q"])

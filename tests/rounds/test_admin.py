@@ -56,6 +56,9 @@ def round_form_data(training_round, **overrides):
         "scope_roots": " ".join(o.code for o in training_round.scope_roots.all()),
         "statuses": training_round.statuses,
         "positions": training_round.positions,
+        "new_in_position_months": training_round.new_in_position_months or "",
+        "domains": training_round.domains,
+        "categories": training_round.categories,
         "lessons": list(training_round.lessons.values_list("pk", flat=True)),
         "completion_rule": training_round.completion_rule,
         "hours": str(training_round.hours),
@@ -108,6 +111,42 @@ def test_trainer_creates_a_round_with_scope_by_codes_and_lessons(city, client_fo
     assert created.state == Round.State.DRAFT
     assert created.created_by == city.trainer
     assert created.calendar is not None and created.calendar.slug == f"round-{created.pk}"
+
+
+def test_a_training_is_aimed_by_position_domain_and_category(city, client_for, lessons):
+    """书记专题培训 for new village secretaries: the criteria are saved, shown in words on the
+    round's page, and decide who is in scope."""
+    from datetime import date
+
+    from members.models import Member, Organization
+
+    Organization.objects.filter(pk=city.branch_b.pk).update(domain="rural")
+    Member.objects.filter(pk=city.member_b.pk).update(
+        position="secretary", position_since=date(2026, 8, 1)
+    )
+    client = client_for(city.trainer)
+    data = round_data(
+        lessons,
+        title="新任村书记专题培训",
+        scope_roots="CITY",
+        statuses=[],
+        positions=["secretary"],
+        new_in_position_months="6",
+        domains=["rural"],
+        categories=[],
+    )
+    response = client.post(reverse("training_rounds:add"), data)
+    assert response.status_code == 302, errors_of(response)
+    created = Round.objects.get(title="新任村书记专题培训")
+    assert (created.positions, created.domains, created.new_in_position_months) == (
+        ["secretary"],
+        ["rural"],
+        6,
+    )
+    assert list(created.members_in_scope()) == [Member.objects.get(pk=city.member_b.pk)]
+    page = client.get(reverse("training_rounds:inspect", args=[created.pk])).content.decode()
+    assert "在培训开始前 6 个月内任职" in page and "农村" in page
+    assert "全体党员（正式党员和预备党员）" in page
 
 
 def test_an_unknown_code_is_named_in_the_error(city, client_for, lessons):
