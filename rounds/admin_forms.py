@@ -9,6 +9,7 @@ from datetime import timedelta
 
 from django import forms
 from django.core.exceptions import ValidationError
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from wagtail.admin.forms import WagtailAdminModelForm
@@ -124,6 +125,32 @@ class OrganizationCodesField(forms.CharField):
         return organizations
 
 
+class ScopeTreeWidget(forms.Textarea):
+    """The scope chosen on the organisation tree, never by typing codes.
+
+    The value travels as the codes the field checks (a hidden textarea); the page shows the
+    trainer's subtree to open node by node (children are fetched as they are opened: a city has
+    ~16,000 nodes), a search by name, the chosen organisations as removable chips, and how many
+    people the scope covers with every criterion of the form (admin-scope-picker.js)."""
+
+    template_name = "rounds/widgets/scope_tree.html"
+
+    class Media:
+        js = ["js/admin-scope-picker.js"]
+        css = {"all": ["css/admin-scope.css"]}
+
+    def get_context(self, name, value, attrs):
+        context = super().get_context(name, value, attrs)
+        codes = OrganizationCodesField.split(context["widget"]["value"])
+        names = dict(Organization.objects.filter(code__in=codes).values_list("code", "name"))
+        context["selected"] = [{"code": c, "name": names.get(c, c)} for c in codes]
+        context["urls"] = {
+            name: reverse(f"training_rounds:scope_{name}")
+            for name in ("children", "search", "count")
+        }
+        return context
+
+
 class LessonsField(forms.ModelMultipleChoiceField):
     """Lesson pages as checkboxes, each labelled with its course."""
 
@@ -186,9 +213,10 @@ round_form_extensions: list[RoundFormExtension] = []
 class RoundForm(WagtailAdminModelForm):
     scope_roots = OrganizationCodesField(
         label=_("Organisations in scope"),
+        widget=ScopeTreeWidget,
         help_text=_(
-            "Organisation codes, separated by commas, spaces or new lines. Every member of "
-            "these organisations and their subordinates takes part."
+            "Tick organisations on the tree (or find them by name): everyone in them and in "
+            "their subordinates who meets the criteria below takes part."
         ),
     )
     statuses = _ticks(
@@ -226,6 +254,7 @@ class RoundForm(WagtailAdminModelForm):
         model = Round
         fields = [
             "title",
+            "kind",
             "theme",
             "opens_on",
             "closes_on",
@@ -258,6 +287,7 @@ class RoundForm(WagtailAdminModelForm):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         user = self.for_user
+        self.fields["kind"].required = False
         self.fields["scope_roots"].queryset = trainer_organizations(user)
         current = list(self.instance.lessons.all()) if self.instance.pk else []
         self.fields["lessons"].set_lessons(current)
@@ -275,6 +305,10 @@ class RoundForm(WagtailAdminModelForm):
 
     def clean_title(self):
         return self.cleaned_data["title"].strip()
+
+    def clean_kind(self):
+        # Left out (an older form, a script): the quarterly rotation, as before kinds existed.
+        return self.cleaned_data.get("kind") or Round.Kind.QUARTERLY
 
     def clean_state(self):
         state = self.cleaned_data["state"]
@@ -315,6 +349,39 @@ class RoundForm(WagtailAdminModelForm):
         )
 
 
+class ScopeCountForm(forms.Form):
+    """The scope fields of the training form, read to count who they cover before saving."""
+
+    scope_roots = OrganizationCodesField(required=False)
+    statuses = _ticks("", Member.Status)
+    positions = _ticks("", Member.Position)
+    domains = _ticks("", Organization.Domain)
+    categories = _ticks("", Category)
+    new_in_position_months = forms.IntegerField(required=False, min_value=1, max_value=600)
+    opens_on = forms.DateField(required=False)
+    closes_on = forms.DateField(required=False)
+
+    def __init__(self, *args, user, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["scope_roots"].queryset = trainer_organizations(user)
+
+    def error_text(self) -> str:
+        return " ".join(str(e) for errors in self.errors.values() for e in errors)
+
+    def members(self):
+        data = self.cleaned_data
+        probe = Round(
+            statuses=data["statuses"],
+            positions=data["positions"],
+            domains=data["domains"],
+            categories=data["categories"],
+            new_in_position_months=data["new_in_position_months"],
+            opens_on=data["opens_on"],
+            closes_on=data["closes_on"] or data["opens_on"],
+        )
+        return probe.members_in_scope(roots=data["scope_roots"])
+
+
 class PlanYearForm(forms.Form):
     year = forms.IntegerField(label=_("Year"), min_value=2000, max_value=2100)
     title = forms.CharField(
@@ -323,7 +390,7 @@ class PlanYearForm(forms.Form):
         initial=_("Thematic rotation training"),
         help_text=_("Each round is named after it: “2027 Q1: …”."),
     )
-    scope_roots = OrganizationCodesField(label=_("Organisations in scope"))
+    scope_roots = OrganizationCodesField(label=_("Organisations in scope"), widget=ScopeTreeWidget)
 
     def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)

@@ -10,7 +10,7 @@ from decimal import Decimal
 import django_filters
 from django.contrib import messages
 from django.db.models import Count
-from django.http import Http404
+from django.http import Http404, JsonResponse
 from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils import timezone
@@ -29,20 +29,23 @@ from wagtail.admin.widgets.button import Button, HeaderButton
 from wagtail.log_actions import log
 
 from core.audit import audit_event
-from members.models import Category, Member, Organization, subtree_q
+from members import access
+from members.models import Category, Member, Organization, Role, subtree_q
 
 from . import services
 from .admin_forms import (
     RECURRENCE_CHOICES,
     PlanYearForm,
+    ScopeCountForm,
     can_plan_year,
     round_editable,
     rounds_visible,
+    trainer_organizations,
     trainer_roots,
     until_of,
 )
 from .coverage import Figures, figures_of
-from .models import Attendance, Participation, Round, Session
+from .models import KIND_PRESETS, Attendance, Participation, Round, Session
 from .participation import participation_refresh
 from .tasks import round_close_task
 
@@ -100,6 +103,7 @@ class EditableRoundMixin:
 
 class RoundFilterSet(WagtailFilterSet):
     state = django_filters.ChoiceFilter(label=gettext_lazy("State"), choices=Round.State.choices)
+    kind = django_filters.ChoiceFilter(label=gettext_lazy("Kind"), choices=Round.Kind.choices)
     year = django_filters.ChoiceFilter(
         label=gettext_lazy("Year"),
         choices=lambda: [
@@ -143,6 +147,7 @@ class RoundIndexView(generic.IndexView):
         )
         return [
             title,
+            Column("kind", label=gettext_lazy("Kind"), accessor="get_kind_display"),
             Column("opens_on", label=gettext_lazy("Opens on"), sort_key="opens_on"),
             Column("closes_on", label=gettext_lazy("Closes on"), sort_key="closes_on"),
             Column("state", label=gettext_lazy("State"), accessor="get_state_display"),
@@ -207,6 +212,22 @@ class RoundIndexView(generic.IndexView):
         return buttons
 
     @cached_property
+    def header_more_buttons(self):
+        """One "new training" per kind, each starting with its usual scope."""
+        buttons = list(super().header_more_buttons)
+        if self.user_has_permission("add"):
+            for priority, (kind, label) in enumerate(Round.Kind.choices, start=10):
+                buttons.append(
+                    Button(
+                        _("New: %(kind)s") % {"kind": label},
+                        url=f"{reverse('training_rounds:add')}?kind={kind}",
+                        icon_name="plus",
+                        priority=priority,
+                    )
+                )
+        return buttons
+
+    @cached_property
     def header_buttons(self):
         buttons = super().header_buttons
         if self.user_has_permission("add") and can_plan_year(self.request.user):
@@ -220,7 +241,29 @@ class RoundIndexView(generic.IndexView):
         return buttons
 
 
+def published_message(training_round) -> str:
+    """After saving a published training: how many people it covers, in words."""
+    if training_round.state != Round.State.PUBLISHED:
+        return ""
+    count = training_round.members_in_scope().count()
+    return ngettext(
+        "“%(title)s” is published: it covers %(count)s person.",
+        "“%(title)s” is published: it covers %(count)s people.",
+        count,
+    ) % {"title": training_round.title, "count": f"{count:,}"}
+
+
 class RoundCreateView(generic.CreateView):
+    def get_initial_form_instance(self):
+        """``?kind=`` starts a training of that kind with its usual scope (KIND_PRESETS)."""
+        kind = self.request.GET.get("kind")
+        if kind in Round.Kind.values:
+            return Round(kind=kind, **KIND_PRESETS[kind])
+        return None
+
+    def get_success_message(self, instance):
+        return published_message(instance) or super().get_success_message(instance)
+
     def save_instance(self):
         self.form.instance.created_by = self.request.user
         training_round = super().save_instance()
@@ -251,6 +294,9 @@ class RoundEditView(EditableRoundMixin, generic.EditView):
         if self.object.is_closed:
             return self._refuse_closed()
         return super().post(request, *args, **kwargs)
+
+    def get_success_message(self):
+        return published_message(self.object) or super().get_success_message()
 
     def save_instance(self):
         training_round = super().save_instance()
@@ -656,3 +702,73 @@ class SessionDeleteView(SessionFormMixin, generic.DeleteView):
         event = self.object.event
         super().delete_action()
         event.delete()
+
+
+# --- The scope picker's questions (admin-scope-picker.js) ----------------------------------------
+
+SEARCH_LIMIT = 20
+
+
+def _node_json(organization, trail=""):
+    detail = organization.get_kind_display()
+    if trail:
+        detail = f"{trail} · {detail}"
+    return {
+        "id": organization.pk,
+        "code": organization.code,
+        "name": organization.name,
+        "detail": detail,
+        "has_children": organization.numchild > 0,
+        "open_label": _("Show the organisations under %(name)s") % {"name": organization.name},
+    }
+
+
+@access.role_required(Role.TRAINER)
+def scope_children(request):
+    """The children of ``?parent=`` (in the trainer's subtree), or the trainer's own nodes."""
+    parent_id = request.GET.get("parent")
+    if parent_id:
+        parent = access.get_organization_or_404(request.user, parent_id, (Role.TRAINER,))
+        nodes = parent.get_children().order_by("path")
+    else:
+        roots = trainer_roots(request.user)
+        nodes = (
+            Organization.get_root_nodes() if roots is None else sorted(roots, key=lambda o: o.path)
+        )
+    return JsonResponse({"nodes": [_node_json(o) for o in nodes]})
+
+
+@access.role_required(Role.TRAINER)
+def scope_search(request):
+    """Organisations in the trainer's subtree whose name contains ``?q=``, in tree order, each
+    with the name of the node above it (so two 第一党支部 can be told apart)."""
+    text = request.GET.get("q", "").strip()[:40]
+    nodes = []
+    if text:
+        found = list(
+            trainer_organizations(request.user)
+            .filter(name__contains=text)
+            .order_by("path")[:SEARCH_LIMIT]
+        )
+        parent_paths = {o.path[: -o.steplen] for o in found if o.depth > 1}
+        parents = dict(
+            Organization.objects.filter(path__in=parent_paths).values_list("path", "name")
+        )
+        nodes = [_node_json(o, parents.get(o.path[: -o.steplen], "")) for o in found]
+    return JsonResponse({"nodes": nodes, "none": _("No organisation of that name in your scope.")})
+
+
+@access.role_required(Role.TRAINER)
+def scope_count(request):
+    """How many people the form's scope covers now: the chosen organisations with every
+    criterion ticked, as publishing would count them. Never saves anything."""
+    form = ScopeCountForm(request.GET, user=request.user)
+    if not form.is_valid():
+        return JsonResponse({"count": None, "text": form.error_text()})
+    count = form.members().count()
+    text = ngettext(
+        "This scope covers %(count)s person now.",
+        "This scope covers %(count)s people now.",
+        count,
+    ) % {"count": f"{count:,}"}
+    return JsonResponse({"count": count, "text": text})

@@ -81,7 +81,18 @@ class RoundQuerySet(models.QuerySet):
 
 
 class Round(models.Model):
-    """One quarterly thematic rotation training (专题轮训)."""
+    """A training on the one engine: the quarterly thematic rotation (专题轮训), or another kind
+    a trainer creates (书记专题培训, 新任书记培训, 党务工作者轮训, 发展对象培训, any named
+    programme) — the same scope, required lessons, sessions, completion rule, 学时, coverage,
+    reminders, close, snapshot and certificates."""
+
+    class Kind(models.TextChoices):
+        QUARTERLY = "quarterly", _("Quarterly thematic rotation (专题轮训)")
+        SECRETARY = "secretary", _("Secretaries' thematic training (书记专题培训)")
+        NEW_SECRETARY = "new_secretary", _("New secretaries' training (新任书记培训)")
+        PARTY_WORKER = "party_worker", _("Party affairs workers' rotation (党务工作者轮训)")
+        CANDIDATE = "candidate", _("Training of candidates for admission (发展对象培训)")
+        PROGRAMME = "programme", _("Other named programme (其他培训项目)")
 
     class State(models.TextChoices):
         DRAFT = "draft", _("Draft")
@@ -94,6 +105,9 @@ class Round(models.Model):
         SESSION = "session", _("Attended group sessions that showed every required lesson")
 
     title = models.CharField(_("title"), max_length=120)
+    kind = models.CharField(
+        _("kind of training"), max_length=20, choices=Kind.choices, default=Kind.QUARTERLY
+    )
     theme = models.TextField(_("theme"), blank=True)
     plan_event = models.ForeignKey(
         "schedule.Event",
@@ -245,7 +259,7 @@ class Round(models.Model):
         """The earliest start of a position that makes someone "new" in it, or None."""
         if not self.new_in_position_months:
             return None
-        return add_months(self.opens_on, -self.new_in_position_months)
+        return add_months(self.opens_on or timezone.localdate(), -self.new_in_position_months)
 
     def _person_q(self, prefix="") -> Q:
         statuses = self.statuses or list(Member.PARTY_STATUSES)
@@ -268,18 +282,24 @@ class Round(models.Model):
     def _home_q(self, roots) -> Q:
         return self._place_q(roots, org="organization", position="position", since="position_since")
 
+    def _roots(self, roots):
+        """``roots`` as given (a form asking before the round is saved), else the saved scope."""
+        return list(self.scope_roots.all()) if roots is None else list(roots)
+
     def postings_in_scope(self, roots=None):
         """Postings that place someone in this round's scope, under way while it runs."""
-        roots = list(self.scope_roots.all()) if roots is None else roots
+        roots = self._roots(roots)
+        today = timezone.localdate()
         return Posting.objects.filter(
-            Posting.overlapping_q(self.opens_on, self.closes_on),
+            Posting.overlapping_q(self.opens_on or today, self.closes_on or today),
             self._place_q(roots, org="organization", position="position", since="starts_on"),
             self._person_q("member__"),
         )
 
-    def members_in_scope(self):
-        """Active people this round counts: at their own organisation or through a posting."""
-        roots = list(self.scope_roots.all())
+    def members_in_scope(self, roots=None):
+        """Active people this round counts: at their own organisation or through a posting.
+        ``roots``: count for these scope subtrees instead of the saved ones (an unsaved form)."""
+        roots = self._roots(roots)
         if not roots:
             return Member.objects.none()
         condition = self._home_q(roots)
@@ -358,6 +378,22 @@ class Round(models.Model):
             return False
         limit = self.position_since_limit()
         return limit is None or (since is not None and since >= limit)
+
+
+# What a new training of each kind starts with; the trainer may change all of it.
+KIND_PRESETS = {
+    Round.Kind.QUARTERLY: {},
+    Round.Kind.SECRETARY: {
+        "positions": [Member.Position.SECRETARY, Member.Position.DEPUTY_SECRETARY],
+    },
+    Round.Kind.NEW_SECRETARY: {
+        "positions": [Member.Position.SECRETARY],
+        "new_in_position_months": 6,
+    },
+    Round.Kind.PARTY_WORKER: {"positions": [Member.Position.PARTY_WORKER]},
+    Round.Kind.CANDIDATE: {"statuses": [Member.Status.CANDIDATE]},
+    Round.Kind.PROGRAMME: {},
+}
 
 
 def add_months(day, months: int):

@@ -36,6 +36,9 @@ class RoundViewSet(ModelViewSet):
             *super().get_urlpatterns(),
             path("plan/", admin_views.PlanYearView.as_view(), name="plan_year"),
             path("close/<int:pk>/", admin_views.RoundCloseView.as_view(), name="close"),
+            path("scope/children/", admin_views.scope_children, name="scope_children"),
+            path("scope/search/", admin_views.scope_search, name="scope_search"),
+            path("scope/count/", admin_views.scope_count, name="scope_count"),
         ]
 
 

@@ -366,6 +366,16 @@ VISITS = {
         )
     ],
     "members:member_detail": [Visit("secretary_a", lambda w: {"pk": w.city.member_a.pk})],
+    "members:member_categories": [
+        Visit("secretary_a", lambda w: {"pk": w.city.member_a.pk}),
+        # A refused form: the page again with the errors.
+        Visit(
+            "secretary_a",
+            lambda w: {"pk": w.city.member_a.pk},
+            method="POST",
+            data=lambda w: {"status": "full", "position": "member", "activity_organization": "X"},
+        ),
+    ],
     "members:member_password_reset": [
         Visit(
             "secretary_a",

@@ -29,6 +29,7 @@ def lessons(db):
 def round_data(lessons, **overrides):
     data = {
         "title": "2026年第四季度专题轮训",
+        "kind": "quarterly",
         "theme": "学习贯彻党章",
         "opens_on": "2026-10-01",
         "closes_on": "2026-12-31",
@@ -49,6 +50,7 @@ def round_form_data(training_round, **overrides):
     """The edit form as the admin would post it back unchanged."""
     data = {
         "title": training_round.title,
+        "kind": training_round.kind,
         "theme": training_round.theme,
         "opens_on": training_round.opens_on.isoformat(),
         "closes_on": training_round.closes_on.isoformat(),

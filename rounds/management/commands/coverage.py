@@ -53,13 +53,20 @@ class Command(BaseCommand):
         ]
         if options["json"]:
             payload = {
-                "round": {"id": training_round.pk, "title": training_round.title},
+                "round": {
+                    "id": training_round.pk,
+                    "title": training_round.title,
+                    "kind": training_round.kind,
+                },
                 "state": training_round.state,
                 "organizations": [self._as_dict(tree) for tree in trees],
             }
             self.stdout.write(_json_dumps(payload))
             return
-        self.stdout.write(f"{training_round.title} ({training_round.get_state_display()})")
+        self.stdout.write(
+            f"{training_round.title} ({training_round.get_kind_display()}, "
+            f"{training_round.get_state_display()})"
+        )
         header = "  ".join(label for _k, label in COLUMNS) + "  覆盖率"
         self.stdout.write(f"{'组织':<30}{header}")
         for tree in trees:
