@@ -291,10 +291,10 @@ class RoundForm(WagtailAdminModelForm):
         self.fields["scope_roots"].queryset = trainer_organizations(user)
         current = list(self.instance.lessons.all()) if self.instance.pk else []
         self.fields["lessons"].set_lessons(current)
-        if not self.instance.pk and not self.is_bound:
+        if not self.instance.pk and not self.is_bound and not self.initial.get("scope_roots"):
             roots = trainer_roots(user)
             if roots:
-                self.initial.setdefault("scope_roots", roots)
+                self.initial["scope_roots"] = roots
         for extension in round_form_extensions:
             extension.contribute(self)
 

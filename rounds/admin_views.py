@@ -765,6 +765,8 @@ def scope_count(request):
     form = ScopeCountForm(request.GET, user=request.user)
     if not form.is_valid():
         return JsonResponse({"count": None, "text": form.error_text()})
+    if not form.cleaned_data["scope_roots"]:
+        return JsonResponse({"count": 0, "text": _("No organisation chosen: nobody is in scope.")})
     count = form.members().count()
     text = ngettext(
         "This scope covers %(count)s person now.",
