@@ -530,7 +530,7 @@ def certificate_reissue(*, certificate: Certificate, user, request=None) -> Cert
 
 def certificate_content(certificate: Certificate):
     """What the PDF prints: the facts copied at issue and, for a study-hours statement, the
-    ledger entries it counted (those dated before it was issued, so they add up to its total
+    ledger entries it counted (those counting before it was issued, so they add up to its total
     even when it is rendered after new hours came in)."""
     from .render import content_for  # heavy: certificates.render loads WeasyPrint
 
@@ -541,7 +541,7 @@ def certificate_content(certificate: Certificate):
     entries = tuple(
         (timezone.localdate(entry.date), entry.title, entry.hours)
         for entry in ledger_entries(member=certificate.member, year=certificate.year)
-        if entry.date <= issued_at
+        if entry.counted_since <= issued_at
     )
     return dataclasses.replace(content, entries=entries)
 

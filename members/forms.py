@@ -135,7 +135,7 @@ class MemberCategoriesForm(forms.ModelForm):
     class Meta:
         model = Member
         fields = ["status", "position", "position_since", "is_retired", "limited_mobility"]
-        widgets = {"position_since": forms.DateInput(attrs={"type": "date"})}
+        widgets = {"position_since": forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")}
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

@@ -1,11 +1,15 @@
-"""Forms of the member and secretary pages (the admin's forms live in forms.py)."""
+"""Forms of the member and secretary pages (the admin's forms live in admin_forms.py)."""
+
+import secrets
+from decimal import Decimal
 
 from django import forms
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from members.models import Member, Organization
 
-from .models import Participation
+from .models import Participation, StudyRecord
 
 STATUS_FILTERS = [
     ("missing", _("Not yet done")),
@@ -63,3 +67,55 @@ class ExemptionForm(forms.Form):
         max_length=200,
         help_text=_("For example: long illness, working abroad."),
     )
+
+
+class StudyRecordForm(forms.Form):
+    """Study the system did not see. A note is optional; no photo or document is asked for."""
+
+    kind = forms.ChoiceField(label=_("Kind of study"), choices=StudyRecord.Kind.choices)
+    title = forms.CharField(
+        label=_("What was studied"),
+        max_length=120,
+        widget=forms.TextInput(attrs={"placeholder": _("e.g. 学习党的二十届四中全会精神")}),
+    )
+    studied_on = forms.DateField(
+        label=_("Date studied"),
+        widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
+    )
+    hours = forms.DecimalField(
+        label=_("Study hours (学时)"),
+        min_value=Decimal("0.5"),
+        max_value=Decimal("80"),
+        decimal_places=1,
+        max_digits=4,
+        widget=forms.NumberInput(attrs={"step": "0.5", "inputmode": "decimal"}),
+    )
+    note = forms.CharField(
+        label=_("Note (optional)"),
+        required=False,
+        max_length=300,
+        widget=forms.Textarea(attrs={"rows": 2}),
+    )
+    # One token per form shown: sending the same form twice records nothing twice.
+    form_token = forms.CharField(widget=forms.HiddenInput, max_length=64)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if not self.is_bound:
+            self.initial["form_token"] = secrets.token_urlsafe(24)
+            self.initial["studied_on"] = timezone.localdate()
+
+    def clean_studied_on(self):
+        day = self.cleaned_data["studied_on"]
+        if day > timezone.localdate():
+            raise forms.ValidationError(_("A study cannot be recorded before it has taken place."))
+        if day.year < 2000:
+            raise forms.ValidationError(_("Not a sensible date."))
+        return day
+
+
+class RecordDecisionForm(forms.Form):
+    decision = forms.ChoiceField(
+        choices=[("approve", _("Approve")), ("refuse", _("Refuse"))], widget=forms.HiddenInput
+    )
+    note = forms.CharField(label=_("Reason (needed to refuse)"), required=False, max_length=200)

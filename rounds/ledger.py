@@ -1,10 +1,12 @@
 """The yearly study-hours ledger (学时档案): what each member studied in a calendar year.
 
-Two sources carry study hours: lessons completed online (``LessonProgress.hours_earned``,
-dated when the lesson was completed) and group sessions attended, present or late
-(``Session.hours``, dated when the sitting started). A year is a calendar year in the
-deployment's time zone. The requirement depends on the member's position and comes from
-``settings.LUNXUN_YEARLY_HOURS``; positions not listed there use the "member" figure.
+Three sources carry study hours: lessons completed online (``LessonProgress.hours_earned``,
+dated when the lesson was completed), group sessions attended, present or late
+(``Session.hours``, dated when the sitting started), and study the system did not see, recorded
+by a secretary and approved (``StudyRecord``, rounds/records.py, dated when it took place).
+A year is a calendar year in the deployment's time zone. The requirement depends on the
+member's position and comes from ``settings.LUNXUN_YEARLY_HOURS``; positions not listed there
+use the "member" figure.
 
 One member's ledger is a short list read in Python; a list of members is one query whose
 sums, requirement and gap are computed by the database, so it can be ordered and paged over
@@ -37,7 +39,7 @@ from courses.models import LessonProgress
 from members import access
 from members.models import Member
 
-from .models import Attendance, day_start
+from .models import Attendance, StudyRecord, day_start
 
 HOURS = DecimalField(max_digits=8, decimal_places=1)
 ZERO = Decimal("0")
@@ -46,10 +48,17 @@ ZERO = Decimal("0")
 @dataclass(frozen=True)
 class LedgerEntry:
     date: datetime
-    kind: str  # "lesson" or "session"
+    kind: str  # "lesson", "session" or "record" (study recorded by a secretary and approved)
     title: str
     detail: str
     hours: Decimal
+    # When it began to count, where that is later than ``date``: a recorded study counts from
+    # its approval, so a statement issued before then never gains it when rendered again.
+    counted_at: datetime | None = None
+
+    @property
+    def counted_since(self) -> datetime:
+        return self.counted_at or self.date
 
     @property
     def is_lesson(self):
@@ -85,6 +94,10 @@ def _attendance_rows(member_ref, year):
         sitting__start__gte=start,
         sitting__start__lt=end,
     )
+
+
+def _record_rows(member_ref, year):
+    return StudyRecord.objects.approved().filter(member=member_ref, studied_on__year=year)
 
 
 def _course_titles(lessons) -> dict[str, str]:
@@ -127,6 +140,17 @@ def ledger_entries(*, member: Member, year: int) -> list[LedgerEntry]:
         )
         for a in attendances
     ]
+    entries += [
+        LedgerEntry(
+            date=day_start(r.studied_on),
+            kind="record",
+            title=r.title,
+            detail=r.get_kind_display(),
+            hours=r.hours,
+            counted_at=r.decided_at,
+        )
+        for r in _record_rows(member, year)
+    ]
     entries.sort(key=lambda e: (e.date, e.kind, e.title))
     return entries
 
@@ -142,6 +166,7 @@ def ledger_total(*, member: Member | None = None, year: int | None = None, entri
 class LedgerSummary:
     lessons: Decimal
     sessions: Decimal
+    records: Decimal
     total: Decimal
     required: Decimal
 
@@ -163,10 +188,12 @@ class LedgerSummary:
 def ledger_summary(*, member: Member, entries) -> LedgerSummary:
     lessons = sum((e.hours for e in entries if e.kind == "lesson"), ZERO)
     sessions = sum((e.hours for e in entries if e.kind == "session"), ZERO)
+    records = sum((e.hours for e in entries if e.kind == "record"), ZERO)
     return LedgerSummary(
         lessons=lessons,
         sessions=sessions,
-        total=lessons + sessions,
+        records=records,
+        total=lessons + sessions + records,
         required=ledger_requirement(position=member.position, status=member.status),
     )
 
@@ -198,14 +225,20 @@ def ledger_for_members(*, members_qs, year: int):
     """
     lessons = _sum_subquery(_lesson_rows(OuterRef("pk"), year), "hours_earned")
     sessions = _sum_subquery(_attendance_rows(OuterRef("pk"), year), "sitting__session__hours")
+    records = _sum_subquery(_record_rows(OuterRef("pk"), year), "hours")
     return (
         members_qs.annotate(
             hours_lessons=lessons,
             hours_sessions=sessions,
+            hours_records=records,
             hours_required=_requirement_expression(),
         )
         .annotate(
-            hours_total=Round(F("hours_lessons") + F("hours_sessions"), 1, output_field=HOURS)
+            hours_total=Round(
+                F("hours_lessons") + F("hours_sessions") + F("hours_records"),
+                1,
+                output_field=HOURS,
+            )
         )
         .annotate(
             hours_gap=Greatest(
@@ -246,6 +279,7 @@ def ledger_export(*, ledger_qs, year: int, user, request=None, filters=None) -> 
             _("Category"),
             _("Online lessons (hours)"),
             _("Group sessions (hours)"),
+            _("Other recorded study (hours)"),
             _("Total (hours)"),
             _("Required (hours)"),
             _("Still missing (hours)"),
@@ -268,6 +302,7 @@ def ledger_export(*, ledger_qs, year: int, user, request=None, filters=None) -> 
                 member.get_position_display(),
                 member.hours_lessons,
                 member.hours_sessions,
+                member.hours_records,
                 member.hours_total,
                 member.hours_required,
                 member.hours_gap,

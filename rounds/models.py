@@ -17,7 +17,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.validators import MinValueValidator
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -738,3 +738,70 @@ class CalendarFeed(models.Model):
 
     def __str__(self):
         return str(self.member)
+
+
+class StudyRecordQuerySet(models.QuerySet):
+    def approved(self):
+        return self.filter(state=StudyRecord.State.APPROVED)
+
+    def pending(self):
+        return self.filter(state=StudyRecord.State.PENDING)
+
+
+class StudyRecord(models.Model):
+    """Study the system did not see (党校 classes, 春训冬训, a 送学上门 visit…), recorded by a
+    secretary and approved by someone else whose scope covers the member; counted in the
+    yearly ledger once approved. No photo, screenshot or document is asked for (减负): a note
+    is optional."""
+
+    class Kind(models.TextChoices):
+        PARTY_SCHOOL = "party_school", _("Party school class (党校培训)")
+        SEASONAL = "seasonal", _("Spring or winter training (春训冬训)")
+        DOOR_TO_DOOR = "door_to_door", _("Study brought to the door (送学上门)")
+        GROUP_STUDY = "group_study", _("Group study not recorded here (集中学习)")
+        OTHER = "other", _("Other study (其他学习)")
+
+    class State(models.TextChoices):
+        PENDING = "pending", _("Waiting for approval")
+        APPROVED = "approved", _("Approved")
+        REFUSED = "refused", _("Refused")
+
+    member = models.ForeignKey(
+        Member, on_delete=models.CASCADE, related_name="study_records", verbose_name=_("member")
+    )
+    kind = models.CharField(_("kind of study"), max_length=20, choices=Kind.choices)
+    title = models.CharField(_("what was studied"), max_length=120)
+    studied_on = models.DateField(_("date studied"))
+    hours = models.DecimalField(
+        _("study hours"),
+        max_digits=4,
+        decimal_places=1,
+        validators=[MinValueValidator(Decimal("0.5")), MaxValueValidator(Decimal("80"))],
+    )
+    note = models.CharField(_("note"), max_length=300, blank=True)
+    state = models.CharField(max_length=20, choices=State.choices, default=State.PENDING)
+    recorded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    recorded_at = models.DateTimeField(default=timezone.now)
+    # The form's one-time token: a second click of the same form records nothing twice.
+    form_token = models.CharField(max_length=64, editable=False)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decision_note = models.CharField(_("reason"), max_length=200, blank=True)
+
+    objects = StudyRecordQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("study record")
+        verbose_name_plural = _("study records")
+        ordering = ["-studied_on", "-pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["form_token"], name="study_record_once_per_form")
+        ]
+        indexes = [models.Index(fields=["member", "state", "studied_on"])]
+
+    def __str__(self):
+        return f"{self.member} · {self.title} · {self.studied_on}"

@@ -8,7 +8,7 @@ from members.models import Member
 from members.services import trainer_group_ready
 
 from . import demo
-from .models import Attendance, Exemption, LeaveRequest, Round, Session, Sitting
+from .models import Attendance, Exemption, LeaveRequest, Round, Session, Sitting, StudyRecord
 from .participation import participation_refresh, rounds_requiring
 
 auditlog.register(Round, m2m_fields={"scope_roots", "lessons"}, exclude_fields=["updated_at"])
@@ -17,6 +17,7 @@ auditlog.register(Sitting)
 auditlog.register(Attendance)
 auditlog.register(LeaveRequest)
 auditlog.register(Exemption)
+auditlog.register(StudyRecord, exclude_fields=["form_token"])
 
 
 @receiver(lesson_progress_changed)

@@ -51,4 +51,7 @@ urlpatterns = [
     path("hours/org/", ledger.org_hours, name="ledger_org"),
     path("hours/org/export/", ledger.org_hours_export, name="ledger_org_export"),
     path("hours/org/<int:member_pk>/", ledger.org_member_hours, name="ledger_member"),
+    path("hours/org/<int:member_pk>/record/", ledger.record_new, name="record_new"),
+    path("hours/records/", ledger.record_list, name="records"),
+    path("hours/records/<int:pk>/decide/", ledger.record_decide, name="record_decide"),
 ]

@@ -58,7 +58,7 @@ from courses.models import LessonPage, Topic
 from members import importing
 from members import services as member_services
 from members.models import Organization, Posting, Role, RoleAssignment
-from rounds import ical
+from rounds import ical, records
 from rounds import services as round_services
 from rounds.models import Exemption, Round
 
@@ -299,6 +299,20 @@ class World:
     @cached_property
     def lesson(self):
         return self.round.lessons.order_by("path").first()
+
+    @cached_property
+    def study_record(self):
+        """A 送学上门 visit to member_a, recorded by the city's trainer, waiting for approval."""
+        record, _created = records.record_create(
+            member=self.city.member_a,
+            kind="door_to_door",
+            title="送学上门",
+            studied_on=NOW.date(),
+            hours=2,
+            user=self.city.trainer,
+            form_token="matrix",
+        )
+        return record
 
     @cached_property
     def posting(self) -> Posting:
@@ -648,6 +662,19 @@ SITE_CASES = {
         kwargs=lambda w: {"member_pk": w.city.member_a.pk},
         insiders={"secretary_a": (200,), "operator_a": (200,), "trainer_a": (200,)},
         outsiders=OUTSIDE + PLAIN_A,
+    ),
+    "rounds:record_new": Case(
+        kwargs=lambda w: {"member_pk": w.city.member_a.pk},
+        # Secretaries and trainers above the member record study; site operators do not.
+        insiders={"secretary_a": (200,), "trainer_a": (200,)},
+        outsiders=OUTSIDE + PLAIN_A + ("operator_a",),
+    ),
+    "rounds:record_decide": Case(
+        kwargs=lambda w: {"pk": w.study_record.pk},
+        methods=("POST",),
+        data=lambda w: {"decision": "approve"},
+        insiders={"secretary_a": (302,), "trainer_a": (302,)},
+        outsiders=OUTSIDE + PLAIN_A + ("operator_a",),
     ),
     # certificates
     "certificates:pdf": Case(

@@ -414,6 +414,16 @@ VISITS = {
     "rounds:ledger_mine": [Visit("member_a")],
     "rounds:ledger_org": [Visit("secretary_a")],
     "rounds:ledger_member": [Visit("secretary_a", lambda w: {"member_pk": w.city.member_a.pk})],
+    "rounds:record_new": [
+        Visit("secretary_a", lambda w: {"member_pk": w.city.member_a.pk}),
+        Visit(
+            "secretary_a",
+            lambda w: {"member_pk": w.city.member_a.pk},
+            method="POST",
+            data=lambda w: {"kind": "door_to_door", "title": "", "hours": "x"},
+        ),
+    ],
+    "rounds:records": [Visit("secretary_a"), Visit("trainer")],
     "certificates:mine": [Visit("member_a")],
     "certificates:org": [Visit("secretary_a")],
     "certificates:verify": [
@@ -434,6 +444,7 @@ VISITS = {
 NOT_HTML = {
     "set_language": "POST, then a redirect",
     "members:logout": "POST, then a redirect",
+    "rounds:record_decide": "POST, then a redirect",
     "members:roster_export": "a spreadsheet",
     "members:deactivate": "POST, then a redirect",
     "members:import_template": "a spreadsheet",

@@ -1,16 +1,20 @@
 """The study-hours ledger pages: a member's own, and staff lists of their subtree."""
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import Http404, QueryDict
-from django.shortcuts import render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_POST
 
 from core.downloads import xlsx_response
 from members import access
 from members.models import Member, Organization, Role
 
-from .. import ledger
+from .. import ledger, records
+from ..forms import RecordDecisionForm, StudyRecordForm
 
 LEDGER_PAGE_SIZE = 50
 LEDGER_ROLES = (Role.SECRETARY, Role.TRAINER, Role.OPERATOR)
@@ -46,6 +50,8 @@ def _member_page(request, member, *, year, staff_view):
             "year": year,
             "entries": entries,
             "summary": ledger.ledger_summary(member=member, entries=entries),
+            "pending_records": member.study_records.pending().filter(studied_on__year=year),
+            "can_record": staff_view and records.can_record_for(request.user, member),
             "staff_view": staff_view,
             "show_phone": staff_view and access.can_see_phone(request.user, member),
             **_year_links(year),
@@ -134,6 +140,7 @@ def org_hours(request):
                 "next": _query_string(filters, year=filters["year"] + 1),
             },
             "requirements": _requirements(),
+            "pending_count": records.records_to_decide(request.user).count(),
             **_year_links(filters["year"]),
         },
     )
@@ -171,3 +178,80 @@ def org_hours_export(request):
     )
     stamp = timezone.localtime().strftime("%Y%m%d-%H%M")
     return xlsx_response(content, f"study-hours-{filters['year']}-{stamp}.xlsx")
+
+
+# --- Study the system did not see: recorded by a secretary, approved by another ---------------
+
+
+@access.role_required(*records.RECORDING_ROLES)
+def record_new(request, member_pk):
+    """Record a 党校 class, 春训冬训 or a 送学上门 visit for a member in one's scope."""
+    member = access.get_member_or_404(request.user, member_pk, records.RECORDING_ROLES)
+    if not records.can_record_for(request.user, member):
+        raise Http404
+    form = StudyRecordForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            _record, created = records.record_create(
+                member=member, user=request.user, request=request, **data
+            )
+        except records.RecordRefused as refused:
+            form.add_error(None, str(refused))
+        else:
+            if created:
+                messages.success(
+                    request,
+                    _("Recorded for %(name)s: it counts once someone else approves it.")
+                    % {"name": member.name},
+                )
+            else:
+                messages.info(request, _("This was already recorded; nothing was added."))
+            return redirect("rounds:ledger_member", member_pk=member.pk)
+    return render(request, "rounds/ledger/record_form.html", {"member": member, "form": form})
+
+
+@access.role_required(*records.RECORDING_ROLES)
+def record_list(request):
+    """Records to approve (not one's own, not recorded by oneself), and the latest ones."""
+    return render(
+        request,
+        "rounds/ledger/records.html",
+        {
+            "to_decide": records.records_to_decide(request.user)[:200],
+            "recent": records.records_visible(request.user)
+            .exclude(state=records.StudyRecord.State.PENDING)
+            .select_related("decided_by")
+            .order_by("-decided_at", "-pk")[:50],
+            "mine": records.records_visible(request.user)
+            .pending()
+            .filter(recorded_by=request.user)
+            .order_by("-recorded_at")[:50],
+            "decision_form": RecordDecisionForm(),
+        },
+    )
+
+
+@access.role_required(*records.RECORDING_ROLES)
+@require_POST
+def record_decide(request, pk):
+    record = get_object_or_404(
+        records.records_visible(request.user).select_related("member__organization"), pk=pk
+    )
+    form = RecordDecisionForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, _("Choose to approve or refuse."))
+        return redirect("rounds:records")
+    try:
+        records.record_decide(
+            record=record,
+            approve=form.cleaned_data["decision"] == "approve",
+            note=form.cleaned_data["note"],
+            user=request.user,
+            request=request,
+        )
+    except records.RecordRefused as refused:
+        messages.error(request, str(refused))
+    else:
+        messages.success(request, _("Decided: %(title)s") % {"title": record.title})
+    return redirect("rounds:records")
