@@ -227,7 +227,7 @@ def _seed_categories(branches, members_by_branch, rng) -> None:
     # A mobile member (流动党员) of the first branch, working in another township: they count
     # at home and are ticked at roll call at the site where they are.
     away = next(b for b in branches if not b.path.startswith(branches[0].get_parent().path))
-    Member.objects.filter(pk=members_by_branch[branches[0].code][7].pk).update(
+    Member.objects.filter(pk=members_by_branch[branches[0].code][5].pk).update(
         activity_organization=away.get_parent()
     )
 

@@ -421,7 +421,16 @@ def until_of(event):
 
 
 class SessionForm(WagtailAdminModelForm):
-    round = forms.ModelChoiceField(label=_("Training round"), queryset=Round.objects.none())
+    round = forms.ModelChoiceField(
+        label=_("Training round"),
+        queryset=Round.objects.none(),
+        required=False,
+        empty_label=_("None: group study outside a training (党课, 集中学习)"),
+        help_text=_(
+            "Group study outside a training is on the calendar of everyone at the site and "
+            "below; those present get its study hours."
+        ),
+    )
     title = forms.CharField(label=_("Title"), max_length=255)
     host = OrganizationCodeField(
         label=_("Host site code"),
@@ -474,7 +483,9 @@ class SessionForm(WagtailAdminModelForm):
         if session.pk:
             rounds = Round.objects.filter(pk=session.round_id)
             self.fields["round"].disabled = True
-            self.fields["round"].help_text = _("A session stays in the round it was created in.")
+            self.fields["round"].help_text = _(
+                "A session stays in the round it was created in (or outside any)."
+            )
             event = session.event
             self.initial.update(
                 {

@@ -572,7 +572,11 @@ class SessionIndexView(generic.IndexView):
         )
         return [
             title,
-            Column("round", label=gettext_lazy("Training round"), accessor="round"),
+            Column(
+                "round",
+                label=gettext_lazy("Training round"),
+                accessor=lambda obj: obj.round or _("Group study outside a training"),
+            ),
             Column(
                 "host",
                 label=gettext_lazy("Host site"),
@@ -591,19 +595,19 @@ class SessionIndexView(generic.IndexView):
         ]
 
     def get_edit_url(self, instance):
-        if instance.round.is_closed:
+        if instance.round_id and instance.round.is_closed:
             return None
         return super().get_edit_url(instance)
 
     def get_delete_url(self, instance):
-        if instance.round.is_closed:
+        if instance.round_id and instance.round.is_closed:
             return None
         return super().get_delete_url(instance)
 
 
 class SessionFormMixin:
     def refuse_if_closed(self):
-        if self.object.round.is_closed:
+        if self.object.round_id and self.object.round.is_closed:
             messages.error(
                 self.request, _("The round of this session is closed: it cannot change.")
             )
@@ -661,7 +665,11 @@ class SessionEditView(SessionFormMixin, generic.EditView):
         session = self.save_session(self.object)
         log(instance=session, action="wagtail.edit", user=self.request.user)
         training_round = session.round
-        if "lessons" in self.form.changed_data and training_round.state == Round.State.PUBLISHED:
+        if (
+            training_round is not None
+            and "lessons" in self.form.changed_data
+            and training_round.state == Round.State.PUBLISHED
+        ):
             attendees = set(
                 Attendance.objects.filter(sitting__session=session).values_list(
                     "member_id", flat=True

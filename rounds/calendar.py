@@ -1,7 +1,8 @@
 """The calendar's questions: which group sessions concern a viewer, and when they take place.
 
 A member is concerned by the sessions of published rounds that include them, held at their
-own organisation or at one above it (the site their branch attends). Staff (trainer, secretary,
+own organisation or at one above it (the site their branch attends), and by group study outside
+any training held there (or where a mobile member takes part). Staff (trainer, secretary,
 site operator) see the sessions hosted inside their subtrees or above their roots, in rounds
 that reach those subtrees; a superuser sees every published round's sessions. One user can be
 both a member and staff: the two sets are joined.
@@ -58,11 +59,17 @@ def member_sessions_q(member) -> Q:
     """Sessions of published rounds that include ``member``, held at their node or above it."""
     if member is None or not member.is_active:
         return Q(pk__in=[])
+    paths = member.organization.ancestor_paths()
+    # Group study outside any training: at their organisation or above it, and where a mobile
+    # member takes part.
+    places = set(paths)
+    if member.activity_organization_id:
+        places.update(member.activity_organization.ancestor_paths())
+    condition = Q(round__isnull=True, host__path__in=sorted(places))
     rounds = [r.pk for r in Round.objects.for_member(member)]
-    if not rounds:
-        return Q(pk__in=[])
-    paths = [o.path for o in member.organization.ancestors_and_self()]
-    return Q(round__in=rounds, host__path__in=paths)
+    if rounds:
+        condition |= Q(round__in=rounds, host__path__in=paths)
+    return condition
 
 
 def staff_sessions_q(user) -> Q:
@@ -70,7 +77,7 @@ def staff_sessions_q(user) -> Q:
     roots, in published rounds that reach those subtrees. Superusers: every published round."""
     roots = access.role_roots(user)
     if roots is None:
-        return Q(round__in=Round.objects.published().values("pk"))
+        return Q(round__in=Round.objects.published().values("pk")) | Q(round__isnull=True)
     if not roots:
         return Q(pk__in=[])
     above = set()
@@ -78,7 +85,7 @@ def staff_sessions_q(user) -> Q:
         above.update(root.path[:i] for i in range(root.steplen, len(root.path), root.steplen))
     hosts = subtree_q(roots, "host__path") | Q(host__path__in=sorted(above))
     rounds = Round.objects.published().visible_to_roots(roots).values("pk")
-    return hosts & Q(round__in=rounds)
+    return hosts & (Q(round__in=rounds) | Q(round__isnull=True))
 
 
 def sessions_for_user(user):

@@ -1,7 +1,10 @@
-"""Demo rounds: last quarter's closed with its snapshot, this quarter's under way. Idempotent."""
+"""Demo trainings: last quarter's round closed with its snapshot, this quarter's under way, a
+书记专题培训 under way, 发展对象 in training, group study outside a round, a mobile member
+ticked at another site, and study recorded by secretaries (approved and pending). Idempotent."""
 
 import random
 from datetime import datetime, time, timedelta
+from decimal import Decimal
 
 from django.db import transaction
 from django.utils import timezone
@@ -9,8 +12,8 @@ from django.utils import timezone
 from courses.models import LessonPage, LessonProgress
 from members.models import Member, Organization, Role, RoleAssignment
 
-from . import services
-from .models import Attendance, LeaveRequest, Round
+from . import records, services
+from .models import KIND_PRESETS, Attendance, LeaveRequest, Round, StudyRecord
 from .participation import participation_refresh
 
 
@@ -67,7 +70,8 @@ def seed_demo_rounds(now=None) -> str | None:
         previous = by_quarter[(last_year, last_quarter)]
         branches = list(Organization.objects.filter(kind="branch", path__startswith=city.path))
         members = {
-            b.pk: list(Member.objects.filter(organization=b).order_by("phone")) for b in branches
+            b.pk: list(Member.objects.party_members().filter(organization=b).order_by("phone"))
+            for b in branches
         }
 
         # Last quarter: studied "学习党章" lesson 1, closed with 9 in 10 done.
@@ -166,7 +170,145 @@ def seed_demo_rounds(now=None) -> str | None:
             until=current.closes_on,
             user=user,
         )
+        mobile = demo[5]
+        _seed_other_kinds(
+            city=city, lessons=lessons, members=members, user=user, today=today, now=now, rng=rng
+        )
+        _seed_group_study(site=site, members=members[first_branch.pk], user=user, today=today)
+        _seed_mobile_ticked(mobile=mobile, round_=current, lessons=lessons, user=user, when=held_on)
+        _seed_records(demo=demo, today=today)
     return (
         f"Demo rounds: '{previous.title}' closed with its snapshot; "
         f"'{current.title}' under way (coverage at /rounds/{current.pk}/coverage/)."
+    )
+
+
+def _new_training(*, kind, title, city, lessons, today, user, **fields):
+    training = Round.objects.create(
+        kind=kind,
+        title=title,
+        opens_on=today.replace(day=1),
+        closes_on=today.replace(day=1) + timedelta(days=75),
+        makeup_deadline=today.replace(day=1) + timedelta(days=105),
+        state=Round.State.PUBLISHED,
+        created_by=user,
+        **{**KIND_PRESETS[kind], **fields},
+    )
+    training.scope_roots.set([city])
+    training.lessons.set(lessons)
+    services.round_calendar(training)
+    return training
+
+
+def _seed_other_kinds(*, city, lessons, members, user, today, now, rng):
+    """A 书记专题培训 for village and community secretaries, under way; 发展对象 in training."""
+    secretaries = _new_training(
+        kind=Round.Kind.SECRETARY,
+        title=f"{today.year}年村（社区）党组织书记专题培训",
+        city=city,
+        lessons=lessons[:2],
+        today=today,
+        user=user,
+        theme="抓党建促基层治理能力提升。",
+        hours=8,
+        domains=[Organization.Domain.RURAL, Organization.Domain.COMMUNITY],
+    )
+    for member in secretaries.members_in_scope():
+        if rng.random() < 0.6:
+            _complete(member, lessons[:2], now - timedelta(days=rng.randint(1, 10)))
+    participation_refresh(training_round=secretaries)
+    candidates = _new_training(
+        kind=Round.Kind.CANDIDATE,
+        title=f"{today.year}年发展对象短期集中培训",
+        city=city,
+        lessons=lessons[:3],
+        today=today,
+        user=user,
+        theme="入党前集中培训，不少于3天或24学时。",
+        hours=24,
+    )
+    for member in list(candidates.members_in_scope())[::2]:
+        _complete(member, lessons[:1], now - timedelta(days=2))
+    participation_refresh(training_round=candidates)
+
+
+def _seed_group_study(*, site, members, user, today):
+    """A 党课 outside any round, at the demo site, last week, with roll call."""
+    held_on = today - timedelta(days=8)
+    lecture = services.session_save(
+        training_round=None,
+        title="书记讲党课：做合格党员",
+        host=site,
+        start=_at(held_on, 15),
+        end=_at(held_on, 17),
+        hours=2,
+        location="社区党群服务中心",
+        user=user,
+    )
+    sitting = services.sitting_for(session=lecture, start=lecture.event.start)
+    Attendance.objects.bulk_create(
+        [
+            Attendance(
+                sitting=sitting,
+                member=m,
+                status=Attendance.Status.PRESENT,
+                method=Attendance.Method.ROLL_CALL,
+                recorded_by=user,
+                recorded_at=sitting.start + timedelta(minutes=3),
+            )
+            for m in members[:8]
+        ]
+    )
+    services.sitting_close(sitting=sitting, user=user)
+
+
+def _seed_mobile_ticked(*, mobile, round_, lessons, user, when):
+    """The demo branch's mobile member, working in another township, ticked at roll call at
+    the site where they take part: they count at home, done by the session there."""
+    place = Member.objects.select_related("activity_organization").get(pk=mobile.pk)
+    host = place.activity_organization
+    if host is None:
+        return
+    Organization.objects.filter(pk=host.pk).update(is_site=True)
+    host.refresh_from_db()
+    session = services.session_save(
+        training_round=round_,
+        title="集中收看：党的创新理论（流入地）",
+        host=host,
+        start=_at(when, 14),
+        end=_at(when, 16),
+        lessons=lessons[1:3],
+        hours=2,
+        user=user,
+    )
+    sitting = services.sitting_for(session=session, start=session.event.start)
+    services.roll_call_save(sitting=sitting, marks={mobile.pk: "present"}, user=user)
+
+
+def _seed_records(*, demo, today):
+    """Study the system did not see: a 送学上门 visit approved at the county, a 党校 class
+    waiting for approval."""
+    secretary = demo[0].user
+    county = RoleAssignment.objects.filter(role=Role.SECRETARY, user__username="county").first()
+    visited = next((m for m in demo if m.limited_mobility), demo[8])
+    visit, _created = records.record_create(
+        member=visited,
+        kind=StudyRecord.Kind.DOOR_TO_DOOR,
+        title="送学上门：学习党的创新理论",
+        studied_on=today - timedelta(days=5),
+        hours=Decimal("1.5"),
+        note="在家中一起读原文",
+        user=secretary,
+        form_token="demo-door-to-door",
+    )
+    if county is not None:
+        records.record_decide(record=visit, approve=True, user=county.user)
+    records.record_create(
+        member=demo[2],
+        kind=StudyRecord.Kind.PARTY_SCHOOL,
+        title="区委党校 基层党务工作者培训班",
+        studied_on=today - timedelta(days=12),
+        hours=16,
+        user=secretary,
+        form_token="demo-party-school",
     )

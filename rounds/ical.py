@@ -97,7 +97,11 @@ def _fill(vevent: Event, session, url: str):
     vevent.add("summary", session.title)
     place = " · ".join(p for p in (session.location.strip(), session.host.name) if p)
     vevent.add("location", place)
-    lines = [_("Round: %(title)s") % {"title": session.round.title}]
+    lines = [
+        _("Round: %(title)s") % {"title": session.round.title}
+        if session.round_id
+        else _("Group study outside a training")
+    ]
     lessons = list(session.lessons.all())
     if lessons:
         lines.append(_("Lessons shown:"))

@@ -135,7 +135,11 @@ def ledger_entries(*, member: Member, year: int) -> list[LedgerEntry]:
             date=a.sitting.start,
             kind="session",
             title=a.sitting.session.title,
-            detail=a.sitting.session.round.title,
+            detail=(
+                a.sitting.session.round.title
+                if a.sitting.session.round_id
+                else _("Group study outside a training")
+            ),
             hours=a.sitting.session.hours,
         )
         for a in attendances

@@ -406,10 +406,20 @@ def add_months(day, months: int):
 
 
 class Session(models.Model):
-    """A group session (集中学习 / 集中收看): an event in the round's calendar, at a site."""
+    """A group session (集中学习 / 集中收看): an event in the round's calendar, at a site.
+
+    Without a round it is group study outside any training (党课, 集中学习 at a site): on the
+    calendar of everyone at the host and below, with check-in and roll call, its 学时 counted
+    in the ledger of those present."""
 
     round = models.ForeignKey(
-        Round, on_delete=models.CASCADE, related_name="sessions", verbose_name=_("round")
+        Round,
+        on_delete=models.CASCADE,
+        related_name="sessions",
+        verbose_name=_("round"),
+        null=True,
+        blank=True,
+        help_text=_("Empty: group study outside any training (党课, 集中学习)."),
     )
     event = models.OneToOneField(
         "schedule.Event", on_delete=models.CASCADE, related_name="group_session"
@@ -448,6 +458,47 @@ class Session(models.Model):
     @property
     def title(self):
         return self.event.title
+
+    @property
+    def is_group_study(self) -> bool:
+        """Group study outside any training."""
+        return self.round_id is None
+
+    def admits(self, member) -> bool:
+        """May ``member`` check in? In a training: those it includes. Group study: everyone on
+        the roster at the host or below, mobile members who take part there, and anyone
+        posted there now (people in training to join too: it is study)."""
+        if self.round_id is not None:
+            return self.round.state != Round.State.DRAFT and self.round.includes(member)
+        if not member.is_active:
+            return False
+        host = self.host
+        if host.contains(member.organization):
+            return True
+        if member.activity_organization_id and host.contains(member.activity_organization):
+            return True
+        today = timezone.localdate()
+        return any(
+            host.contains(p.organization)
+            for p in member.postings.filter(Posting.overlapping_q(today, today)).select_related(
+                "organization"
+            )
+        )
+
+    def members_expected(self):
+        """Who the roll call lists (besides anyone checked in): see ``admits``."""
+        if self.round_id is not None:
+            return self.round.members_at(self.host)
+        today = timezone.localdate()
+        posted = Posting.objects.filter(
+            Posting.overlapping_q(today, today),
+            path_prefix_q(self.host.path, "organization__path"),
+        ).values("member_id")
+        return Member.objects.filter(is_active=True).filter(
+            path_prefix_q(self.host.path, "organization__path")
+            | path_prefix_q(self.host.path, "activity_organization__path")
+            | Q(pk__in=posted)
+        )
 
 
 class Sitting(models.Model):

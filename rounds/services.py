@@ -166,9 +166,20 @@ def recurrence_kind(rule: Rule | None) -> str:
     return ""
 
 
+GROUP_STUDY_CALENDAR = "group-study"
+
+
+def group_study_calendar() -> Calendar:
+    """The calendar where group study outside any training lives."""
+    calendar, _created = Calendar.objects.get_or_create(
+        slug=GROUP_STUDY_CALENDAR, defaults={"name": "集中学习"}
+    )
+    return calendar
+
+
 def session_save(
     *,
-    training_round: Round,
+    training_round: Round | None,
     title: str,
     host: Organization,
     start: datetime,
@@ -182,8 +193,9 @@ def session_save(
     user=None,
     session: Session | None = None,
 ) -> Session:
-    """Create or update a group session and its scheduler event in the round's calendar."""
-    calendar = round_calendar(training_round)
+    """Create or update a group session and its scheduler event in the round's calendar
+    (``training_round`` None: group study outside any training, in its own calendar)."""
+    calendar = round_calendar(training_round) if training_round else group_study_calendar()
     rule = recurrence_rule(recurrence)
     with transaction.atomic():
         event = session.event if session else Event(calendar=calendar, creator=user)
@@ -317,7 +329,12 @@ def check_in(*, member: Member, sitting: Sitting, now=None, request=None) -> Che
                 "closes": timezone.localtime(sitting.check_in_window()[1]).strftime("%m-%d %H:%M"),
             }
         )
-    if training_round.state == Round.State.DRAFT or not training_round.includes(member):
+    if not sitting.session.admits(member):
+        if training_round is None:
+            raise CheckInRefused(
+                _("This group study is for the members of %(host)s; ask the site operator.")
+                % {"host": sitting.session.host.name}
+            )
         raise CheckInRefused(
             _("You are not among the members this round covers, so there is nothing to check in.")
         )
@@ -350,7 +367,8 @@ def check_in(*, member: Member, sitting: Sitting, now=None, request=None) -> Che
         audit_event(
             event="check_in", obj=attendance, actor=member.user, request=request, status=status
         )
-        participation_refresh(training_round=training_round, member_ids=[member.pk])
+        if training_round is not None:
+            participation_refresh(training_round=training_round, member_ids=[member.pk])
     return CheckIn(attendance, created=created)
 
 
@@ -396,19 +414,18 @@ def roll_call_members(sitting: Sitting):
     """Who the roll call lists: those in scope who count within the host's subtree (at home
     or posted there), mobile members in scope who take part there (流动党员 at their 活动地),
     and anyone checked in."""
-    training_round = sitting.session.round
-    host = sitting.session.host
-    in_scope = training_round.members_at(host)
-    taking_part_here = training_round.members_in_scope().filter(
-        path_prefix_q(host.path, "activity_organization__path")
-    )
+    session = sitting.session
+    training_round = session.round
+    host = session.host
+    expected = Q(pk__in=session.members_expected().values("pk"))
+    if training_round is not None:
+        taking_part_here = training_round.members_in_scope().filter(
+            path_prefix_q(host.path, "activity_organization__path")
+        )
+        expected |= Q(pk__in=taking_part_here.values("pk"))
     checked_in = Attendance.objects.filter(sitting=sitting).values("member_id")
     return (
-        Member.objects.filter(
-            Q(pk__in=in_scope.values("pk"))
-            | Q(pk__in=taking_part_here.values("pk"))
-            | Q(pk__in=checked_in)
-        )
+        Member.objects.filter(expected | Q(pk__in=checked_in))
         .select_related("organization")
         .order_by("organization__path", "name")
     )
@@ -491,7 +508,7 @@ def roll_call_save(*, sitting: Sitting, marks: dict, user, reason: str = "", req
                 reason=reason.strip(),
                 changes=[{"member": m, "before": b, "after": a} for m, b, a in changed],
             )
-    if changed:
+    if changed and sitting.session.round_id is not None:
         participation_refresh(
             training_round=sitting.session.round, member_ids=[m for m, _b, _a in changed]
         )

@@ -517,6 +517,8 @@ def _session_open_to(user, session) -> bool:
     """The host's staff run its sittings; those of a draft round only a trainer may open."""
     if not access.can_see_organization(user, session.host):
         return False
+    if session.round_id is None:  # group study outside any training
+        return True
     return (
         session.round.state != Round.State.DRAFT
         or _visible_rounds(user).filter(pk=session.round_id).exists()

@@ -3,9 +3,16 @@
 from django.core.management import call_command
 from django.utils import timezone
 
-from members.models import Organization
+from members.models import Member, Organization
 from rounds.coverage import coverage_children
-from rounds.models import CoverageSnapshot, Participation, Round, Session
+from rounds.models import (
+    Attendance,
+    CoverageSnapshot,
+    Participation,
+    Round,
+    Session,
+    StudyRecord,
+)
 
 P = Participation.Status
 
@@ -15,10 +22,11 @@ def test_demo_rounds(db, django_capture_on_commit_callbacks):
     helpers so a failure names what is missing."""
     with django_capture_on_commit_callbacks(execute=True):  # as after the demo's commit
         call_command("seed_demo")
-    current = Round.objects.get(state=Round.State.PUBLISHED)
+    current = Round.objects.get(state=Round.State.PUBLISHED, kind=Round.Kind.QUARTERLY)
     previous = Round.objects.get(state=Round.State.CLOSED)
     check_round_under_way(current)
     check_closed_round(previous)
+    check_categories_and_every_study(current)
     # Closing it issued its certificates, one per member who completed it.
     from certificates.models import Certificate
 
@@ -28,9 +36,31 @@ def test_demo_rounds(db, django_capture_on_commit_callbacks):
     template = Certificate.objects.filter(round=previous).first().template
     assert template.seal is not None and "示范市委组织部" in template.issuer_lines
     count = Participation.objects.count()
+    rounds = Round.objects.count()
     call_command("seed_demo")
-    assert Round.objects.count() == 4
+    assert Round.objects.count() == rounds
     assert Participation.objects.count() == count
+
+
+def check_categories_and_every_study(current):
+    """A 书记专题培训 under way, 发展对象 in training, group study outside a round, a mobile
+    member ticked at another site, approved and pending recorded study."""
+    secretaries = Round.objects.get(kind=Round.Kind.SECRETARY)
+    in_scope = secretaries.members_in_scope()
+    assert in_scope.exists()
+    assert set(in_scope.values_list("position", flat=True)) <= {"secretary", "deputy_secretary"}
+    assert Participation.objects.filter(round=secretaries, status=P.COMPLETED).exists()
+    candidates = Round.objects.get(kind=Round.Kind.CANDIDATE)
+    assert set(candidates.members_in_scope().values_list("status", flat=True)) == {"candidate"}
+    assert not current.members_in_scope().filter(status__in=["candidate", "activist"]).exists()
+    group_study = Session.objects.get(round__isnull=True)
+    assert Attendance.objects.filter(sitting__session=group_study, status="present").exists()
+    mobile = Member.objects.get(activity_organization__isnull=False)
+    ticked = Attendance.objects.get(member=mobile, sitting__session__round=current)
+    assert ticked.sitting.session.host == mobile.activity_organization
+    assert not mobile.activity_organization.contains(mobile.organization)
+    states = set(StudyRecord.objects.values_list("state", flat=True))
+    assert states == {StudyRecord.State.APPROVED, StudyRecord.State.PENDING}
 
 
 def check_round_under_way(current):
