@@ -62,7 +62,8 @@ def make_clip(path: Path, caption: str, tone: int, seconds: int = 20):
 
 @transaction.atomic
 def seed_demo_course() -> CourseIndexPage:
-    """Course centre, one course, three lessons; videos queued for the worker. Idempotent."""
+    """Course centre, one course, three video lessons (queued for the worker) and a lesson to
+    read. Idempotent."""
     home = HomePage.objects.first()
     index = CourseIndexPage.objects.first()
     if index is None:
@@ -96,7 +97,26 @@ def seed_demo_course() -> CourseIndexPage:
             lesson = LessonPage(title=title, slug=slug, video=video, hours_override=Decimal("0.5"))
             course.add_child(instance=lesson)
             lesson.save_revision().publish()
+    if not LessonPage.objects.child_of(course).filter(slug="reading-1").exists():
+        # A lesson to read (读原著学原文): text, and a reading time instead of a video.
+        reading = LessonPage(
+            title="原文选读：《中国共产党章程》总纲",
+            slug="reading-1",
+            reading_minutes=10,
+            body=[("text", READING_TEXT)],
+        )
+        course.add_child(instance=reading)
+        reading.save_revision().publish()
     return index
+
+
+READING_TEXT = (
+    "<p>读原著、学原文、悟原理。请通读党章总纲，边读边思考：党章对党员提出了哪些基本要求？</p>"
+    "<p>中国共产党是中国工人阶级的先锋队，同时是中国人民和中华民族的先锋队，是中国特色社会主义事业"
+    "的领导核心，代表中国先进生产力的发展要求，代表中国先进文化的前进方向，代表中国最广大人民的"
+    "根本利益。</p>"
+    "<p>党的最高理想和最终目标是实现共产主义。</p>"
+)
 
 
 def demo_videos_pending():

@@ -35,6 +35,25 @@ def player_config(request, lesson: LessonPage) -> dict:
     }
 
 
+def reading_context(request, lesson: LessonPage, progress) -> dict | None:
+    """For a lesson to read: the rule in words, and where this member's reading stands."""
+    if not lesson.is_reading:
+        return None
+    member = counting_member(request)
+    open_here = (
+        progress is not None
+        and progress.viewing is not None
+        and progress.viewing_session == request.session.session_key
+    )
+    return {
+        "rule": services.reading_status_text(lesson, progress),
+        "is_member": member is not None,
+        "done": progress is not None and progress.completed_at is not None,
+        "started": open_here,
+        "ready_at": services.reading_ready_at(progress) if open_here else None,
+    }
+
+
 def lesson_context(request, lesson: LessonPage) -> dict:
     """The lesson page: its course, the course's lessons with progress, the player."""
     course = lesson.get_parent().specific
@@ -45,6 +64,7 @@ def lesson_context(request, lesson: LessonPage) -> dict:
         "lessons": lessons,
         "progress": progress,
         "status_text": services.status_text(progress.get(lesson.pk)),
+        "reading": reading_context(request, lesson, progress.get(lesson.pk)),
         "player": player_config(request, lesson),
         "player_text": {
             "superseded": _(

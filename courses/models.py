@@ -4,8 +4,10 @@ from decimal import ROUND_HALF_UP, Decimal
 
 from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import ValidationError
 from django.core.files.storage import storages
 from django.core.paginator import Paginator
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
 from django.utils.functional import cached_property
@@ -305,10 +307,23 @@ class LessonPage(Page):
         help_text=_("Leave empty to derive study hours from the video's duration."),
     )
 
+    reading_minutes = models.PositiveSmallIntegerField(
+        _("reading time (minutes)"),
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(600)],
+        help_text=_(
+            "For a lesson to read (读原著学原文), text or a document and no video: the member "
+            "completes it by saying they have read it, once the lesson has been open this "
+            "many minutes. Its study hours follow from this time unless set below."
+        ),
+    )
+
     content_panels = [
         *Page.content_panels,
         FieldPanel("video"),
         FieldPanel("body"),
+        FieldPanel("reading_minutes"),
         FieldPanel("hours_override"),
     ]
     parent_page_types = ["courses.CoursePage"]
@@ -317,8 +332,40 @@ class LessonPage(Page):
     class Meta:
         verbose_name = _("lesson")
 
+    def clean(self):
+        super().clean()
+        if self.video_id and self.reading_minutes:
+            raise ValidationError(
+                {
+                    "reading_minutes": _(
+                        "A lesson is watched or read, not both: remove the video or the "
+                        "reading time."
+                    )
+                }
+            )
+
+    @property
+    def is_reading(self) -> bool:
+        """A lesson to read: completed by saying so after the reading time (读原著学原文)."""
+        return not self.video_id and bool(self.reading_minutes)
+
+    @property
+    def reading_seconds(self) -> int:
+        return (self.reading_minutes or 0) * 60
+
+    @property
+    def completable_online(self) -> bool:
+        """Can a member complete it online at all? A reading lesson, or one whose video has
+        not failed (a video being processed will be ready). Text or a document alone, with no
+        reading time, can never be completed: a training must not require it."""
+        if self.is_reading:
+            return True
+        return self.video_id is not None and self.video.state != LessonVideo.State.FAILED
+
     @property
     def duration(self) -> float:
+        if self.is_reading:
+            return float(self.reading_seconds)
         return float(self.video.duration) if self.video_id and self.video.duration else 0.0
 
     @property

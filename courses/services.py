@@ -19,6 +19,7 @@ from django.db.models import Exists, OuterRef
 from django.dispatch import Signal
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from members.models import Member
 
@@ -217,6 +218,13 @@ def progress_start(*, member, lesson: LessonPage, session_key: str) -> LessonPro
     video = lesson.video
     if video is None or video.state != LessonVideo.State.READY or not video.duration:
         raise LessonNotPlayable(_("This lesson's video is not ready yet."))
+    return _open_viewing(
+        member=member, lesson=lesson, session_key=session_key, duration=float(video.duration)
+    )
+
+
+def _open_viewing(*, member, lesson, session_key, duration: float) -> LessonProgress:
+    """Open a viewing (or a reading) of ``lesson``: see progress_start."""
     if not session_key:
         raise ValueError("a viewing is bound to a login session")
     with transaction.atomic():
@@ -234,13 +242,13 @@ def progress_start(*, member, lesson: LessonPage, session_key: str) -> LessonPro
         now = timezone.now()
         clock = max([now, *(row.watch_clock for row in open_viewings if row.watch_clock)])
         progress, created = LessonProgress.objects.get_or_create(
-            member=member, lesson=lesson, defaults={"duration": float(video.duration)}
+            member=member, lesson=lesson, defaults={"duration": duration}
         )
         progress.viewing = uuid.uuid4()
         progress.viewing_session = session_key
         progress.viewing_started_at = clock
         progress.credited_until = None
-        progress.duration = float(video.duration)
+        progress.duration = duration
         progress.save(
             update_fields=[
                 "viewing",
@@ -385,6 +393,112 @@ def _credit_report(progress: LessonProgress, reported, position, now) -> list[st
         fields += ["completed_at", "hours_earned"]
     progress.updated_at = now
     return fields
+
+
+# --- Reading lessons (读原著学原文) ------------------------------------------------------------
+
+
+class ReadingRefused(Exception):
+    """Said to the member in words: why "I have read it" does not count (yet)."""
+
+
+def reading_start(*, member, lesson: LessonPage, session_key: str) -> LessonProgress:
+    """Begin reading ``lesson``: a viewing like a video's (one at a time per member, the watch
+    clock carried over), which the member may close as read once the reading time has passed.
+    Asked again from the same login session while that reading is open, nothing restarts."""
+    if not lesson.is_reading:
+        raise LessonNotPlayable(_("This lesson is not one to read."))
+    current = LessonProgress.objects.filter(
+        member=member, lesson=lesson, viewing__isnull=False, viewing_session=session_key
+    ).first()
+    if current is not None or _already_read(member, lesson):
+        return current or LessonProgress.objects.get(member=member, lesson=lesson)
+    return _open_viewing(
+        member=member, lesson=lesson, session_key=session_key, duration=float(lesson.duration)
+    )
+
+
+def _already_read(member, lesson) -> bool:
+    return LessonProgress.objects.filter(
+        member=member, lesson=lesson, completed_at__isnull=False
+    ).exists()
+
+
+def reading_ready_at(progress: LessonProgress):
+    """When the open reading may be said to be done: its start (on the watch clock) plus the
+    reading time."""
+    return progress.viewing_started_at + timedelta(seconds=progress.duration)
+
+
+def reading_done(*, member, lesson: LessonPage, session_key: str, now=None) -> LessonProgress:
+    """The member says they have read ``lesson``. It counts when this login session's reading
+    of it is still the member's open viewing and has been open for the reading time; then the
+    whole reading time is credited (moving the watch clock on by as much) and the lesson is
+    complete. Said twice, nothing changes."""
+    if not lesson.is_reading:
+        raise LessonNotPlayable(_("This lesson is not one to read."))
+    with transaction.atomic():
+        Member.objects.select_for_update().only("pk").get(pk=member.pk)
+        progress = (
+            LessonProgress.objects.select_for_update().filter(member=member, lesson=lesson).first()
+        )
+        if progress is not None and progress.completed_at is not None:
+            return progress
+        if progress is None or progress.viewing is None or progress.viewing_session != session_key:
+            raise ReadingRefused(
+                _(
+                    "Open the lesson and start reading here first: another lesson was opened "
+                    "since, or the reading was started on another device."
+                )
+            )
+        now = now or timezone.now()
+        ready = reading_ready_at(progress)
+        if now < ready:
+            minutes = math.ceil((ready - now).total_seconds() / 60)
+            raise ReadingRefused(
+                ngettext(
+                    "Keep reading: this lesson can be marked as read in %(n)d more minute.",
+                    "Keep reading: this lesson can be marked as read in %(n)d more minutes.",
+                    minutes,
+                )
+                % {"n": minutes}
+            )
+        progress.segments = [[0.0, progress.duration]]
+        progress.watched_seconds = progress.duration
+        progress.furthest = progress.duration
+        progress.last_position = progress.duration
+        progress.credited_until = ready
+        progress.completed_at = now
+        progress.hours_earned = lesson.hours
+        progress.viewing = None
+        progress.updated_at = now
+        fields = [
+            "segments",
+            "watched_seconds",
+            "furthest",
+            "last_position",
+            "credited_until",
+            "completed_at",
+            "hours_earned",
+            "viewing",
+            "updated_at",
+        ]
+        progress.save(update_fields=fields)
+        _announce_completion(progress, fields)
+    return progress
+
+
+def reading_status_text(lesson: LessonPage, progress: LessonProgress | None) -> str:
+    """The rule and the member's state for a reading lesson, in words."""
+    if progress is not None and progress.completed_at:
+        return _("Read: %(hours)s study hours earned.") % {"hours": progress.hours_earned}
+    return ngettext(
+        "Read the text below. After it has been open for %(n)d minute, press “I have read "
+        "it” to complete this lesson.",
+        "Read the text below. After it has been open for %(n)d minutes, press “I have read "
+        "it” to complete this lesson.",
+        lesson.reading_minutes,
+    ) % {"n": lesson.reading_minutes}
 
 
 def status_text(progress: LessonProgress | None) -> str:

@@ -1,8 +1,9 @@
 import json
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpResponse, JsonResponse
-from django.shortcuts import get_object_or_404
+from django.shortcuts import get_object_or_404, redirect
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
@@ -97,3 +98,37 @@ def progress_report(request, progress_id):
 def keepalive(request):
     """The player calls this every few minutes while a lesson plays: watching is activity."""
     return HttpResponse(status=204)
+
+
+def _reading_lesson(lesson_id):
+    lesson = get_object_or_404(LessonPage.objects.live(), pk=lesson_id)
+    if not lesson.is_reading:
+        raise Http404
+    return lesson
+
+
+@login_required
+@require_POST
+def reading_start(request, lesson_id):
+    """Start reading a lesson to read (读原著学原文): its reading time runs from now."""
+    member = _member_or_404(request)
+    lesson = _reading_lesson(lesson_id)
+    services.reading_start(member=member, lesson=lesson, session_key=request.session.session_key)
+    return redirect(lesson.url + "#reading")
+
+
+@login_required
+@require_POST
+def reading_done(request, lesson_id):
+    """The member says they have read it: counted once the reading time has passed."""
+    member = _member_or_404(request)
+    lesson = _reading_lesson(lesson_id)
+    try:
+        progress = services.reading_done(
+            member=member, lesson=lesson, session_key=request.session.session_key
+        )
+    except services.ReadingRefused as refused:
+        messages.error(request, str(refused))
+    else:
+        messages.success(request, services.reading_status_text(lesson, progress))
+    return redirect(lesson.url + "#reading")

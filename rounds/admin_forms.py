@@ -334,6 +334,28 @@ class RoundForm(WagtailAdminModelForm):
                 "lessons",
                 _("A round completed online needs at least one required lesson."),
             )
+        if data.get("state") == Round.State.PUBLISHED and data.get("completion_rule") in (
+            Round.Rule.ONLINE,
+            Round.Rule.EITHER,
+        ):
+            # Online completion (and every make-up after leave) needs each lesson completable.
+            dead_ends = [
+                lesson.title
+                for lesson in LessonPage.objects.filter(
+                    pk__in=[lesson.pk for lesson in data.get("lessons") or []]
+                ).select_related("video")
+                if not lesson.completable_online
+            ]
+            if dead_ends:
+                self.add_error(
+                    "lessons",
+                    _(
+                        "No member could complete these lessons online: %(titles)s. Give each "
+                        "a video, or a reading time if it is a text to read, or choose lessons "
+                        "that have one."
+                    )
+                    % {"titles": "、".join(dead_ends)},
+                )
         for extension in round_form_extensions:
             extension.clean(self, data)
         return data

@@ -202,11 +202,13 @@ def _new_training(*, kind, title, city, lessons, today, user, **fields):
 
 def _seed_other_kinds(*, city, lessons, members, user, today, now, rng):
     """A 书记专题培训 for village and community secretaries, under way; 发展对象 in training."""
+    # A video lesson and, where the demo course has one, the lesson to read (读原著学原文).
+    required = [lessons[0], *[lesson for lesson in lessons if lesson.is_reading][:1]]
     secretaries = _new_training(
         kind=Round.Kind.SECRETARY,
         title=f"{today.year}年村（社区）党组织书记专题培训",
         city=city,
-        lessons=lessons[:2],
+        lessons=required,
         today=today,
         user=user,
         theme="抓党建促基层治理能力提升。",
@@ -215,7 +217,7 @@ def _seed_other_kinds(*, city, lessons, members, user, today, now, rng):
     )
     for member in secretaries.members_in_scope():
         if rng.random() < 0.6:
-            _complete(member, lessons[:2], now - timedelta(days=rng.randint(1, 10)))
+            _complete(member, required, now - timedelta(days=rng.randint(1, 10)))
     participation_refresh(training_round=secretaries)
     candidates = _new_training(
         kind=Round.Kind.CANDIDATE,

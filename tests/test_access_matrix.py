@@ -301,6 +301,15 @@ class World:
         return self.round.lessons.order_by("path").first()
 
     @cached_property
+    def reading_lesson(self):
+        """A live lesson to read, in the round's course."""
+        course = self.lesson.get_parent()
+        page = LessonPage(title="原文选读", slug="reading", reading_minutes=5)
+        course.add_child(instance=page)
+        page.save_revision().publish()
+        return page
+
+    @cached_property
     def study_record(self):
         """A 送学上门 visit to member_a, recorded by the city's trainer, waiting for approval."""
         record, _created = records.record_create(
@@ -519,6 +528,19 @@ SITE_CASES = {
         # Lessons are the city's shared course content, not a subtree's: every member may
         # watch every live lesson. Accounts without a member record get 404.
         insiders={"member_a": (200,), "member_b": (200,)},
+        outsiders=STAFF_B + STAFF_A,
+    ),
+    "courses:reading_start": Case(
+        kwargs=lambda w: {"lesson_id": w.reading_lesson.pk},
+        methods=("POST",),
+        # Like watching: every member may read every live lesson to read.
+        insiders={"member_a": (302,), "member_b": (302,)},
+        outsiders=STAFF_B + STAFF_A,
+    ),
+    "courses:reading_done": Case(
+        kwargs=lambda w: {"lesson_id": w.reading_lesson.pk},
+        methods=("POST",),
+        insiders={"member_a": (302,), "member_b": (302,)},
         outsiders=STAFF_B + STAFF_A,
     ),
     "courses:progress_report": Case(

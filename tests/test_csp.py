@@ -450,6 +450,8 @@ NOT_HTML = {
     "members:import_template": "a spreadsheet",
     "members:import_apply": "POST, then a redirect",
     "courses:viewing_start": "JSON for the player",
+    "courses:reading_start": "POST, then back to the lesson page",
+    "courses:reading_done": "POST, then back to the lesson page",
     "courses:progress_report": "JSON for the player",
     "courses:keepalive": "JSON for the player",
     "rounds:leave_create": "POST, then a redirect",

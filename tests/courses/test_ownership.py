@@ -275,15 +275,17 @@ def test_the_migration_gives_existing_courses_to_the_city(city):
 
     course = builders.course("旧课程")
 
-    def migrate(target):
+    def migrate(target=None):
         executor = MigrationExecutor(connection)
         executor.loader.build_graph()
-        executor.migrate([target])
+        # None: back to the latest, so the tests after this one find today's schema.
+        executor.migrate([target] if target else executor.loader.graph.leaf_nodes("courses"))
 
     try:
         migrate(("courses", "0005_one_viewing_per_member"))
-    finally:
         migrate(("courses", "0006_course_owner"))
+    finally:
+        migrate()
     assert CoursePage.objects.get(pk=course.pk).owner_organization == city.root
 
 
