@@ -568,3 +568,21 @@ class SessionForm(WagtailAdminModelForm):
                     _("This site is outside the round's scope: none of its members take part."),
                 )
         return data
+
+
+class StudyPlanForm(WagtailAdminModelForm):
+    """A five-year plan, set for an organisation in the trainer's subtree (named by code)."""
+
+    organization = OrganizationCodeField(
+        label=_("Set by (organisation code)"),
+        help_text=_("The plan covers this organisation's whole subtree."),
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["organization"].queryset = trainer_organizations(self.for_user)
+        if not self.instance.pk and not self.is_bound:
+            roots = trainer_roots(self.for_user)
+            if roots:
+                self.initial.setdefault("organization", roots[0].code)
+            self.initial.setdefault("first_year", timezone.localdate().year)

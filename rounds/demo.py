@@ -3,7 +3,7 @@
 ticked at another site, and study recorded by secretaries (approved and pending). Idempotent."""
 
 import random
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 
 from django.db import transaction
@@ -13,7 +13,15 @@ from courses.models import LessonPage, LessonProgress
 from members.models import Member, Organization, Role, RoleAssignment
 
 from . import records, services
-from .models import KIND_PRESETS, Attendance, LeaveRequest, Round, StudyRecord
+from .models import (
+    KIND_PRESETS,
+    Attendance,
+    LeaveRequest,
+    PlanTarget,
+    Round,
+    StudyPlan,
+    StudyRecord,
+)
 from .participation import participation_refresh
 
 
@@ -177,6 +185,7 @@ def seed_demo_rounds(now=None) -> str | None:
         _seed_group_study(site=site, members=members[first_branch.pk], user=user, today=today)
         _seed_mobile_ticked(mobile=mobile, round_=current, lessons=lessons, user=user, when=held_on)
         _seed_records(demo=demo, today=today)
+        _seed_plan(city=city, members=members, user=user, today=today)
     return (
         f"Demo rounds: '{previous.title}' closed with its snapshot; "
         f"'{current.title}' under way (coverage at /rounds/{current.pk}/coverage/)."
@@ -313,4 +322,53 @@ def _seed_records(*, demo, today):
         hours=16,
         user=secretary,
         form_token="demo-party-school",
+    )
+
+
+def _seed_plan(*, city, members, user, today):
+    """The city's five-year plan, begun last year, with last year's winter training recorded
+    (春训冬训) so the plan page has two years to show."""
+    plan = StudyPlan.objects.create(
+        title=f"{today.year - 1}—{today.year + 3}年党员教育培训工作规划",
+        organization=city,
+        first_year=today.year - 1,
+        created_by=user,
+    )
+    T = PlanTarget
+    for order, (kind, audience, number, training) in enumerate(
+        (
+            (T.Kind.HOURS, T.Audience.MEMBERS, 32, ""),
+            (T.Kind.HOURS, T.Audience.SECRETARIES, 56, ""),
+            (T.Kind.TRAINED, T.Audience.VILLAGE_SECRETARIES, None, Round.Kind.SECRETARY),
+            (T.Kind.NEW_IN_POSITION, T.Audience.SECRETARIES, 6, Round.Kind.NEW_SECRETARY),
+            (T.Kind.TRAINED, T.Audience.MEMBERS, None, Round.Kind.QUARTERLY),
+            (T.Kind.HOURS_BEFORE_ADMISSION, T.Audience.CANDIDATES, 24, ""),
+        )
+    ):
+        PlanTarget.objects.create(
+            plan=plan,
+            sort_order=order,
+            kind=kind,
+            audience=audience,
+            number=number,
+            training_kind=training,
+        )
+    winter = date(today.year - 1, 1, 15)
+    StudyRecord.objects.bulk_create(
+        [
+            StudyRecord(
+                member=member,
+                kind=StudyRecord.Kind.SEASONAL,
+                title=f"{today.year - 1}年冬训：集中学习",
+                studied_on=winter,
+                hours=Decimal("32") if number % 3 else Decimal("24"),
+                state=StudyRecord.State.APPROVED,
+                recorded_by=None,  # from last year's paper register, approved by the trainer
+                decided_by=user,
+                decided_at=timezone.make_aware(datetime.combine(winter, time(18))),
+                form_token=f"demo-winter-{member.pk}",
+            )
+            for branch_members in list(members.values())[:12]
+            for number, member in enumerate(branch_members, start=1)
+        ]
     )

@@ -80,24 +80,25 @@ def ledger_requirement(*, position: str, status: str = Member.Status.FULL) -> De
 
 
 def _lesson_rows(member_ref, year):
+    """Lessons completed in ``year`` (``None``: in any year)."""
+    rows = LessonProgress.objects.filter(member=member_ref, completed_at__isnull=False)
+    if year is None:
+        return rows
     start, end = year_bounds(year)
-    return LessonProgress.objects.filter(
-        member=member_ref, completed_at__gte=start, completed_at__lt=end
-    )
+    return rows.filter(completed_at__gte=start, completed_at__lt=end)
 
 
 def _attendance_rows(member_ref, year):
+    rows = Attendance.objects.filter(member=member_ref, status__in=Attendance.ATTENDED)
+    if year is None:
+        return rows
     start, end = year_bounds(year)
-    return Attendance.objects.filter(
-        member=member_ref,
-        status__in=Attendance.ATTENDED,
-        sitting__start__gte=start,
-        sitting__start__lt=end,
-    )
+    return rows.filter(sitting__start__gte=start, sitting__start__lt=end)
 
 
 def _record_rows(member_ref, year):
-    return StudyRecord.objects.approved().filter(member=member_ref, studied_on__year=year)
+    rows = StudyRecord.objects.approved().filter(member=member_ref)
+    return rows if year is None else rows.filter(studied_on__year=year)
 
 
 def _course_titles(lessons) -> dict[str, str]:
@@ -220,8 +221,9 @@ def _requirement_expression():
     return Case(*whens, default=Value(default), output_field=HOURS)
 
 
-def ledger_for_members(*, members_qs, year: int):
-    """``members_qs`` annotated with the year's hours, requirement and gap, all in SQL.
+def ledger_for_members(*, members_qs, year: int | None):
+    """``members_qs`` annotated with the year's hours (``year`` None: every year's, as for the
+    hours 发展对象 need before admission), requirement and gap, all in SQL.
 
     ``hours_lessons``, ``hours_sessions``, ``hours_total``, ``hours_required``, ``hours_gap``
     (zero once the requirement is met) and ``is_below`` (1 below the requirement, else 0);

@@ -22,6 +22,10 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from modelcluster.fields import ParentalKey
+from modelcluster.models import ClusterableModel
+from wagtail.admin.panels import FieldPanel
+from wagtail.models import Orderable
 
 from members.models import (
     Member,
@@ -856,3 +860,130 @@ class StudyRecord(models.Model):
 
     def __str__(self):
         return f"{self.member} · {self.title} · {self.studied_on}"
+
+
+class StudyPlan(ClusterableModel):
+    """《党员教育培训工作五年规划》: yearly targets per category, set by the city (or any level,
+    for its subtree) and met by each subtree. Figures are computed from the ledger, the
+    trainings and the roster (rounds/plans.py), never stored."""
+
+    title = models.CharField(_("title"), max_length=120)
+    organization = models.ForeignKey(
+        Organization,
+        on_delete=models.PROTECT,
+        related_name="study_plans",
+        verbose_name=_("set by"),
+        help_text=_("The organisation whose subtree the plan covers."),
+    )
+    first_year = models.PositiveSmallIntegerField(
+        _("first year"), validators=[MinValueValidator(2000), MaxValueValidator(2100)]
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    YEARS = 5
+
+    class Meta:
+        verbose_name = _("five-year plan")
+        verbose_name_plural = _("five-year plans")
+        ordering = ["-first_year", "title"]
+
+    def __str__(self):
+        return self.title
+
+    @property
+    def last_year(self) -> int:
+        return self.first_year + self.YEARS - 1
+
+    @property
+    def years(self) -> list[int]:
+        return list(range(self.first_year, self.last_year + 1))
+
+
+class PlanTarget(Orderable):
+    """One yearly target of a plan, in words: "every 村（社区）书记 through 书记专题培训
+    each year"."""
+
+    class Kind(models.TextChoices):
+        HOURS = "hours", _("At least N study hours in the year")
+        TRAINED = "trained", _("Completed a training of the kind in the year")
+        NEW_IN_POSITION = "new_in_position", _("Trained within N months of taking up the position")
+        HOURS_BEFORE_ADMISSION = (
+            "hours_before_admission",
+            _("At least N study hours before admission (all years)"),
+        )
+
+    class Audience(models.TextChoices):
+        MEMBERS = "members", _("Every Party member")
+        SECRETARIES = "secretaries", _("Secretaries and deputy secretaries")
+        VILLAGE_SECRETARIES = "village_secretaries", _("Village and community secretaries")
+        PARTY_WORKERS = "party_workers", _("Party affairs workers")
+        CANDIDATES = "candidates", _("Candidates for admission (发展对象)")
+
+    plan = ParentalKey(StudyPlan, on_delete=models.CASCADE, related_name="targets")
+    kind = models.CharField(_("kind of target"), max_length=30, choices=Kind.choices)
+    audience = models.CharField(_("who"), max_length=30, choices=Audience.choices)
+    number = models.DecimalField(
+        _("N (hours or months)"),
+        max_digits=5,
+        decimal_places=1,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(Decimal("0.5"))],
+    )
+    training_kind = models.CharField(
+        _("kind of training"), max_length=20, choices=Round.Kind.choices, blank=True
+    )
+    goal_percent = models.PositiveSmallIntegerField(
+        _("goal (%)"), default=100, validators=[MinValueValidator(1), MaxValueValidator(100)]
+    )
+
+    panels = [
+        FieldPanel("kind"),
+        FieldPanel("audience"),
+        FieldPanel("number"),
+        FieldPanel("training_kind"),
+        FieldPanel("goal_percent"),
+    ]
+
+    class Meta(Orderable.Meta):
+        verbose_name = _("target")
+        verbose_name_plural = _("targets")
+
+    def __str__(self):
+        return self.label
+
+    def clean(self):
+        needs_number = self.kind in (
+            self.Kind.HOURS,
+            self.Kind.NEW_IN_POSITION,
+            self.Kind.HOURS_BEFORE_ADMISSION,
+        )
+        if needs_number and not self.number:
+            raise ValidationError({"number": _("Say how many hours or months.")})
+        if self.kind in (self.Kind.TRAINED, self.Kind.NEW_IN_POSITION) and not self.training_kind:
+            raise ValidationError({"training_kind": _("Say which kind of training counts.")})
+
+    @property
+    def label(self) -> str:
+        who = self.get_audience_display()
+        number = f"{Decimal(str(self.number)).normalize():f}" if self.number else ""
+        if self.kind == self.Kind.HOURS:
+            return _("%(who)s: at least %(n)s study hours a year") % {"who": who, "n": number}
+        if self.kind == self.Kind.TRAINED:
+            return _("%(who)s: through %(training)s each year") % {
+                "who": who,
+                "training": self.get_training_kind_display(),
+            }
+        if self.kind == self.Kind.NEW_IN_POSITION:
+            return _("%(who)s new in the position: through %(training)s within %(n)s months") % {
+                "who": who,
+                "training": self.get_training_kind_display(),
+                "n": number,
+            }
+        return _("%(who)s: at least %(n)s study hours before admission") % {
+            "who": who,
+            "n": number,
+        }

@@ -8,7 +8,17 @@ from members.models import Member
 from members.services import trainer_group_ready
 
 from . import demo
-from .models import Attendance, Exemption, LeaveRequest, Round, Session, Sitting, StudyRecord
+from .models import (
+    Attendance,
+    Exemption,
+    LeaveRequest,
+    PlanTarget,
+    Round,
+    Session,
+    Sitting,
+    StudyPlan,
+    StudyRecord,
+)
 from .participation import participation_refresh, rounds_requiring
 
 auditlog.register(Round, m2m_fields={"scope_roots", "lessons"}, exclude_fields=["updated_at"])
@@ -18,6 +28,8 @@ auditlog.register(Attendance)
 auditlog.register(LeaveRequest)
 auditlog.register(Exemption)
 auditlog.register(StudyRecord, exclude_fields=["form_token"])
+auditlog.register(StudyPlan)
+auditlog.register(PlanTarget)
 
 
 @receiver(lesson_progress_changed)
@@ -45,6 +57,9 @@ def grant_round_permissions(sender, group, **kwargs):
                 "change_session",
                 "delete_session",
                 "view_session",
+                "add_studyplan",
+                "change_studyplan",
+                "view_studyplan",
             ],
         )
     )

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from .views import calendar, ledger, reminders, rounds
+from .views import calendar, ledger, plans, reminders, rounds
 
 app_name = "rounds"
 
@@ -53,5 +53,9 @@ urlpatterns = [
     path("hours/org/<int:member_pk>/", ledger.org_member_hours, name="ledger_member"),
     path("hours/org/<int:member_pk>/record/", ledger.record_new, name="record_new"),
     path("hours/records/", ledger.record_list, name="records"),
+    # The five-year plan
+    path("plans/", plans.plan_list, name="plans"),
+    path("plans/<int:pk>/", plans.plan_detail, name="plan"),
+    path("plans/<int:pk>/export/", plans.plan_export, name="plan_export"),
     path("hours/records/<int:pk>/decide/", ledger.record_decide, name="record_decide"),
 ]

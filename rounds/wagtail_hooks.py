@@ -3,11 +3,14 @@
 from django.urls import path
 from django.utils.translation import gettext_lazy as _
 from wagtail import hooks
+from wagtail.admin.panels import FieldPanel, InlinePanel, ObjectList
 from wagtail.admin.viewsets.model import ModelViewSet, ModelViewSetGroup
 
+from members.admin_views import ScopedModelViewSet
+
 from . import admin_views
-from .admin_forms import RoundForm, SessionForm
-from .models import Round, Session
+from .admin_forms import RoundForm, SessionForm, StudyPlanForm
+from .models import Round, Session, StudyPlan
 
 
 class RoundViewSet(ModelViewSet):
@@ -62,11 +65,37 @@ class SessionViewSet(ModelViewSet):
         return SessionForm
 
 
+class StudyPlanViewSet(ScopedModelViewSet):
+    """Five-year plans, each set at an organisation of the trainer's subtree."""
+
+    path_lookup = "organization__path"
+    model = StudyPlan
+    icon = "list-ul"
+    menu_label = _("Five-year plans")
+    list_display = ["title", "first_year", "organization"]
+    ordering = ["-first_year", "title"]
+    copy_view_enabled = False
+    edit_handler = ObjectList(
+        [
+            FieldPanel("title"),
+            FieldPanel("organization"),
+            FieldPanel("first_year"),
+            InlinePanel("targets", label=_("Targets"), min_num=1),
+        ],
+        # The organisation is named by code and checked against the trainer's subtree.
+        base_form_class=StudyPlanForm,
+    )
+
+
 class RoundsGroup(ModelViewSetGroup):
     menu_label = _("Thematic rotation training")
     menu_icon = "date"
     menu_order = 300
-    items = (RoundViewSet("training_rounds"), SessionViewSet("group_sessions"))
+    items = (
+        RoundViewSet("training_rounds"),
+        SessionViewSet("group_sessions"),
+        StudyPlanViewSet("study_plans"),
+    )
 
 
 @hooks.register("register_admin_viewset")

@@ -60,7 +60,7 @@ from members import services as member_services
 from members.models import Organization, Posting, Role, RoleAssignment
 from rounds import ical, records
 from rounds import services as round_services
-from rounds.models import Exemption, Round
+from rounds.models import Exemption, PlanTarget, Round, StudyPlan
 
 from . import factories
 from .certificates.rounds_setup import q3_round
@@ -308,6 +308,15 @@ class World:
         course.add_child(instance=page)
         page.save_revision().publish()
         return page
+
+    @cached_property
+    def plan(self):
+        """Branch A's own plan, with one target."""
+        plan = StudyPlan.objects.create(
+            title="支部学习计划", organization=self.city.branch_a, first_year=2026
+        )
+        PlanTarget.objects.create(plan=plan, kind="hours", audience="members", number=32)
+        return plan
 
     @cached_property
     def study_record(self):
@@ -685,6 +694,18 @@ SITE_CASES = {
         insiders={"secretary_a": (200,), "operator_a": (200,), "trainer_a": (200,)},
         outsiders=OUTSIDE + PLAIN_A,
     ),
+    "rounds:plan": Case(
+        kwargs=lambda w: {"pk": w.plan.pk},
+        # A plan set at branch A: staff whose subtree meets it see it (trainers and
+        # secretaries above it too); plain members never.
+        insiders={"secretary_a": (200,), "operator_a": (200,), "trainer_a": (200,)},
+        outsiders=OUTSIDE + PLAIN_A,
+    ),
+    "rounds:plan_export": Case(
+        kwargs=lambda w: {"pk": w.plan.pk},
+        insiders={"secretary_a": (200,), "operator_a": (200,), "trainer_a": (200,)},
+        outsiders=OUTSIDE + PLAIN_A,
+    ),
     "rounds:record_new": Case(
         kwargs=lambda w: {"member_pk": w.city.member_a.pk},
         # Secretaries and trainers above the member record study; site operators do not.
@@ -898,6 +919,7 @@ ADMIN_OBJECTS = {
     "party_members": (lambda w: w.city.member_a, True),
     "org_roles": (lambda w: w.role, True),
     "postings": (lambda w: w.posting, True),
+    "study_plans": (lambda w: w.plan, True),
     "training_rounds": (lambda w: w.round, True),
     "group_sessions": (lambda w: w.session, True),
     "issued_certificates": (lambda w: w.certificate, True),
@@ -914,6 +936,7 @@ ADMIN_DENIED_TO_TRAINERS = {
     "org_tree:delete",
     "party_members:delete",
     "training_rounds:delete",
+    "study_plans:delete",  # a plan is kept: its years are history
     "issued_certificates:delete",
     "issued_certificates:edit",
     "issued_certificates:history",

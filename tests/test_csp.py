@@ -323,6 +323,32 @@ class World:
         return Certificate.objects.get(member=self.city.member_a, round=training_round)
 
     @cached_property
+    def plan(self):
+        """The city's plan with a target of each kind, for the chart and the missing names."""
+        from rounds.models import PlanTarget, StudyPlan
+
+        plan = StudyPlan.objects.create(
+            title="五年规划", organization=self.city.root, first_year=2025
+        )
+        for order, (kind, audience, number, training) in enumerate(
+            (
+                ("hours", "members", 32, ""),
+                ("trained", "village_secretaries", None, "secretary"),
+                ("new_in_position", "secretaries", 6, "new_secretary"),
+                ("hours_before_admission", "candidates", 24, ""),
+            )
+        ):
+            PlanTarget.objects.create(
+                plan=plan,
+                sort_order=order,
+                kind=kind,
+                audience=audience,
+                number=number,
+                training_kind=training,
+            )
+        return plan
+
+    @cached_property
     def roster_import(self):
         data = csv_bytes([["姓名", "手机号码", "党组织编码"], ["钱明", "13700000099", "A-01"]])
         return importing.roster_check(data=data, file_name="roster.csv", user=self.city.secretary_a)
@@ -424,6 +450,8 @@ VISITS = {
         ),
     ],
     "rounds:records": [Visit("secretary_a"), Visit("trainer")],
+    "rounds:plans": [Visit("secretary_a")],
+    "rounds:plan": [Visit("trainer", lambda w: {"pk": w.plan.pk})],
     "certificates:mine": [Visit("member_a")],
     "certificates:org": [Visit("secretary_a")],
     "certificates:verify": [
@@ -445,6 +473,7 @@ NOT_HTML = {
     "set_language": "POST, then a redirect",
     "members:logout": "POST, then a redirect",
     "rounds:record_decide": "POST, then a redirect",
+    "rounds:plan_export": "a spreadsheet",
     "members:roster_export": "a spreadsheet",
     "members:deactivate": "POST, then a redirect",
     "members:import_template": "a spreadsheet",
@@ -622,6 +651,9 @@ ADMIN_PAGES = {
         lambda w: reverse("group_sessions:edit", args=[w.sitting.session_id])
     ),
     "member edit": AdminPage(lambda w: reverse("party_members:edit", args=[w.city.member_a.pk])),
+    "posting add": AdminPage(lambda w: reverse("postings:add")),
+    "plan add": AdminPage(lambda w: reverse("study_plans:add")),
+    "plan edit": AdminPage(lambda w: reverse("study_plans:edit", args=[w.plan.pk])),
     "organisation edit": AdminPage(lambda w: reverse("org_tree:edit", args=[w.city.branch_a.pk])),
     "video edit": AdminPage(lambda w: reverse("wagtailmedia:edit", args=[w.lesson.video_id])),
     "video upload": AdminPage(lambda w: reverse("wagtailmedia:add", args=["video"])),
