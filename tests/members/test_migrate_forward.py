@@ -36,9 +36,17 @@ def _migrate(*target):
 
 
 def _historical_apps():
-    """The models as they were before the rename (every other app at its latest)."""
+    """The models as they were before the rename: every other app at its latest, but for the
+    apps whose latest migrations need later members migrations (left out)."""
     loader = MigrationExecutor(connection).loader
-    nodes = [node for node in loader.graph.leaf_nodes() if node[0] != "members"]
+    graph = loader.graph
+    before = set(graph.forwards_plan(BEFORE_RENAME))
+    later = {n for n in graph.nodes if n[0] == "members" and n not in before}
+    nodes = [
+        node
+        for node in graph.leaf_nodes()
+        if node[0] != "members" and not later.intersection(graph.forwards_plan(node))
+    ]
     return loader.project_state([*nodes, BEFORE_RENAME]).apps
 
 
