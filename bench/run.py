@@ -34,6 +34,7 @@ QUICK = {
     "coverage": ["--members=30000", "--repeat=3"],
     "import": ["--rows=2000", "--city=5000", "--baseline-sample=200"],
     "pages": ["--members=30000", "--requests=20"],
+    "plans": ["--members=30000", "--requests=5"],
     "progress": ["--members=500", "--seconds=5", "--trial-seconds=2"],
     "seed": ["--members=30000", "--baseline-sample=500"],
     "transcode": ["--seconds=10", "--repeat=1"],
