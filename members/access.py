@@ -157,10 +157,16 @@ def get_organization_or_404(user, pk, roles=STAFF_ROLES) -> Organization:
     return organization
 
 
+def is_self(user, member) -> bool:
+    """Is ``member`` the user's own record? Decisions about oneself (leave, exemption, one's own
+    categories or study records) go to the level above."""
+    return user is not None and user.is_authenticated and member.user_id == user.pk
+
+
 def can_edit_categories(user, member) -> bool:
     """A secretary or trainer keeps the status, position and categories of members in her
     subtree, never her own: they decide which trainings she is in, so that goes above her."""
-    if user.is_authenticated and member.user_id == user.pk and not user.is_superuser:
+    if is_self(user, member) and not user.is_superuser:
         return False
     return can_see_organization(user, member.organization, ROLES_MANAGING_ROSTER)
 

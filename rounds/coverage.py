@@ -84,7 +84,11 @@ class Row:
 def members_in_node(training_round: Round, node: Organization, *, domain="", position=""):
     """Members the round counts within ``node``'s subtree (at home or posted there),
     optionally filtered by their own organisation's domain and their own position."""
-    members = training_round.members_at(node)
+    return _filtered(training_round.members_at(node), domain=domain, position=position)
+
+
+def _filtered(members, *, domain="", position=""):
+    """The coverage page's filters: the member's own organisation's domain and position."""
     if domain:
         members = members.filter(organization__domain=domain)
     if position:
@@ -112,17 +116,11 @@ def with_status(members, training_round: Round, lessons_required: int = 0):
 def _posted(training_round: Round, node: Organization, *, domain="", position=""):
     """{member id: the path they count at} for those in scope within ``node`` only through
     a posting, with their filters applied: few, so read and counted in Python."""
-    placed = {
-        member_id: path
-        for member_id, path in training_round.posted_members_in_scope().items()
-        if path.startswith(node.path)
-    }
+    placed = training_round.posted_members_in_scope(node)
     if placed and (domain or position):
-        kept = Member.objects.filter(pk__in=list(placed))
-        if domain:
-            kept = kept.filter(organization__domain=domain)
-        if position:
-            kept = kept.filter(position=position)
+        kept = _filtered(
+            Member.objects.filter(pk__in=list(placed)), domain=domain, position=position
+        )
         placed = {pk: placed[pk] for pk in kept.values_list("pk", flat=True)}
     return placed
 
@@ -148,11 +146,7 @@ def _home_in_node(training_round, node, *, domain="", position=""):
     members = training_round.home_members_in_scope().filter(
         path_prefix_q(node.path, "organization__path")
     )
-    if domain:
-        members = members.filter(organization__domain=domain)
-    if position:
-        members = members.filter(position=position)
-    return members
+    return _filtered(members, domain=domain, position=position)
 
 
 def _aggregates():

@@ -321,9 +321,10 @@ class Round(models.Model):
             return Member.objects.none()
         return Member.objects.filter(self._person_q(), self._home_q(roots))
 
-    def posted_members_in_scope(self):
+    def posted_members_in_scope(self, node=None):
         """{member id: organisation path} for those in scope only through a posting: they count
-        at the organisation they are posted to (the first, by path, when there are several)."""
+        at the organisation they are posted to (the first, by path, when there are several).
+        ``node``: only those who count within its subtree."""
         roots = list(self.scope_roots.all())
         if not roots:
             return {}
@@ -336,6 +337,8 @@ class Round(models.Model):
         )
         for member_id, path in rows:
             placed.setdefault(member_id, path)
+        if node is not None:
+            placed = {pk: path for pk, path in placed.items() if path.startswith(node.path)}
         return placed
 
     def members_at(self, node):
@@ -343,11 +346,7 @@ class Round(models.Model):
         at_home = self.home_members_in_scope().filter(
             path_prefix_q(node.path, "organization__path")
         )
-        posted = [
-            member_id
-            for member_id, path in self.posted_members_in_scope().items()
-            if path.startswith(node.path)
-        ]
+        posted = list(self.posted_members_in_scope(node))
         if not posted:
             return at_home
         return Member.objects.filter(Q(pk__in=at_home.values("pk")) | Q(pk__in=posted))
@@ -490,9 +489,18 @@ class Session(models.Model):
         )
 
     def members_expected(self):
-        """Who the roll call lists (besides anyone checked in): see ``admits``."""
+        """Who the roll call lists (besides anyone checked in): see ``admits``. In a training,
+        those it counts within the host's subtree and its mobile members who take part there
+        (流动党员 at their 活动地)."""
+        host_path = self.host.path
         if self.round_id is not None:
-            return self.round.members_at(self.host)
+            taking_part_here = self.round.members_in_scope().filter(
+                path_prefix_q(host_path, "activity_organization__path")
+            )
+            return Member.objects.filter(
+                Q(pk__in=self.round.members_at(self.host).values("pk"))
+                | Q(pk__in=taking_part_here.values("pk"))
+            )
         today = timezone.localdate()
         posted = Posting.objects.filter(
             Posting.overlapping_q(today, today),

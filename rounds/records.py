@@ -26,12 +26,8 @@ class RecordRefused(Exception):
     """Said to the user in words; nothing was changed."""
 
 
-def _about_oneself(user, member) -> bool:
-    return user.is_authenticated and member.user_id == user.pk
-
-
 def can_record_for(user, member) -> bool:
-    return not _about_oneself(user, member) and access.can_see_organization(
+    return not access.is_self(user, member) and access.can_see_organization(
         user, member.organization, RECORDING_ROLES
     )
 
@@ -96,7 +92,7 @@ def record_create(
 def record_decide(*, record: StudyRecord, approve: bool, user, note="", request=None):
     """Approve (it counts from now on) or refuse a pending record. Not one's own study, not
     what one recorded oneself: that is someone else's to check."""
-    if _about_oneself(user, record.member):
+    if access.is_self(user, record.member):
         raise RecordRefused(_("You cannot approve study of your own: the level above you does."))
     if record.recorded_by_id == user.pk:
         raise RecordRefused(

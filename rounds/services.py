@@ -19,7 +19,8 @@ from django.utils.translation import gettext as _
 from schedule.models import Calendar, Event, Rule
 
 from core.audit import audit_event
-from members.models import Member, Organization, path_prefix_q
+from members import access
+from members.models import Member, Organization
 
 from .coverage import coverage_by_organization
 from .models import (
@@ -411,21 +412,12 @@ def attendance_place(attendance: Attendance) -> str:
 
 
 def roll_call_members(sitting: Sitting):
-    """Who the roll call lists: those in scope who count within the host's subtree (at home
-    or posted there), mobile members in scope who take part there (流动党员 at their 活动地),
-    and anyone checked in."""
-    session = sitting.session
-    training_round = session.round
-    host = session.host
-    expected = Q(pk__in=session.members_expected().values("pk"))
-    if training_round is not None:
-        taking_part_here = training_round.members_in_scope().filter(
-            path_prefix_q(host.path, "activity_organization__path")
-        )
-        expected |= Q(pk__in=taking_part_here.values("pk"))
+    """Who the roll call lists: whom the session expects there (Session.members_expected) and
+    anyone checked in."""
+    expected = sitting.session.members_expected().values("pk")
     checked_in = Attendance.objects.filter(sitting=sitting).values("member_id")
     return (
-        Member.objects.filter(expected | Q(pk__in=checked_in))
+        Member.objects.filter(Q(pk__in=expected) | Q(pk__in=checked_in))
         .select_related("organization")
         .order_by("organization__path", "name")
     )
@@ -561,17 +553,12 @@ def leave_withdraw(*, leave: LeaveRequest, request=None) -> LeaveRequest:
     return leave
 
 
-def _about_oneself(user, member: Member) -> bool:
-    """Decisions about oneself go to the level above: someone else whose scope covers you."""
-    return user is not None and user.is_authenticated and member.user_id == user.pk
-
-
 def leave_decide(*, leave: LeaveRequest, approve: bool, user, note: str = "", request=None):
     """Approve (the member owes a make-up by the deadline) or refuse a pending request.
 
     Nobody decides their own request: a secretary's leave goes to the level above her.
     """
-    if _about_oneself(user, leave.member):
+    if access.is_self(user, leave.member):
         raise LeaveError(
             _("You cannot decide your own leave request: it goes to the level above you.")
         )
@@ -597,7 +584,7 @@ def leave_decide(*, leave: LeaveRequest, approve: bool, user, note: str = "", re
 
 def exemption_grant(*, member: Member, training_round: Round, reason: str, user, request=None):
     """Take ``member`` out of the round's denominator; nobody exempts themselves."""
-    if _about_oneself(user, member):
+    if access.is_self(user, member):
         raise LeaveError(_("You cannot exempt yourself: the level above you decides that."))
     reason = (reason or "").strip()
     if not reason:
@@ -618,7 +605,7 @@ def exemption_grant(*, member: Member, training_round: Round, reason: str, user,
 
 def exemption_revoke(*, exemption: Exemption, user, request=None):
     """Count the member again; like granting it, not a decision about oneself."""
-    if _about_oneself(user, exemption.member):
+    if access.is_self(user, exemption.member):
         raise LeaveError(
             _("You cannot withdraw your own exemption: the level above you decides that.")
         )
