@@ -251,28 +251,12 @@ def add_categories_and_history(city, rng):
 
 
 def make_plan(city):
-    from rounds.models import PlanTarget, Round, StudyPlan
+    """The demo city's plan: the same targets."""
+    from rounds.demo import CITY_PLAN_TARGETS, add_plan_targets
+    from rounds.models import StudyPlan
 
-    T = PlanTarget
     plan = StudyPlan.objects.create(title="五年规划", organization=city, first_year=YEARS[0])
-    for order, (kind, audience, number, training) in enumerate(
-        (
-            (T.Kind.HOURS, T.Audience.MEMBERS, 32, ""),
-            (T.Kind.HOURS, T.Audience.SECRETARIES, 56, ""),
-            (T.Kind.TRAINED, T.Audience.VILLAGE_SECRETARIES, None, Round.Kind.SECRETARY),
-            (T.Kind.NEW_IN_POSITION, T.Audience.SECRETARIES, 6, Round.Kind.NEW_SECRETARY),
-            (T.Kind.TRAINED, T.Audience.MEMBERS, None, Round.Kind.QUARTERLY),
-            (T.Kind.HOURS_BEFORE_ADMISSION, T.Audience.CANDIDATES, 24, ""),
-        )
-    ):
-        PlanTarget.objects.create(
-            plan=plan,
-            sort_order=order,
-            kind=kind,
-            audience=audience,
-            number=number,
-            training_kind=training,
-        )
+    add_plan_targets(plan, CITY_PLAN_TARGETS)
     return plan
 
 

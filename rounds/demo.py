@@ -29,6 +29,24 @@ def _at(day, hour, minute=0):
     return timezone.make_aware(datetime.combine(day, time(hour, minute)))
 
 
+def _held_with_roll_call(sitting, members, user, *, minutes):
+    """``members`` ticked present at roll call ``minutes`` into ``sitting``, then closed."""
+    Attendance.objects.bulk_create(
+        [
+            Attendance(
+                sitting=sitting,
+                member=m,
+                status=Attendance.Status.PRESENT,
+                method=Attendance.Method.ROLL_CALL,
+                recorded_by=user,
+                recorded_at=sitting.start + timedelta(minutes=minutes),
+            )
+            for m in members
+        ]
+    )
+    services.sitting_close(sitting=sitting, user=user)
+
+
 def _complete(member, lessons, when):
     rows = []
     for lesson in lessons:
@@ -130,20 +148,7 @@ def seed_demo_rounds(now=None) -> str | None:
         )
         sitting = services.sitting_for(session=past, start=past.event.start)
         # The whole second branch attended: that branch is at 100 %.
-        Attendance.objects.bulk_create(
-            [
-                Attendance(
-                    sitting=sitting,
-                    member=m,
-                    status=Attendance.Status.PRESENT,
-                    method=Attendance.Method.ROLL_CALL,
-                    recorded_by=user,
-                    recorded_at=sitting.start + timedelta(minutes=5),
-                )
-                for m in members[second_branch.pk]
-            ]
-        )
-        services.sitting_close(sitting=sitting, user=user)
+        _held_with_roll_call(sitting, members[second_branch.pk], user, minutes=5)
         # The demo branch: some done online, the demo member halfway, leave, exemption, missing.
         demo = members[first_branch.pk]
         for member in demo[:3] + demo[4:6]:
@@ -257,20 +262,7 @@ def _seed_group_study(*, site, members, user, today):
         user=user,
     )
     sitting = services.sitting_for(session=lecture, start=lecture.event.start)
-    Attendance.objects.bulk_create(
-        [
-            Attendance(
-                sitting=sitting,
-                member=m,
-                status=Attendance.Status.PRESENT,
-                method=Attendance.Method.ROLL_CALL,
-                recorded_by=user,
-                recorded_at=sitting.start + timedelta(minutes=3),
-            )
-            for m in members[:8]
-        ]
-    )
-    services.sitting_close(sitting=sitting, user=user)
+    _held_with_roll_call(sitting, members[:8], user, minutes=3)
 
 
 def _seed_mobile_ticked(*, mobile, round_, lessons, user, when):
@@ -325,6 +317,37 @@ def _seed_records(*, demo, today):
     )
 
 
+# The targets of the city's plan (DESIGN.md, "What is trained, and how it is counted"):
+# (kind, audience, N, kind of training).
+CITY_PLAN_TARGETS = (
+    (PlanTarget.Kind.HOURS, PlanTarget.Audience.MEMBERS, 32, ""),
+    (PlanTarget.Kind.HOURS, PlanTarget.Audience.SECRETARIES, 56, ""),
+    (PlanTarget.Kind.TRAINED, PlanTarget.Audience.VILLAGE_SECRETARIES, None, Round.Kind.SECRETARY),
+    (
+        PlanTarget.Kind.NEW_IN_POSITION,
+        PlanTarget.Audience.SECRETARIES,
+        6,
+        Round.Kind.NEW_SECRETARY,
+    ),
+    (PlanTarget.Kind.TRAINED, PlanTarget.Audience.MEMBERS, None, Round.Kind.QUARTERLY),
+    (PlanTarget.Kind.HOURS_BEFORE_ADMISSION, PlanTarget.Audience.CANDIDATES, 24, ""),
+)
+
+
+def add_plan_targets(plan, targets):
+    PlanTarget.objects.bulk_create(
+        PlanTarget(
+            plan=plan,
+            sort_order=order,
+            kind=kind,
+            audience=audience,
+            number=number,
+            training_kind=training,
+        )
+        for order, (kind, audience, number, training) in enumerate(targets)
+    )
+
+
 def _seed_plan(*, city, members, user, today):
     """The city's five-year plan, begun last year, with last year's winter training recorded
     (春训冬训) so the plan page has two years to show."""
@@ -334,25 +357,7 @@ def _seed_plan(*, city, members, user, today):
         first_year=today.year - 1,
         created_by=user,
     )
-    T = PlanTarget
-    for order, (kind, audience, number, training) in enumerate(
-        (
-            (T.Kind.HOURS, T.Audience.MEMBERS, 32, ""),
-            (T.Kind.HOURS, T.Audience.SECRETARIES, 56, ""),
-            (T.Kind.TRAINED, T.Audience.VILLAGE_SECRETARIES, None, Round.Kind.SECRETARY),
-            (T.Kind.NEW_IN_POSITION, T.Audience.SECRETARIES, 6, Round.Kind.NEW_SECRETARY),
-            (T.Kind.TRAINED, T.Audience.MEMBERS, None, Round.Kind.QUARTERLY),
-            (T.Kind.HOURS_BEFORE_ADMISSION, T.Audience.CANDIDATES, 24, ""),
-        )
-    ):
-        PlanTarget.objects.create(
-            plan=plan,
-            sort_order=order,
-            kind=kind,
-            audience=audience,
-            number=number,
-            training_kind=training,
-        )
+    add_plan_targets(plan, CITY_PLAN_TARGETS)
     winter = date(today.year - 1, 1, 15)
     StudyRecord.objects.bulk_create(
         [

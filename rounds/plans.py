@@ -8,9 +8,10 @@ did in each year. Organisations are never ranked: a subtree sees its own figures
 children in tree order.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
+from functools import cached_property
 
 from django.db.models import Min, Q
 from django.utils import timezone
@@ -45,8 +46,20 @@ class YearFigure:
 class TargetFigures:
     target: PlanTarget
     years: list[YearFigure]
-    missing: list = field(default_factory=list)  # this year's, at most MISSING_SHOWN
-    missing_count: int = 0
+    # This year's missing people, not yet read: the page shows the first MISSING_SHOWN,
+    # the export all of them.
+    missing_qs: object = None
+
+    @property
+    def missing_count(self) -> int:
+        last = self.current
+        return last.audience - last.met if last else 0
+
+    @cached_property
+    def missing(self) -> list:
+        if self.missing_qs is None:
+            return []
+        return list(self.missing_qs[:MISSING_SHOWN])
 
     @property
     def current(self) -> YearFigure | None:
@@ -161,25 +174,18 @@ def plan_years(plan: StudyPlan, today: date | None = None) -> list[int]:
     return [year for year in plan.years if year <= today.year]
 
 
-def target_figures(plan: StudyPlan, node: Organization, *, with_missing=True):
-    """Each target's figure per year (this year last), and this year's missing names."""
+def target_figures(plan: StudyPlan, node: Organization):
+    """Each target's figure per year (this year last), and this year's missing people."""
     years = plan_years(plan)
     results = []
     for target in plan.targets.all():
-        if target.kind == T.Kind.HOURS_BEFORE_ADMISSION:
-            figure, missing = year_figure(target, node, None)
-            figures = [figure]
-        else:
-            figures, missing = [], None
-            for year in years:
-                figure, missing = year_figure(target, node, year)
-                figures.append(figure)
-        item = TargetFigures(target=target, years=figures)
-        if with_missing and missing is not None:
+        figures, missing = [], None
+        for year in [None] if target.kind == T.Kind.HOURS_BEFORE_ADMISSION else years:
+            figure, missing = year_figure(target, node, year)
+            figures.append(figure)
+        if missing is not None:
             missing = missing.select_related("organization").order_by("organization__path", "name")
-            item.missing_count = figures[-1].audience - figures[-1].met if figures else 0
-            item.missing = list(missing[:MISSING_SHOWN])
-        results.append(item)
+        results.append(TargetFigures(target=target, years=figures, missing_qs=missing))
     return results
 
 

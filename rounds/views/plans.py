@@ -82,7 +82,7 @@ def plan_export(request, pk):
     """The page as a workbook: every target's figures by year, and every missing name this year
     (all of them, not only those shown); audit-logged, phones as the viewer may see them."""
     plan, node = _plan_and_node(request, pk)
-    figures = plans.target_figures(plan, node, with_missing=False)
+    figures = plans.target_figures(plan, node)
     workbook = ExportWorkbook()
     sheet = workbook.sheet(_("Targets"))
     sheet.append([plan.title, node.name])
@@ -106,14 +106,9 @@ def plan_export(request, pk):
     phones = access.phone_visibility(request.user)
     rows = 0
     for item in figures:
-        last = item.years[-1].year if item.years else None
-        year = None if item.target.kind == plans.T.Kind.HOURS_BEFORE_ADMISSION else last
-        _figure, missing = plans.year_figure(item.target, node, year)
-        for member in (
-            missing.select_related("organization")
-            .order_by("organization__path", "name")
-            .iterator(chunk_size=2000)
-        ):
+        if item.missing_qs is None:
+            continue
+        for member in item.missing_qs.iterator(chunk_size=2000):
             names.append(
                 [
                     item.target.label,

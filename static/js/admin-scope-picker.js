@@ -19,7 +19,6 @@
     var count = root.querySelector("[data-scope-count]");
     var error = root.querySelector("[data-scope-error]");
     var selected = new Map();
-    var removeLabel = "×";
 
     Array.prototype.forEach.call(chips.querySelectorAll("li"), function (li) {
       selected.set(li.dataset.code, li.querySelector("span").textContent);
@@ -45,7 +44,7 @@
         button.type = "button";
         button.className = "button button-small button-secondary";
         button.dataset.remove = code;
-        button.textContent = removeLabel;
+        button.textContent = "×";
         button.setAttribute("aria-label", name + " ×");
         li.appendChild(span);
         li.appendChild(document.createTextNode(" "));
@@ -63,6 +62,25 @@
       if (on) selected.set(code, name);
       else selected.delete(code);
       sync();
+    }
+
+    // A node's checkbox with its name and detail, on the tree or among the search results.
+    function choice(node) {
+      var label = document.createElement("label");
+      var box = document.createElement("input");
+      box.type = "checkbox";
+      box.dataset.orgCode = node.code;
+      box.checked = selected.has(node.code);
+      box.addEventListener("change", function () { toggle(node.code, node.name, box.checked); });
+      var text = document.createElement("span");
+      text.textContent = node.name;
+      var detail = document.createElement("span");
+      detail.className = "scope-picker__detail";
+      detail.textContent = node.detail;
+      label.appendChild(box);
+      label.appendChild(text);
+      label.appendChild(detail);
+      return label;
     }
 
     function nodeItem(node) {
@@ -83,22 +101,8 @@
         opener.textContent = "·";
         opener.setAttribute("aria-hidden", "true");
       }
-      var label = document.createElement("label");
-      var box = document.createElement("input");
-      box.type = "checkbox";
-      box.dataset.orgCode = node.code;
-      box.checked = selected.has(node.code);
-      box.addEventListener("change", function () { toggle(node.code, node.name, box.checked); });
-      var text = document.createElement("span");
-      text.textContent = node.name;
-      var detail = document.createElement("span");
-      detail.className = "scope-picker__detail";
-      detail.textContent = node.detail;
-      label.appendChild(box);
-      label.appendChild(text);
-      label.appendChild(detail);
       row.appendChild(opener);
-      row.appendChild(label);
+      row.appendChild(choice(node));
       li.appendChild(row);
       if (node.has_children) {
         var group = document.createElement("ul");
@@ -139,21 +143,7 @@
           results.textContent = "";
           data.nodes.forEach(function (node) {
             var li = document.createElement("li");
-            var label = document.createElement("label");
-            var box = document.createElement("input");
-            box.type = "checkbox";
-            box.dataset.orgCode = node.code;
-            box.checked = selected.has(node.code);
-            box.addEventListener("change", function () { toggle(node.code, node.name, box.checked); });
-            var text = document.createElement("span");
-            text.textContent = node.name;
-            var detail = document.createElement("span");
-            detail.className = "scope-picker__detail";
-            detail.textContent = node.detail;
-            label.appendChild(box);
-            label.appendChild(text);
-            label.appendChild(detail);
-            li.appendChild(label);
+            li.appendChild(choice(node));
             results.appendChild(li);
           });
           if (!data.nodes.length) {
