@@ -144,6 +144,8 @@ class ScopeTreeWidget(forms.Textarea):
         codes = OrganizationCodesField.split(context["widget"]["value"])
         names = dict(Organization.objects.filter(code__in=codes).values_list("code", "name"))
         context["selected"] = [{"code": c, "name": names.get(c, c)} for c in codes]
+        # The form fields whose change alters the count (the JS asks again on those).
+        context["criteria"] = " ".join((*SCOPE_CRITERIA, "opens_on", "closes_on"))
         context["urls"] = {
             name: reverse(f"training_rounds:scope_{name}")
             for name in ("children", "search", "count")
@@ -210,6 +212,10 @@ class RoundFormExtension:
 round_form_extensions: list[RoundFormExtension] = []
 
 
+# Who a training counts, beside the organisations in scope (Round's scope fields).
+SCOPE_CRITERIA = ("statuses", "positions", "new_in_position_months", "domains", "categories")
+
+
 class RoundForm(WagtailAdminModelForm):
     scope_roots = OrganizationCodesField(
         label=_("Organisations in scope"),
@@ -260,11 +266,7 @@ class RoundForm(WagtailAdminModelForm):
             "closes_on",
             "makeup_deadline",
             "scope_roots",
-            "statuses",
-            "positions",
-            "new_in_position_months",
-            "domains",
-            "categories",
+            *SCOPE_CRITERIA,
             "lessons",
             "completion_rule",
             "hours",
@@ -273,16 +275,7 @@ class RoundForm(WagtailAdminModelForm):
         widgets = {"theme": forms.Textarea(attrs={"rows": 3})}
 
     # Changes after which everybody's status in a published round is recomputed.
-    STATUS_FIELDS = {
-        "lessons",
-        "completion_rule",
-        "scope_roots",
-        "statuses",
-        "positions",
-        "new_in_position_months",
-        "domains",
-        "categories",
-    }
+    STATUS_FIELDS = {"lessons", "completion_rule", "scope_roots", *SCOPE_CRITERIA}
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

@@ -178,9 +178,9 @@
       }, 300);
     }
 
-    var scopeFields = /^(statuses|positions|domains|categories|new_in_position_months|opens_on|closes_on)$/;
+    var criteria = (root.dataset.criteria || "").split(" ");
     form.addEventListener("change", function (event) {
-      if (event.target.name && scopeFields.test(event.target.name)) refreshCount();
+      if (criteria.indexOf(event.target.name) >= 0) refreshCount();
     });
     form.addEventListener("input", function (event) {
       if (event.target.name === "new_in_position_months") refreshCount();
