@@ -149,12 +149,10 @@ class MemberCategoriesForm(forms.ModelForm):
         organization = Organization.objects.filter(code=code).first()
         if organization is None:
             raise forms.ValidationError(_("Unknown organisation code."))
-        if organization.pk == self.instance.organization_id:
-            raise forms.ValidationError(
-                _("A mobile member takes part somewhere other than their own organisation.")
-            )
         return organization
 
-    def save(self, commit=True):
-        self.instance.activity_organization = self.cleaned_data["activity_organization"]
-        return super().save(commit)
+    def _post_clean(self):
+        # Set before the model's own checks run (Member.clean: not their own organisation).
+        if "activity_organization" in self.cleaned_data:
+            self.instance.activity_organization = self.cleaned_data["activity_organization"]
+        super()._post_clean()
