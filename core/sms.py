@@ -14,7 +14,7 @@ those modules, which are gone, stops with a message naming the new one.
 import logging
 import sys
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
@@ -33,10 +33,23 @@ def mask_phone(phone: str) -> str:
     return f"{phone[:3]}****{phone[7:]}"
 
 
+# What a message is for. Chinese SMS providers send only pre-approved templates with named
+# parameters, so a provider backend sends ``purpose``'s template filled with ``params``; the
+# console backend (and any backend that sends free text) sends ``text``, the same message in
+# words. Every purpose below carries the ``params`` listed beside it.
+PURPOSES = {
+    "verification_code": ("code", "minutes"),
+    "password_reset_notice": ("name", "when"),
+    "reminder": ("name", "round", "deadline"),
+}
+
+
 @dataclass(frozen=True)
 class SmsMessage:
     phone: str
     text: str
+    purpose: str = ""
+    params: dict = field(default_factory=dict, compare=True, hash=False)
 
 
 class BaseSmsBackend:

@@ -359,18 +359,21 @@ def _notify_password_reset(*, member, user, request=None) -> None:
     """The SMS telling ``member`` their password was reset; sent after the reset is committed
     (never holding a transaction open on a gateway), its outcome audit-logged."""
     with translation.override(settings.LANGUAGE_CODE):
+        params = {
+            "name": member.name,
+            "when": formats.date_format(timezone.localtime(), "SHORT_DATETIME_FORMAT"),
+        }
         text = _(
             "[Account notice] %(name)s, the password of your training account was reset by "
             "your Party organisation on %(when)s. Your branch secretary will give you a slip "
             "to set a new one at %(url)s. If you did not ask for this, tell your Party "
             "organisation."
-        ) % {
-            "name": member.name,
-            "when": formats.date_format(timezone.localtime(), "SHORT_DATETIME_FORMAT"),
-            "url": settings.LUNXUN_SITE_URL.rstrip("/"),
-        }
+        ) % {**params, "url": settings.LUNXUN_SITE_URL.rstrip("/")}
+    message = SmsMessage(
+        phone=member.phone, text=text, purpose="password_reset_notice", params=params
+    )
     try:
-        sent = send_sms([SmsMessage(phone=member.phone, text=text)], fail_silently=True)
+        sent = send_sms([message], fail_silently=True)
         error = "" if sent else "the SMS backend sent nothing"
     except Exception as failure:  # a gateway's own error: the reset stands, the record says so
         sent, error = 0, f"{type(failure).__name__}: {failure}"

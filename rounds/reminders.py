@@ -159,6 +159,7 @@ class MemberMessage:
     text: str
     sms: str
     url: str  # the member's round page, site-relative
+    sms_params: dict  # what a provider's SMS template is filled with (core.sms.PURPOSES)
 
 
 def member_message(*, member, training_round: Round, missing: list[str]) -> MemberMessage:
@@ -230,6 +231,7 @@ def member_message(*, member, training_round: Round, missing: list[str]) -> Memb
         text=text % values,
         sms=sms % short,
         url=url,
+        sms_params={key: values[key] for key in ("name", "round", "deadline")},
     )
 
 
@@ -391,7 +393,14 @@ def _send(*, training_round, members, result: ReminderResult):
                 )
                 emails.append(mail.EmailMessage(message.subject, body, to=[member.user.email]))
             if member.phone:
-                texts.append(SmsMessage(phone=member.phone, text=message.sms))
+                texts.append(
+                    SmsMessage(
+                        phone=member.phone,
+                        text=message.sms,
+                        purpose="reminder",
+                        params=message.sms_params,
+                    )
+                )
     Notice.objects.bulk_create(notices)
     result.notices += len(notices)
     # The claim is made: a failing channel is logged and must not stop the others.

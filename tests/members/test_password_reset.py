@@ -211,6 +211,8 @@ def test_a_reset_locks_the_account_ends_its_sessions_and_tells_the_member(city):
     # The member is told, on their own number, without the code.
     (sms,) = RecordingBackend.sent
     assert sms.phone == member.phone and member.name in sms.text and code not in sms.text
+    assert sms.purpose == "password_reset_notice" and sms.params["name"] == member.name
+    assert set(sms.params) == {"name", "when"} and code not in str(sms.params)
     # Audit: who did it to whom, the result, and the notice.
     (entry,) = events("password_reset")
     assert entry.actor == city.secretary_a and entry.object_pk == str(member.pk)

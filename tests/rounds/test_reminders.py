@@ -196,6 +196,11 @@ def test_text_message_is_short_and_names_only_the_member(q4, settings):
     assert "孙丽" in text and "12月31日" in text and "https://lunxun.example.cn" in text
     assert "第二课" not in text and q4.halfway.phone not in text
     assert "王芳" not in text
+    # A provider sends its approved template filled with these, never the free text.
+    message = next(m for m in RecordingBackend.sent if m.phone == q4.halfway.phone)
+    assert message.purpose == "reminder"
+    assert message.params["name"] == "孙丽" and "12月31日" in message.params["deadline"]
+    assert set(message.params) == {"name", "round", "deadline"}
 
 
 # --- Quiet hours -------------------------------------------------------------------------------
