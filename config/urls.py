@@ -9,6 +9,7 @@ from wagtail.admin.auth import require_admin_access
 from wagtail.documents import urls as wagtaildocs_urls
 
 from certificates.media import serve_public_media
+from core.display import display_mode
 from members.admin_views import SiteHistoryView
 
 urlpatterns = [
@@ -24,6 +25,7 @@ urlpatterns = [
     path("admin/", include(wagtailadmin_urls)),
     path("documents/", include(wagtaildocs_urls)),
     path("i18n/", include("django.conf.urls.i18n")),
+    path("display/", display_mode, name="display_mode"),
     path("", include("members.urls")),
     path("", include("courses.urls")),
     path("", include("rounds.urls")),

@@ -53,6 +53,14 @@ class HomePage(Page):
                 .select_related("lesson")
                 .order_by("completed_at", "-updated_at")[:5]
             )
+            # Outside any round, "continue" opens the lesson last watched and not finished.
+            unfinished = (
+                LessonProgress.objects.filter(member=member, completed_at__isnull=True)
+                .select_related("lesson")
+                .order_by("-updated_at")
+                .first()
+            )
+            context["continue_lesson"] = unfinished.lesson if unfinished else None
         return context
 
 

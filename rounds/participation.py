@@ -135,10 +135,9 @@ def _derive(
     return Derived(P.NOT_STARTED, lessons_done=done)
 
 
-def lessons_missing(*, training_round: Round, member_ids, chunk=500) -> dict[int, list[str]]:
-    """Titles of the required lessons each member has not yet covered, by the same rule as
-    their status (reminders say what is left)."""
-    titles = list(training_round.lessons.order_by("path").values_list("pk", "title"))
+def _lessons_not_covered(training_round: Round, member_ids, lessons, chunk=500) -> dict:
+    """``lessons`` (pk, value) in course order, kept for each member when the member has not yet
+    covered that lesson, by the same rule as their status."""
     ids = list(member_ids)
     missing = {}
     for start in range(0, len(ids), chunk):
@@ -148,8 +147,25 @@ def lessons_missing(*, training_round: Round, member_ids, chunk=500) -> dict[int
         )
         for member_id in part:
             covered = _covered(training_round, member_id, required, online, shown, attended)
-            missing[member_id] = [title for pk, title in titles if pk not in covered]
+            missing[member_id] = [value for pk, value in lessons if pk not in covered]
     return missing
+
+
+def lessons_missing(*, training_round: Round, member_ids, chunk=500) -> dict[int, list[str]]:
+    """Titles of the required lessons each member has not yet covered, by the same rule as
+    their status (reminders say what is left)."""
+    titles = list(training_round.lessons.order_by("path").values_list("pk", "title"))
+    return _lessons_not_covered(training_round, member_ids, titles, chunk)
+
+
+def lesson_next(*, training_round: Round, member):
+    """The first required lesson (in course order) ``member`` has not yet covered, or None:
+    what the member's "continue" button opens."""
+    lessons = [(lesson.pk, lesson) for lesson in training_round.lessons.live().order_by("path")]
+    if not lessons:
+        return None
+    (missing,) = _lessons_not_covered(training_round, [member.pk], lessons).values()
+    return missing[0] if missing else None
 
 
 def participation_refresh(*, training_round: Round, member_ids=None) -> int:

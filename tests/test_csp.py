@@ -471,6 +471,7 @@ VISITS = {
 # Patterns outside the admin that never answer with a page of their own, and why.
 NOT_HTML = {
     "set_language": "POST, then a redirect",
+    "display_mode": "POST, then a redirect (the large-type switch, tests/core/test_display.py)",
     "members:logout": "POST, then a redirect",
     "rounds:record_decide": "POST, then a redirect",
     "rounds:plan_export": "a spreadsheet",

@@ -39,7 +39,7 @@ from ..models import (
     Session,
     Sitting,
 )
-from ..participation import status_line, status_line_of
+from ..participation import lesson_next, status_line, status_line_of
 
 P = Participation.Status
 PAGE_SIZE = 50
@@ -160,8 +160,18 @@ def round_detail(request, pk):
             "leave": leave,
             "leave_form": leave_form,
             "upcoming": upcoming_for_user(request.user, days=60, limit=5),
+            "next_lesson": _next_lesson(training_round, member, row),
         },
     )
+
+
+def _next_lesson(training_round, member, row):
+    """The lesson the member's "continue" button opens, while the round asks for one."""
+    if training_round.state != Round.State.PUBLISHED:
+        return None
+    if row is not None and row.status in (P.COMPLETED, P.EXEMPT):
+        return None
+    return lesson_next(training_round=training_round, member=member)
 
 
 @login_required
