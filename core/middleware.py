@@ -4,6 +4,7 @@ from auditlog.middleware import AuditlogMiddleware as BaseAuditlogMiddleware
 from django.conf import settings
 from django.contrib.auth import logout
 from django.shortcuts import redirect
+from django.utils.cache import patch_cache_control
 
 from .audit import client_ip, trusted_ip_header
 
@@ -80,3 +81,24 @@ class AuditlogMiddleware(BaseAuditlogMiddleware):
         if not trusted_ip_header():
             return None
         return BaseAuditlogMiddleware._get_remote_port(request)
+
+
+class PrivatePagesMiddleware:
+    """Every HTML page is private and revalidated, unless its view said otherwise.
+
+    Pages differ by user, by the large-type cookie and by CSRF token. Without a Cache-Control
+    header some browsers keep and show an old copy: WeChat's built-in browser does, after the
+    back button and even after a switch (large type, language) that redirected to the same
+    address. No shared cache may keep a member's page either.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        if "Cache-Control" not in response and response.get("Content-Type", "").startswith(
+            "text/html"
+        ):
+            patch_cache_control(response, private=True, no_cache=True)
+        return response

@@ -83,6 +83,7 @@ MIDDLEWARE = [
     # Static files from the web process itself (compressed, cached forever when hashed).
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "core.csp.CSPMiddleware",
+    "core.middleware.PrivatePagesMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",

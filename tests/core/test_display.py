@@ -65,3 +65,14 @@ def test_the_choice_outlives_logging_out(client, city):
     client.force_login(city.member_a.user)
     client.post("/logout/")
     assert 'class="large-type"' in html_tag(client.get("/login/"))
+
+
+def test_pages_are_private_and_revalidated_so_no_browser_shows_an_old_copy(client, city):
+    """WeChat's browser shows a kept copy after a switch that redirects to the same address."""
+    for response in (client.get("/login/"), client.get("/no-such-page/")):
+        assert "private" in response["Cache-Control"] and "no-cache" in response["Cache-Control"]
+    client.force_login(city.member_a.user)
+    response = client.get("/rounds/")
+    assert "private" in response["Cache-Control"] and "no-cache" in response["Cache-Control"]
+    # A view that says how it may be kept is left alone (the feed page: never kept at all).
+    assert "no-store" in client.get("/calendar/feed/")["Cache-Control"]
