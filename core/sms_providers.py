@@ -175,7 +175,7 @@ class ProviderSmsBackend(BaseSmsBackend):
         if refused and not self.fail_silently:
             raise SmsSendError(
                 f"{self.label} sent {sent} of {len(messages)} messages; not sent: "
-                + "; ".join(str(refusal) for refusal in refused),
+                + summary(refused),
                 sent=sent,
                 refused=tuple(str(refusal) for refusal in refused),
             )
@@ -223,6 +223,18 @@ class ProviderSmsBackend(BaseSmsBackend):
         """Send one request; (item, None, "") for each accepted, (item, code, reason) for each
         refused. Raises when the request failed as a whole."""
         raise NotImplementedError
+
+
+def summary(refused: list[Refusal], shown: int = 3) -> str:
+    """Refusals by cause, each with the first few (masked) numbers it stopped."""
+    causes = defaultdict(list)
+    for refusal in refused:
+        causes[refusal.code, refusal.reason].append(mask_phone(refusal.message.phone))
+    parts = []
+    for (code, reason), phones in causes.items():
+        more = f" and {len(phones) - shown} more" if len(phones) > shown else ""
+        parts.append(f"{code} {reason} ({', '.join(phones[:shown])}{more})")
+    return "; ".join(parts)
 
 
 def _chunks(items: list, size: int) -> list[list]:
