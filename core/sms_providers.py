@@ -339,13 +339,8 @@ class AliyunSmsBackend(ProviderSmsBackend):
                 ),
             )
             send = self.client().send_batch_sms_with_options
-        connect, read = self.timeouts()
-        response = send(
-            request,
-            RuntimeOptions(
-                autoretry=False, connect_timeout=connect * 1000, read_timeout=read * 1000
-            ),
-        )
+        # The timeouts are the client's (Config); no retries behind the caller's back.
+        response = send(request, RuntimeOptions(autoretry=False))
         code, reason = response.body.code, response.body.message or ""
         if code == "OK":
             return [(item, None, "") for item in batch]

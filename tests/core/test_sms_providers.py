@@ -27,6 +27,7 @@ from django.conf import settings as django_settings
 from django.core.checks import run_checks
 
 from core.sms import SmsMessage, SmsSendError, send_sms
+from core.sms_providers import scrub
 
 ALIYUN = "core.sms_providers.AliyunSmsBackend"
 TENCENT = "core.sms_providers.TencentSmsBackend"
@@ -526,12 +527,12 @@ def test_a_message_without_a_purpose_or_a_number_is_refused(provider):
 
 
 def test_a_hung_gateway_is_given_up_after_the_read_timeout(provider, settings):
-    settings.LUNXUN_SMS_READ_TIMEOUT = 1
+    settings.LUNXUN_SMS_READ_TIMEOUT = 2
     provider.hang.set()
     messages = [code("13800000001", "111111"), code("13800000002", "222222")]
     with pytest.raises(SmsSendError) as error:
         send_sms(messages)
-    assert "Read timed out. (read timeout=1" in str(error.value)
+    assert "Read timed out. (read timeout=2)" in str(error.value).replace("2.0", "2")
     # Both are refused at once: the second is not sent into the same hung gateway.
     assert error.value.sent == 0 and len(error.value.refused) == 2
 
@@ -550,6 +551,18 @@ def test_by_default_the_backends_call_the_providers_own_hosts_and_tests_never_do
     assert only_loopback == [host]
     # The SDK's error quotes the request; the number and the code are not repeated.
     assert "13800000001" not in str(error.value) and "246810" not in str(error.value)
+
+
+def test_an_sdk_error_quoting_the_request_loses_its_numbers_and_query():
+    quoted = (
+        "HTTPConnectionPool(host='dysmsapi.aliyuncs.com', port=443): Max retries exceeded with "
+        "url: /?PhoneNumbers=13800000001&TemplateParam=%7B%22code%22%3A%22246810%22%7D "
+        "(while sending to +8613900000002)"
+    )
+    assert scrub(quoted) == (
+        "HTTPConnectionPool(host='dysmsapi.aliyuncs.com', port=443): Max retries exceeded with "
+        "url: /?... (while sending to 139****0002)"
+    )
 
 
 # --- Configuration ----------------------------------------------------------------------------
