@@ -169,7 +169,7 @@ class ProviderSmsBackend(BaseSmsBackend):
                     sent += 1
                     logger.info("%s sent %s to %s", self.label, item.message.purpose, item.masked)
                 else:
-                    refused.append(Refusal(item.message, code, reason))
+                    refused.append(Refusal(item.message, code, scrub(reason)))
         for refusal in refused:
             logger.warning("%s did not send an SMS to %s", self.label, refusal)
         if refused and not self.fail_silently:
