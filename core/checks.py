@@ -43,3 +43,30 @@ def check_production_settings(app_configs, **kwargs):
             )
         )
     return errors
+
+
+@register()
+def check_sms_backend(app_configs, **kwargs):
+    """A provider SMS backend selected but not fully configured stops the site at start-up,
+    naming what is missing, instead of failing at its first message."""
+    from .sms import _backend_class
+    from .sms_providers import ProviderSmsBackend
+
+    path = settings.LUNXUN_SMS_BACKEND
+    try:
+        backend = _backend_class(path)
+    except Exception as error:
+        return [
+            Error(
+                f"LUNXUN_SMS_BACKEND names {path}, which cannot be loaded: {error}",
+                hint="core.sms.ConsoleBackend, core.sms_providers.AliyunSmsBackend or "
+                "core.sms_providers.TencentSmsBackend.",
+                id="lunxun.E003",
+            )
+        ]
+    if not (isinstance(backend, type) and issubclass(backend, ProviderSmsBackend)):
+        return []
+    return [
+        Error(problem, hint="See the SMS section of docs/settings.md.", id="lunxun.E004")
+        for problem in backend.configuration_errors()
+    ]

@@ -6,7 +6,8 @@ rounds sends reminders.
 ``settings.LUNXUN_SMS_BACKEND`` names the backend class. The default, ``ConsoleBackend``, writes
 each message to stdout and the log, so the embedded default needs no SMS gateway. A deployment
 plugs in its provider by writing a subclass of ``BaseSmsBackend`` that implements
-``send_messages`` and pointing the setting at it. The console backend's older names
+``send_messages`` and pointing the setting at it; ``core.sms_providers`` has the backends of
+Alibaba Cloud SMS and Tencent Cloud SMS (docs/settings.md). The console backend's older names
 (``members.sms.ConsoleBackend``, ``rounds.sms.ConsoleBackend``) still work; any other path in
 those modules, which are gone, stops with a message naming the new one.
 """
@@ -50,6 +51,16 @@ class SmsMessage:
     text: str
     purpose: str = ""
     params: dict = field(default_factory=dict, compare=True, hash=False)
+
+
+class SmsSendError(Exception):
+    """A backend could not send some of the messages: ``sent`` went out, ``refused`` lists why
+    the others did not (one line each: provider code and message, the number masked)."""
+
+    def __init__(self, message: str, *, sent: int = 0, refused: tuple[str, ...] = ()):
+        super().__init__(message)
+        self.sent = sent
+        self.refused = tuple(refused)
 
 
 class BaseSmsBackend:

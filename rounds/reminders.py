@@ -31,7 +31,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext, pgettext
 
 from core.audit import OK, REFUSED, SCHEDULED, audit_event
-from core.sms import SmsMessage, send_sms
+from core.sms import SmsMessage, SmsSendError, send_sms
 from members import access
 from members.models import Member, Organization, Role, RoleAssignment, mask_phone
 
@@ -412,6 +412,14 @@ def _send(*, training_round, members, result: ReminderResult):
     if texts:
         try:
             result.sms += send_sms(texts)
+        except SmsSendError as error:  # some went out (counted), the others are named
+            result.sms += error.sent
+            logger.error(
+                "%s of %s reminder text messages were not sent: %s",
+                len(texts) - error.sent,
+                len(texts),
+                error,
+            )
         except Exception:
             logger.exception("Sending %s reminder text messages failed", len(texts))
 

@@ -346,6 +346,10 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "WARNING")},
     "loggers": {
         "django.server": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        # Their debug lines quote whole requests (an SMS gateway's: members' numbers,
+        # verification codes), whatever LOG_LEVEL says.
+        "tencentcloud_sdk_common": {"level": "WARNING"},
+        "urllib3": {"level": "WARNING"},
     },
 }
 
@@ -410,6 +414,41 @@ LUNXUN_QUIET_HOURS = (
 # Text messages go through a pluggable backend: a dotted path to a class with
 # send_messages(messages) -> int. The console backend prints them.
 LUNXUN_SMS_BACKEND = os.environ.get("LUNXUN_SMS_BACKEND", "core.sms.ConsoleBackend")
+# The provider backends (core.sms_providers.AliyunSmsBackend, .TencentSmsBackend; see
+# docs/settings.md). Providers send only approved templates: LUNXUN_SMS_TEMPLATE_<PURPOSE> names
+# the template of each purpose in core.sms.PURPOSES (e.g. LUNXUN_SMS_TEMPLATE_REMINDER), and
+# LUNXUN_SMS_TEMPLATE_<PURPOSE>_PARAMS, comma-separated, which parameters it takes and in what
+# order (Tencent's {1}, {2}...) [all of the purpose's, in PURPOSES's order]. A system check names
+# whatever the selected backend still misses.
+LUNXUN_SMS_ALIYUN_ACCESS_KEY_ID = os.environ.get("LUNXUN_SMS_ALIYUN_ACCESS_KEY_ID", "")
+LUNXUN_SMS_ALIYUN_ACCESS_KEY_SECRET = os.environ.get("LUNXUN_SMS_ALIYUN_ACCESS_KEY_SECRET", "")
+LUNXUN_SMS_ALIYUN_SIGN_NAME = os.environ.get("LUNXUN_SMS_ALIYUN_SIGN_NAME", "")
+LUNXUN_SMS_ALIYUN_REGION = os.environ.get("LUNXUN_SMS_ALIYUN_REGION", "cn-hangzhou")
+LUNXUN_SMS_ALIYUN_ENDPOINT = os.environ.get("LUNXUN_SMS_ALIYUN_ENDPOINT", "dysmsapi.aliyuncs.com")
+LUNXUN_SMS_TENCENT_SECRET_ID = os.environ.get("LUNXUN_SMS_TENCENT_SECRET_ID", "")
+LUNXUN_SMS_TENCENT_SECRET_KEY = os.environ.get("LUNXUN_SMS_TENCENT_SECRET_KEY", "")
+LUNXUN_SMS_TENCENT_SDK_APP_ID = os.environ.get("LUNXUN_SMS_TENCENT_SDK_APP_ID", "")
+LUNXUN_SMS_TENCENT_SIGN_NAME = os.environ.get("LUNXUN_SMS_TENCENT_SIGN_NAME", "")
+LUNXUN_SMS_TENCENT_REGION = os.environ.get("LUNXUN_SMS_TENCENT_REGION", "ap-guangzhou")
+LUNXUN_SMS_TENCENT_ENDPOINT = os.environ.get(
+    "LUNXUN_SMS_TENCENT_ENDPOINT", "sms.tencentcloudapi.com"
+)
+# Seconds to wait for the gateway to accept a connection, then for its answer.
+LUNXUN_SMS_CONNECT_TIMEOUT = env_int("LUNXUN_SMS_CONNECT_TIMEOUT", 5)
+LUNXUN_SMS_READ_TIMEOUT = env_int("LUNXUN_SMS_READ_TIMEOUT", 10)
+_SMS_TEMPLATE = "LUNXUN_SMS_TEMPLATE_"
+LUNXUN_SMS_TEMPLATES = {
+    name.removeprefix(_SMS_TEMPLATE).lower(): value.strip()
+    for name, value in os.environ.items()
+    if name.startswith(_SMS_TEMPLATE) and not name.endswith("_PARAMS") and value.strip()
+}
+LUNXUN_SMS_TEMPLATE_PARAMS = {
+    name.removeprefix(_SMS_TEMPLATE).removesuffix("_PARAMS").lower(): [
+        param.strip() for param in value.split(",") if param.strip()
+    ]
+    for name, value in os.environ.items()
+    if name.startswith(_SMS_TEMPLATE) and name.endswith("_PARAMS")
+}
 LUNXUN_SITE_URL = os.environ.get("LUNXUN_SITE_URL", "http://127.0.0.1:8000")
 
 # --- Email -----------------------------------------------------------------------------------
