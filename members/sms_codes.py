@@ -87,8 +87,8 @@ def _sms_text(purpose: str, code: str, minutes: int) -> str:
     if purpose == Purpose.LOGIN:
         return (
             _(
-                "[Lunxun] Your code to log in is %(code)s, valid for %(minutes)d minutes. Never tell "
-                "it to anyone, not even staff."
+                "[Lunxun] Your code to log in is %(code)s, valid for %(minutes)d minutes. "
+                "Never tell it to anyone, not even staff."
             )
             % params
         )

@@ -284,7 +284,7 @@ def test_a_number_that_is_not_a_mobile_number_is_refused_in_words(city):
 
 
 def test_a_never_activated_member_activates_by_sms(city, newcomer):
-    [(_m, slip_code)] = services.activation_codes_issue(members=[newcomer])
+    services.activation_codes_issue(members=[newcomer])
     browser = Client()
     ask(browser, "activate", newcomer.phone)
     response = enter(browser, "activate", last_code("137****0001"))
