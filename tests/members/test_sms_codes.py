@@ -486,3 +486,13 @@ def test_a_member_locked_out_by_wrong_passwords_still_logs_in_by_code(city, clie
     assert enter(browser, "login", last_code("138****0001")).status_code == 302
     assert logged_in_as(browser) == str(city.member_a.user.pk)
     assert not AccessAttempt.objects.filter(username=city.member_a.user.username).exists()
+
+
+def test_the_pages_and_the_sms_speak_chinese(city):
+    browser = Client()
+    assert "短信验证码登录" in browser.get(reverse(START["login"])).content.decode()
+    ask(browser, "login", city.member_a.phone)
+    page = browser.get(reverse(CODE["login"])).content.decode()
+    assert "如果该号码（138****0001）已登记" in page
+    (message,) = RecordingConsoleBackend.messages
+    assert message.text.startswith("【轮训】您的登录验证码是") and "5分钟内有效" in message.text
