@@ -18,6 +18,7 @@ from . import sms_outbox
 from .sms_outbox import last_code
 
 TRIES = 15
+RIGHT_TRIES = 6
 
 
 @pytest.fixture(autouse=True)
@@ -45,10 +46,10 @@ def _all_at_once(count, target):
     return errors
 
 
-@pytest.fixture
-def held_between_read_and_count(monkeypatch):
-    """Every try in a worker thread has read the member's codes before any counts a failure."""
-    barrier = threading.Barrier(TRIES)
+def _held(monkeypatch, parties):
+    """Every try in a worker thread has read the member's codes and checked the code before
+    any goes on to count a failure or claim the code."""
+    barrier = threading.Barrier(parties)
     matches = SmsCode.matches
 
     def held(self, code):
@@ -58,6 +59,16 @@ def held_between_read_and_count(monkeypatch):
 
     monkeypatch.setattr(SmsCode, "matches", held)
     return barrier
+
+
+@pytest.fixture
+def held_between_read_and_count(monkeypatch):
+    return _held(monkeypatch, TRIES)
+
+
+@pytest.fixture
+def held_between_read_and_claim(monkeypatch):
+    return _held(monkeypatch, RIGHT_TRIES)
 
 
 @pytest.mark.django_db(transaction=True)
@@ -82,7 +93,7 @@ def test_parallel_wrong_codes_all_count_and_burn_the_code(
 
 
 @pytest.mark.django_db(transaction=True)
-def test_parallel_tries_of_one_right_code_log_in_once(city):
+def test_parallel_tries_of_one_right_code_log_in_once(city, held_between_read_and_claim):
     member = factories.member(city.branch_a, name="老党员", phone="13700000009")
     sms_codes.sms_code_send(phone=member.phone, purpose="login")
     code = last_code("137****0009")
@@ -95,6 +106,6 @@ def test_parallel_tries_of_one_right_code_log_in_once(city):
             return
         won.append(index)
 
-    assert _all_at_once(6, right) == []
+    assert _all_at_once(RIGHT_TRIES, right) == []
     assert len(won) == 1
     assert SmsCode.objects.get(member=member).used_at is not None
