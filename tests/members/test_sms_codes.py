@@ -483,6 +483,7 @@ def test_a_member_locked_out_by_wrong_passwords_still_logs_in_by_code(city, clie
         login_url, {"username": city.member_a.phone, "password": factories.PASSWORD}
     )
     assert locked.status_code == 429
+    assert f'href="{reverse(START["login"])}"' in locked.content.decode()  # the way in offered
     browser = Client()
     ask(browser, "login", city.member_a.phone)
     assert enter(browser, "login", last_code("138****0001")).status_code == 302
