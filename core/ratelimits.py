@@ -74,3 +74,38 @@ def password_check_locked(request) -> int:
 def password_check_failed(request) -> None:
     """Count one wrong current password for the request's user."""
     get_usage(request, rate=settings.LUNXUN_PASSWORD_CHECK_RATE, increment=True, **PASSWORD_CHECK)
+
+
+def sms_send_limited(request, phone: str) -> bool:
+    """Count a request for an SMS code to ``phone`` (the number typed, registered or not);
+    True when a limit is over: LUNXUN_SMS_SEND_RATE_ADDRESS per address, then
+    LUNXUN_SMS_SEND_RATE_PHONE and LUNXUN_SMS_SEND_RATE_PHONE_HOURLY per number, from whatever
+    address. Counting stops at the first limit over, so a refused request uses up nothing
+    further (a double tap does not eat into the hour)."""
+
+    def number(group, request):
+        return phone
+
+    limits = (
+        ("lunxun.sms_send.address", address, settings.LUNXUN_SMS_SEND_RATE_ADDRESS),
+        ("lunxun.sms_send.phone", number, settings.LUNXUN_SMS_SEND_RATE_PHONE),
+        ("lunxun.sms_send.phone_hourly", number, settings.LUNXUN_SMS_SEND_RATE_PHONE_HOURLY),
+    )
+    return any(
+        is_ratelimited(request, group=group, key=key, rate=rate, method="POST", increment=True)
+        for group, key, rate in limits
+    )
+
+
+def sms_check_limited(request) -> bool:
+    """Count a try of an SMS code from the request's address (LUNXUN_SMS_CHECK_RATE); True when
+    over. Wrong codes also burn the code tried (members.sms_codes); this stops one address
+    trying codes for many numbers."""
+    return is_ratelimited(
+        request,
+        group="lunxun.sms_check",
+        key=address,
+        rate=settings.LUNXUN_SMS_CHECK_RATE,
+        method="POST",
+        increment=True,
+    )

@@ -5,7 +5,7 @@ from django.utils.translation import gettext_lazy as _
 
 from core import uploads
 
-from .models import Category, Member, Organization, categories_q
+from .models import Category, Member, Organization, SmsCode, categories_q, normalize_phone
 
 
 class LoginForm(AuthenticationForm):
@@ -156,3 +156,64 @@ class MemberCategoriesForm(forms.ModelForm):
         if "activity_organization" in self.cleaned_data:
             self.instance.activity_organization = self.cleaned_data["activity_organization"]
         super()._post_clean()
+
+
+class SmsCodeRequestForm(forms.Form):
+    """Step one of logging in, activating or resetting by SMS: the registered number."""
+
+    phone = forms.CharField(
+        label=_("Mobile number"),
+        max_length=32,
+        widget=forms.TextInput(
+            attrs={"autofocus": True, "autocomplete": "tel", "inputmode": "numeric"}
+        ),
+    )
+
+    def clean_phone(self):
+        phone = normalize_phone(self.cleaned_data["phone"])
+        if not phone:
+            raise forms.ValidationError(
+                _("Enter the 11-digit mobile number your branch has on record.")
+            )
+        return phone
+
+
+class SmsCodeForm(forms.Form):
+    """Step two: the code from the SMS."""
+
+    code = forms.CharField(
+        label=_("Code from the SMS"),
+        max_length=20,
+        widget=forms.TextInput(
+            attrs={
+                "autofocus": True,
+                "autocomplete": "one-time-code",
+                "inputmode": "numeric",
+                "class": "sms-code",
+            }
+        ),
+    )
+
+    def clean_code(self):
+        code = SmsCode.clean_code(self.cleaned_data["code"])
+        if not (len(code) == SmsCode.DIGITS and code.isdigit()):
+            raise forms.ValidationError(_("The code is the 6 digits in the SMS."))
+        return code
+
+
+class SmsCodePasswordForm(SmsCodeForm):
+    """Step two of activating or resetting: the code, and the new password twice."""
+
+    password1 = forms.CharField(
+        label=_("New password"), widget=forms.PasswordInput(attrs={"autocomplete": "new-password"})
+    )
+    password2 = forms.CharField(
+        label=_("New password again"),
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+    )
+
+    def clean(self):
+        data = super().clean()
+        if data.get("password1") and data.get("password1") != data.get("password2"):
+            self.add_error("password2", _("The two passwords differ."))
+        return data

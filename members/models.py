@@ -530,6 +530,78 @@ class ActivationCode(models.Model):
         )
 
 
+class SmsCodeQuerySet(models.QuerySet):
+    def usable(self):
+        """Codes that may still be tried: unused, not revoked, not expired, and short of the
+        failure limit (checked here too, so a code that reached it in a concurrent request is
+        refused even before that request has revoked it)."""
+        return self.filter(
+            used_at__isnull=True,
+            revoked=False,
+            expires_at__gt=timezone.now(),
+            failures__lt=settings.LUNXUN_SMS_CODE_MAX_FAILURES,
+        )
+
+    def outstanding(self):
+        """Codes not used and not revoked (expired ones included: revoking them is harmless)."""
+        return self.filter(used_at__isnull=True, revoked=False)
+
+
+class SmsCode(models.Model):
+    """A six-digit code sent by SMS to a member's registered number: with it they log in,
+    activate their account or set a new password (``purpose``), within minutes.
+
+    Only a hash is stored: the code itself exists in the text message and nowhere else. One at
+    a time: sending a code revokes the member's earlier outstanding ones (members.sms_codes).
+    Printed slips are ``ActivationCode``; the two never stand in for each other.
+    """
+
+    class Purpose(models.TextChoices):
+        LOGIN = "login", _("Log in")
+        ACTIVATE = "activate", _("Activate the account")
+        RESET = "reset", _("Reset the password")
+
+    member = models.ForeignKey(Member, on_delete=models.CASCADE, related_name="sms_codes")
+    purpose = models.CharField(_("purpose"), max_length=20, choices=Purpose.choices)
+    code_hash = models.CharField(max_length=128)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+    failures = models.PositiveSmallIntegerField(default=0)
+    revoked = models.BooleanField(default=False)
+
+    objects = SmsCodeQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("SMS code")
+        verbose_name_plural = _("SMS codes")
+        indexes = [models.Index(fields=["member", "used_at", "revoked"])]
+
+    def __str__(self):
+        return f"{self.member} · {self.get_purpose_display()} · {self.created_at:%Y-%m-%d %H:%M}"
+
+    DIGITS = 6
+
+    @classmethod
+    def generate_code(cls) -> str:
+        return f"{secrets.randbelow(10**cls.DIGITS):0{cls.DIGITS}d}"
+
+    @staticmethod
+    def expiry_from_now():
+        return timezone.now() + timedelta(minutes=settings.LUNXUN_SMS_CODE_MINUTES)
+
+    def set_code(self, code: str):
+        self.code_hash = make_password(self.clean_code(code))
+
+    def matches(self, code: str) -> bool:
+        return check_password(self.clean_code(code), self.code_hash)
+
+    @staticmethod
+    def clean_code(code: str) -> str:
+        """What people type: full-width digits, spaces, dashes."""
+        return re.sub(r"[\s\-]", "", unicodedata.normalize("NFKC", code or ""))
+
+
 class SpreadsheetImport(models.Model):
     """One uploaded roster or organisation file: its dry-run report, then whether it was applied.
 

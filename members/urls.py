@@ -9,6 +9,19 @@ urlpatterns = [
     path("login/", views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("activate/", views.activate, name="activate"),
+    path("login/sms/", views.sms_code_request, {"purpose": "login"}, name="sms_login"),
+    path("login/sms/code/", views.sms_code_enter, {"purpose": "login"}, name="sms_login_code"),
+    path("password/forgot/", views.sms_code_request, {"purpose": "reset"}, name="sms_reset"),
+    path(
+        "password/forgot/code/", views.sms_code_enter, {"purpose": "reset"}, name="sms_reset_code"
+    ),
+    path("activate/sms/", views.sms_code_request, {"purpose": "activate"}, name="sms_activate"),
+    path(
+        "activate/sms/code/",
+        views.sms_code_enter,
+        {"purpose": "activate"},
+        name="sms_activate_code",
+    ),
     path("password/", views.PasswordChangeView.as_view(), name="password_change"),
     path("roster/", views.roster, name="roster"),
     path("roster/export/", views.roster_export, name="roster_export"),

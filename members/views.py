@@ -12,16 +12,18 @@ from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse, reverse_lazy
 from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
-from django.utils.translation import ngettext
+from django.utils.translation import gettext_lazy, ngettext
 from django.views.decorators.http import require_POST
 
 from core import ratelimits
 from core.audit import REFUSED, audit_event
 from core.downloads import xlsx_response
+from core.sms import mask_phone
 from core.tabular import TableError
 
-from . import access, importing, services
+from . import access, importing, services, sms_codes
 from .forms import (
     ActivationForm,
     ImportUploadForm,
@@ -29,8 +31,18 @@ from .forms import (
     MemberCategoriesForm,
     ResetConfirmForm,
     RosterFilterForm,
+    SmsCodeForm,
+    SmsCodePasswordForm,
+    SmsCodeRequestForm,
 )
-from .models import ActivationCode, Member, Organization, SpreadsheetImport, path_prefix_q
+from .models import (
+    ActivationCode,
+    Member,
+    Organization,
+    SmsCode,
+    SpreadsheetImport,
+    path_prefix_q,
+)
 
 ROSTER_PAGE_SIZE = 50
 
@@ -451,6 +463,147 @@ def activate(request):
             )
             return redirect("/")
     return render(request, "members/activate.html", {"form": form})
+
+
+# --- Codes by SMS: log in, activate, reset (members.sms_codes) -------------------------------
+
+SMS_FLOW = "sms_code_flow"  # the session key: {"purpose", "phone", "next", "tries"}
+SMS_FLOWS = {
+    SmsCode.Purpose.LOGIN: {
+        "title": gettext_lazy("Log in with an SMS code"),
+        "start": "members:sms_login",
+        "code": "members:sms_login_code",
+        "submit": gettext_lazy("Log in"),
+    },
+    SmsCode.Purpose.RESET: {
+        "title": gettext_lazy("Forgot my password: reset it by SMS"),
+        "start": "members:sms_reset",
+        "code": "members:sms_reset_code",
+        "submit": gettext_lazy("Set my new password"),
+    },
+    SmsCode.Purpose.ACTIVATE: {
+        "title": gettext_lazy("Activate my account by SMS"),
+        "start": "members:sms_activate",
+        "code": "members:sms_activate_code",
+        "submit": gettext_lazy("Set my password"),
+    },
+}
+
+
+def _safe_next(request, url) -> str:
+    """``url`` when it is a path on this site, "" otherwise (never an open redirect)."""
+    if url and url_has_allowed_host_and_scheme(
+        url, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return url
+    return ""
+
+
+def sms_code_request(request, purpose):
+    """Step one: the registered number; a code is sent when the number may have one. The
+    answer is the same whether or not it may (the next page says "if this number is
+    registered…"); over a rate limit nothing is sent and the page says so (429)."""
+    flow = SMS_FLOWS[purpose]
+    next_url = _safe_next(request, request.POST.get("next") or request.GET.get("next"))
+    if purpose == SmsCode.Purpose.LOGIN and request.user.is_authenticated:
+        return redirect(next_url or "/")
+    earlier = request.session.get(SMS_FLOW) or {}
+    form = SmsCodeRequestForm(
+        request.POST or None,
+        initial={"phone": earlier.get("phone", "")} if earlier.get("purpose") == purpose else {},
+    )
+    context = {"form": form, "flow": flow, "purpose": purpose, "next": next_url}
+    if request.method == "POST" and form.is_valid():
+        phone = form.cleaned_data["phone"]
+        if ratelimits.sms_send_limited(request, phone):
+            messages.error(
+                request,
+                _(
+                    "Too many codes were asked for this number or from this network in a short "
+                    "time. Nothing was sent. Please wait a few minutes and try again."
+                ),
+            )
+            return render(request, "members/sms_code_request.html", context, status=429)
+        sms_codes.sms_code_send(phone=phone, purpose=purpose, request=request)
+        request.session[SMS_FLOW] = {
+            "purpose": purpose,
+            "phone": phone,
+            "next": next_url,
+            "tries": 0,
+        }
+        return redirect(flow["code"])
+    return render(request, "members/sms_code_request.html", context)
+
+
+def sms_code_enter(request, purpose):
+    """Step two: the code (and, to activate or reset, the new password twice). A right code
+    logs the member in; a wrong one gets the same words whatever the reason, and after
+    LUNXUN_SMS_CODE_MAX_FAILURES of them this page asks for a new code."""
+    flow = SMS_FLOWS[purpose]
+    state = request.session.get(SMS_FLOW) or {}
+    if state.get("purpose") != purpose or not state.get("phone"):
+        return redirect(flow["start"])
+    form_class = SmsCodeForm if purpose == SmsCode.Purpose.LOGIN else SmsCodePasswordForm
+    form = form_class(request.POST or None)
+    limit = settings.LUNXUN_SMS_CODE_MAX_FAILURES
+    context = {
+        "form": form,
+        "flow": flow,
+        "purpose": purpose,
+        "masked_phone": mask_phone(state["phone"]),
+        "minutes": settings.LUNXUN_SMS_CODE_MINUTES,
+        "limit": limit,
+    }
+    if state.get("tries", 0) >= limit:
+        return render(request, "members/sms_code_enter.html", {**context, "burnt": True})
+    if request.method == "POST":
+        if ratelimits.sms_check_limited(request):
+            # Over the limit no code is checked and no code is charged.
+            messages.error(
+                request,
+                _(
+                    "Too many tries from this network in a short time. Nothing was checked. "
+                    "Please wait a minute and try again."
+                ),
+            )
+            context["form"] = form_class()
+            return render(request, "members/sms_code_enter.html", context, status=429)
+        if form.is_valid():
+            data = form.cleaned_data
+            try:
+                if purpose == SmsCode.Purpose.LOGIN:
+                    member = sms_codes.sms_code_login(
+                        phone=state["phone"], code=data["code"], request=request
+                    )
+                else:
+                    member = sms_codes.sms_code_password_set(
+                        phone=state["phone"],
+                        purpose=purpose,
+                        code=data["code"],
+                        password=data["password1"],
+                        request=request,
+                    )
+            except sms_codes.SmsCodeError as error:
+                state["tries"] = state.get("tries", 0) + 1
+                request.session[SMS_FLOW] = state
+                if state["tries"] >= limit:
+                    return render(
+                        request, "members/sms_code_enter.html", {**context, "burnt": True}
+                    )
+                form.add_error("code", str(error))
+            except ValidationError as error:
+                form.add_error("password1", error)
+            else:
+                del request.session[SMS_FLOW]
+                login(request, member.user, backend="members.backends.PhoneOrUsernameBackend")
+                if purpose == SmsCode.Purpose.LOGIN:
+                    return redirect(_safe_next(request, state.get("next")) or "/")
+                messages.success(
+                    request,
+                    _("Your password is set. Welcome, %(name)s.") % {"name": member.name},
+                )
+                return redirect("/")
+    return render(request, "members/sms_code_enter.html", context)
 
 
 class PasswordChangeView(auth_views.PasswordChangeView):

@@ -895,6 +895,66 @@ def test_object_url_is_scoped(world, name):
     assert not failures, "\n".join(failures)
 
 
+# --- Pages without an object -------------------------------------------------------------------
+
+# The pages without an object that an anonymous visitor may open, and why: logging in, and the
+# ways into one's own account without a password (a slip's code, a code by SMS). Every other
+# site page without an object sends an anonymous visitor to log in, with next= the page.
+ANONYMOUS_PAGES = {
+    "set_language": "choosing the language, before logging in",
+    "members:login": "logging in",
+    "members:logout": "logging out (POST only)",
+    "members:activate": "setting a password with the code on a slip",
+    "members:sms_login": "asking for a login code by SMS",
+    "members:sms_login_code": "entering the login code (none asked for: back to asking)",
+    "members:sms_reset": "asking for a code by SMS to reset a forgotten password",
+    "members:sms_reset_code": "entering it with the new password (none asked for: back)",
+    "members:sms_activate": "asking for a code by SMS to activate an account",
+    "members:sms_activate_code": "entering it with the new password (none asked for: back)",
+    "wagtailcore_login": "Wagtail's page-privacy login (unused)",
+}
+# The code pages without a number asked for in this session: back to asking, nothing shown.
+SMS_CODE_PAGES = {
+    "members:sms_login_code": "members:sms_login",
+    "members:sms_reset_code": "members:sms_reset",
+    "members:sms_activate_code": "members:sms_activate",
+}
+
+
+def site_plain_routes():
+    """Every named non-admin pattern that takes no argument, by name."""
+    return {
+        route.name: route
+        for route in all_routes()
+        if route.name
+        and not route.route.startswith(ADMIN_PREFIX)
+        and not (route.arguments or route.positional)
+    }
+
+
+def test_pages_without_an_object_send_anonymous_visitors_to_log_in_but_the_listed_ones(city):
+    routes = site_plain_routes()
+    assert not set(ANONYMOUS_PAGES) - set(routes), "anonymous pages gone from the URL conf"
+    login_url = reverse("members:login")
+    failures = []
+    cache.clear()
+    for name in sorted(routes):
+        url = reverse(name)
+        for method in ("GET", "POST"):
+            response = _send(Client(raise_request_exception=False), method, url, {})
+            to_login = _is_login_redirect(response, url, login_url)
+            if name not in ANONYMOUS_PAGES:
+                if not (to_login or response.status_code == 405):
+                    failures.append(f"anonymous {method} {url}: {response.status_code}")
+                continue
+            if to_login or response.status_code in (403, 404, 500):
+                failures.append(f"anonymous {method} {url}: {response.status_code}")
+            elif name in SMS_CODE_PAGES and response["Location"] != reverse(SMS_CODE_PAGES[name]):
+                failures.append(f"anonymous {method} {url}: {response['Location']}")
+    cache.clear()
+    assert not failures, "\n".join(failures)
+
+
 def test_lesson_pages_need_a_login_and_are_the_whole_citys(world):
     """Lessons are served by Wagtail's page catch-all (skipped above). They are course content
     for every member of the city, not a subtree's: a login is all they need."""

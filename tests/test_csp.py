@@ -374,12 +374,45 @@ def _sitting(w):
     return {"pk": w.sitting.pk}
 
 
+def _asked_for_code(purpose):
+    """Kwargs for a code page that ask for a code first, as the anonymous visitor: the page then
+    has a number to show (without one it sends the visitor back to ask)."""
+    start = {"login": "members:sms_login", "reset": "members:sms_reset"}.get(
+        purpose, "members:sms_activate"
+    )
+
+    def kwargs(w):
+        w.client("anonymous").post(reverse(start), {"phone": w.city.member_a.phone})
+        return {}
+
+    return kwargs
+
+
+def _sms_visits(purpose):
+    """The page asking for the number (blank, and refused), and the code page (blank, and with
+    a wrong code)."""
+    wrong = {"code": "12"} if purpose == "login" else {"code": "12", "password1": "x"}
+    return [
+        Visit("anonymous", kwargs=_asked_for_code(purpose)),
+        Visit("anonymous", method="POST", data=lambda w: wrong),
+    ]
+
+
 VISITS = {
     "members:login": [
         Visit("anonymous"),
         Visit("anonymous", method="POST", data=lambda w: {"username": "x", "password": "y"}),
     ],
     "members:activate": [Visit("anonymous")],
+    "members:sms_login": [
+        Visit("anonymous", query="?next=/rounds/"),
+        Visit("anonymous", method="POST", data=lambda w: {"phone": "123"}),
+    ],
+    "members:sms_login_code": _sms_visits("login"),
+    "members:sms_reset": [Visit("anonymous")],
+    "members:sms_reset_code": _sms_visits("reset"),
+    "members:sms_activate": [Visit("anonymous")],
+    "members:sms_activate_code": _sms_visits("activate"),
     "members:roster": [Visit("secretary_a"), Visit("trainer", query="?q=王")],
     "members:activation_slips": [
         Visit(

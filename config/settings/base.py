@@ -482,6 +482,17 @@ LUNXUN_LOGIN_RATE = os.environ.get("LUNXUN_LOGIN_RATE", "60/m")
 # Tries of the activation page (a code from a slip) per client address: a site PC where a
 # room activates one after another stays well below it; guessing codes for many numbers does not.
 LUNXUN_ACTIVATE_RATE = os.environ.get("LUNXUN_ACTIVATE_RATE", "20/m")
+# Codes sent by SMS (log in, activate, reset a password: members.sms_codes): how long one lasts,
+# and how many wrong tries burn it.
+LUNXUN_SMS_CODE_MINUTES = env_int("LUNXUN_SMS_CODE_MINUTES", 5)
+LUNXUN_SMS_CODE_MAX_FAILURES = env_int("LUNXUN_SMS_CODE_MAX_FAILURES", 5)
+# Codes sent to one number (django-ratelimit rates: both hold), whether or not it is registered,
+# and asked for from one address (a site PC serves a room: generous), and codes checked per
+# address.
+LUNXUN_SMS_SEND_RATE_PHONE = os.environ.get("LUNXUN_SMS_SEND_RATE_PHONE", "1/m")
+LUNXUN_SMS_SEND_RATE_PHONE_HOURLY = os.environ.get("LUNXUN_SMS_SEND_RATE_PHONE_HOURLY", "5/h")
+LUNXUN_SMS_SEND_RATE_ADDRESS = os.environ.get("LUNXUN_SMS_SEND_RATE_ADDRESS", "60/h")
+LUNXUN_SMS_CHECK_RATE = os.environ.get("LUNXUN_SMS_CHECK_RATE", "20/m")
 # Wrong current passwords on the password change page, per user (a stolen session cannot guess).
 LUNXUN_PASSWORD_CHECK_RATE = os.environ.get("LUNXUN_PASSWORD_CHECK_RATE", "5/15m")
 LUNXUN_REMIND_RATE = os.environ.get("LUNXUN_REMIND_RATE", "10/h")
