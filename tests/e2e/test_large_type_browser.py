@@ -173,6 +173,11 @@ def test_large_type_is_one_tap_away_and_remembered_across_pages(city, member_pag
     switch(page, "长辈模式")
     assert page.url.endswith("/login/")
     assert is_large(page) and body_text_px(page) >= MIN_TEXT_PX
+    assert small_targets(page) == [], small_targets(page)
+    for name in ("members:sms_login", "members:sms_reset", "members:sms_activate"):
+        page.goto(reverse(name))
+        assert is_large(page) and body_text_px(page) >= MIN_TEXT_PX, name
+        assert small_targets(page) == [], (name, small_targets(page))
     log_in(page, city.member_a.phone)
     # The home page in large type: what to do next, one big button that opens the lesson.
     continue_button = page.locator("[data-next-lesson]")
@@ -210,10 +215,16 @@ def test_no_serious_accessibility_violation_on_any_member_page(city, member_page
         page.goto("/login/")
         switch(page, "长辈模式")
     found = {}
-    page.goto("/login/")
-    found["/login/"] = axe_violations(page)
-    page.goto(reverse("members:activate"))
-    found["activate"] = axe_violations(page)
+    # The pages before logging in: password, printed slip, and the SMS-code ways in.
+    for url in (
+        "/login/",
+        reverse("members:activate"),
+        reverse("members:sms_login"),
+        reverse("members:sms_reset"),
+        reverse("members:sms_activate"),
+    ):
+        page.goto(url)
+        found[url] = axe_violations(page)
     log_in(page, city.member_a.phone)
     assert is_large(page) == (mode == "large")
     for url in member_pages["pages"]:
