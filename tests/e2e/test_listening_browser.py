@@ -75,8 +75,10 @@ def wait_for_reports(page, count):
 def set_visibility(page, state):
     page.evaluate(
         "(state) => {"
-        " Object.defineProperty(document, 'visibilityState', {configurable: true, get: () => state});"
-        " Object.defineProperty(document, 'hidden', {configurable: true, get: () => state === 'hidden'});"
+        " Object.defineProperty(document, 'visibilityState',"
+        "   {configurable: true, get: () => state});"
+        " Object.defineProperty(document, 'hidden',"
+        "   {configurable: true, get: () => state === 'hidden'});"
         " document.dispatchEvent(new Event('visibilitychange')); }",
         state,
     )
