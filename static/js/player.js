@@ -238,6 +238,7 @@
       listenButton.setAttribute("aria-pressed", listening() ? "true" : "false");
     }
     if (qualitySelect && listening()) qualitySelect.value = "audio";
+    if (captionsButton) captionsButton.hidden = listening();  // the audio rendition has none
   }
 
   function sourceUrl() { return listening() ? config.audio_url : config.master_url; }
@@ -436,7 +437,9 @@
       showCaptions();
     });
   }
-  video.textTracks.addEventListener("addtrack", showCaptions);
+  if (video.textTracks && video.textTracks.addEventListener) {
+    video.textTracks.addEventListener("addtrack", showCaptions);
+  }
   // Large type switched on or off while here: captions follow, unless the member chose.
   if (window.MutationObserver) {
     new MutationObserver(function () {
