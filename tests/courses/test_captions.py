@@ -239,6 +239,9 @@ def test_captions_added_later_rewrite_the_playlist_and_can_be_replaced_and_remov
     video = ready_clip
     prefix = video.output_prefix
     processed = video.processed_at
+    form = trainer_client.get(reverse("wagtailmedia:edit", args=[video.pk])).content.decode()
+    assert 'name="captions_file"' in form
+    assert 'name="remove_captions"' not in form  # nothing to remove yet
     with django_capture_on_commit_callbacks(execute=True):
         response = edit(
             trainer_client, video, captions_file=SimpleUploadedFile("a.vtt", VTT.encode())
@@ -261,6 +264,8 @@ def test_captions_added_later_rewrite_the_playlist_and_can_be_replaced_and_remov
     assert not storages["video"].exists(first_vtt)
 
     # Removed: the master playlist without subtitles is played again.
+    form = trainer_client.get(reverse("wagtailmedia:edit", args=[video.pk])).content.decode()
+    assert 'name="remove_captions"' in form
     second_master, second_vtt = video.master_playlist, video.captions_vtt
     with django_capture_on_commit_callbacks(execute=True):
         edit(trainer_client, video, remove_captions="on")
