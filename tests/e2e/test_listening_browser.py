@@ -238,3 +238,30 @@ def test_captions_are_off_by_default_and_the_button_turns_them_on(city, lesson, 
     # Large type switched on later: captions follow, unless the member chose (she did here).
     page.evaluate("document.documentElement.classList.remove('large-type')")
     expect(player).to_have_attribute("data-captions", "on")
+
+
+def test_the_mp4_fallback_carries_the_captions_as_a_track(city, lesson, phone_page):
+    """A browser with neither Media Source for hls.js nor its own HLS (older in-app browsers):
+    the MP4 plays, with the captions as a <track> of the same WebVTT."""
+    page = phone_page
+    page.add_init_script(
+        "Object.defineProperty(window, 'Hls', {get: () => undefined, set: () => {}});"
+        "const canPlay = HTMLMediaElement.prototype.canPlayType;"
+        "HTMLMediaElement.prototype.canPlayType = function (type) {"
+        " return /mpegurl/i.test(type) ? '' : canPlay.call(this, type); };"
+        "new MutationObserver((changes, observer) => { if (document.documentElement) {"
+        " document.documentElement.classList.add('large-type'); observer.disconnect(); } })"
+        ".observe(document, {childList: true});"
+    )
+    open_lesson(page, lesson)
+    player = page.locator("#lesson-player")
+    expect(player).to_have_attribute("data-source", "mp4")
+    assert page.evaluate(f"{VIDEO}.currentSrc").endswith("fallback.mp4")
+    track = page.locator("#lesson-player video track")
+    expect(track).to_have_attribute("kind", "captions")
+    expect(track).to_have_attribute("srclang", "zh")
+    play(page)
+    deadline = time.monotonic() + 15
+    while "第一句字幕" not in active_cue_text(page):
+        assert time.monotonic() < deadline, active_cue_text(page)
+        page.wait_for_timeout(100)
