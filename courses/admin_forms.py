@@ -32,7 +32,8 @@ from core import uploads
 from members import access
 from members.models import Organization, Role
 
-from .services import video_schedule
+from . import captions
+from .services import video_captions_set, video_schedule
 from .video import VideoRejected, validate_upload
 
 OWNER_FIELD = "owner_organization"
@@ -139,7 +140,51 @@ def _new_upload(form, name="file"):
 
 
 class LessonVideoForm(BaseMediaForm):
-    """wagtailmedia's upload form, checking every video with ffprobe before it is stored."""
+    """wagtailmedia's upload form, checking every video with ffprobe before it is stored.
+
+    Captions (WebVTT or SRT) may come with the video or be added, replaced or removed later
+    on the same form: checked by courses.captions, stored as WebVTT, and linked from the
+    video's master playlist without transcoding again (courses.services.video_captions_set).
+    """
+
+    captions_file = forms.FileField(
+        label=gettext_lazy("Captions (WebVTT or SRT)"),
+        required=False,
+        help_text=gettext_lazy(
+            "Optional: a .vtt or .srt file, in UTF-8 (GBK is converted). Members can turn the "
+            "captions on under the video; in large-type mode they are on from the start. "
+            "Upload another file to replace them."
+        ),
+        widget=forms.FileInput(attrs={"accept": ".vtt,.srt,text/vtt"}),
+    )
+    remove_captions = forms.BooleanField(label=gettext_lazy("Remove the captions"), required=False)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if not self.instance.captions:
+            del self.fields["remove_captions"]
+
+    def clean_captions_file(self):
+        upload = self.cleaned_data.get("captions_file")
+        if not upload:
+            return upload
+        try:
+            captions.check_size(upload.size)  # before reading it
+            data = upload.read()
+            upload.seek(0)
+            self.captions = captions.read(data)
+        except captions.CaptionsRejected as error:
+            raise forms.ValidationError(str(error)) from None
+        return upload
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("captions_file") and cleaned.get("remove_captions"):
+            self.add_error(
+                "remove_captions",
+                _("Upload new captions or remove them, not both."),
+            )
+        return cleaned
 
     def clean_file(self):
         upload = self.cleaned_data.get("file")
@@ -163,6 +208,13 @@ class LessonVideoForm(BaseMediaForm):
         video = super().save(commit=commit)
         if commit and probe is not None:
             video_schedule(video=video)
+        if commit:
+            user = getattr(self, "user", None)
+            new = getattr(self, "captions", None)
+            if new is not None:
+                video = video_captions_set(video=video, captions=new.vtt, user=user, note=new.note)
+            elif self.cleaned_data.get("remove_captions"):
+                video = video_captions_set(video=video, captions="", user=user)
         return video
 
 

@@ -28,6 +28,10 @@ def player_config(request, lesson: LessonPage) -> dict:
         "audio_url": video.audio_url if ready else "",
         "mp4_url": video.mp4_url if ready else "",
         "renditions": video.renditions if ready else [],
+        "captions_url": video.captions_url if ready else "",
+        "poster_url": video.poster_url if ready else "",
+        "title": lesson.title,
+        "course": lesson.get_parent().title,
         "fixed_speed": settings.LUNXUN_FIXED_PLAYBACK_SPEED,
         "block_seek_ahead": settings.LUNXUN_BLOCK_SEEK_AHEAD,
         "report_seconds": settings.LUNXUN_PROGRESS_REPORT_SECONDS,
@@ -78,5 +82,19 @@ def lesson_context(request, lesson: LessonPage) -> dict:
             "no_seek_ahead": _("You cannot skip ahead past what you have watched."),
             "fixed_speed": _("Lessons play at normal speed."),
             "unavailable": _("This lesson cannot be played right now."),
+            "rule_video": _(
+                "Watching the video: time counts while this page is open in front of you. "
+                "Switching apps or turning the screen off pauses it."
+            ),
+            "rule_audio": _(
+                "Listening (audio only): it keeps playing and counting with the screen off or "
+                "another app in front, at normal speed. Pausing stops the count."
+            ),
+            "listen": _("Listen only (keeps counting with the screen off)"),
+            "watch": _("Back to the video"),
+            "captions_on": _("Captions: on"),
+            "captions_off": _("Captions: off"),
+            "captions_label": _("Chinese"),
+            "site": _("Lunxun training"),
         },
     }

@@ -96,6 +96,10 @@ class LessonVideo(AbstractMedia):
     mp4_fallback = models.CharField(max_length=255, blank=True)
     poster = models.CharField(max_length=255, blank=True)
     renditions = models.JSONField(default=list, blank=True)
+    # The captions as WebVTT (checked by courses.captions), and where the stored copy the
+    # master playlist links lies in the video store ("" until the video is ready).
+    captions = models.TextField(_("captions (WebVTT)"), blank=True)
+    captions_vtt = models.CharField(max_length=255, blank=True)
     processing_started_at = models.DateTimeField(null=True, blank=True)
     processed_at = models.DateTimeField(null=True, blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
@@ -142,6 +146,10 @@ class LessonVideo(AbstractMedia):
     @property
     def poster_url(self):
         return self._url(self.poster)
+
+    @property
+    def captions_url(self):
+        return self._url(self.captions_vtt)
 
 
 # --- Courses ------------------------------------------------------------------------------------

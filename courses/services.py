@@ -13,6 +13,7 @@ from pathlib import Path
 from django.conf import settings
 from django.contrib.sessions.backends.db import SessionStore as DatabaseSessionStore
 from django.core.files import File
+from django.core.files.base import ContentFile
 from django.core.files.storage import storages
 from django.db import transaction
 from django.db.models import Exists, OuterRef
@@ -21,12 +22,21 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
+from core.audit import audit_event
 from members.models import Member
 
+from . import captions as captions_format
 from . import segments
 from .models import LessonPage, LessonProgress, LessonVideo
 from .tasks import video_process_task
-from .video import TranscodeError, VideoRejected, probe, transcode, validate_upload
+from .video import (
+    MASTER_NAME,
+    TranscodeError,
+    VideoRejected,
+    probe,
+    transcode,
+    validate_upload,
+)
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +99,7 @@ OUTPUT_CONTENT_TYPES = {
     ".ts": "video/mp2t",
     ".mp4": "video/mp4",
     ".jpg": "image/jpeg",
+    ".vtt": "text/vtt; charset=utf-8",
 }
 
 
@@ -103,6 +114,79 @@ def _store_tree(local_dir: Path, prefix: str) -> None:
                 saved = storages["video"].save(name, output)
             if saved != name:
                 raise TranscodeError(f"storage renamed {name} to {saved}")
+
+
+def _store_text(name: str, text: str) -> None:
+    output = ContentFile(text.encode("utf-8"))
+    output.content_type = OUTPUT_CONTENT_TYPES.get(Path(name).suffix)
+    saved = storages["video"].save(name, output)
+    if saved != name:
+        raise TranscodeError(f"storage renamed {name} to {saved}")
+
+
+def _publish_captions(*, prefix: str, captions: str, duration: float) -> tuple[str, str]:
+    """The master playlist to play and the stored WebVTT for a video whose outputs are under
+    ``prefix``. With captions: a new folder with the WebVTT and its subtitle playlist, and a
+    new master playlist (ffmpeg's, plus the subtitle rendition) beside ffmpeg's, which stays
+    as it was. New names each time: the video store may be cached for good (a CDN)."""
+    original = f"{prefix}/{MASTER_NAME}"
+    if not captions:
+        return original, ""
+    storage = storages["video"]
+    with storage.open(original, "rb") as handle:
+        master = handle.read().decode("utf-8")
+    token = uuid.uuid4().hex[:12]
+    folder = f"subs-{token}"
+    _store_text(f"{prefix}/{folder}/{captions_format.VTT_NAME}", captions)
+    _store_text(
+        f"{prefix}/{folder}/{captions_format.PLAYLIST_NAME}",
+        captions_format.subtitle_playlist(duration),
+    )
+    linked = f"{prefix}/master-{token}.m3u8"
+    _store_text(
+        linked,
+        captions_format.master_with_subtitles(master, f"{folder}/{captions_format.PLAYLIST_NAME}"),
+    )
+    return linked, f"{prefix}/{folder}/{captions_format.VTT_NAME}"
+
+
+def _drop_captions_outputs(*, prefix: str, master: str, vtt: str) -> None:
+    """Delete what _publish_captions wrote for captions no longer used."""
+    storage = storages["video"]
+    if master and master != f"{prefix}/{MASTER_NAME}" and master.startswith(f"{prefix}/"):
+        storage.delete(master)
+    if vtt and vtt.startswith(f"{prefix}/subs-"):
+        _delete_tree(vtt.rsplit("/", 1)[0])
+
+
+def video_captions_set(*, video: LessonVideo, captions: str, user=None, note="") -> LessonVideo:
+    """Give ``video`` these captions (WebVTT checked by courses.captions.read), or none with
+    ``captions=""``. A ready video's master playlist is rewritten at once, without
+    transcoding again; one still being processed gets them when its processing ends."""
+    with transaction.atomic():
+        video = LessonVideo.objects.select_for_update().get(pk=video.pk)
+        old_master, old_vtt = video.master_playlist, video.captions_vtt
+        video.captions = captions
+        fields = ["captions"]
+        published = video.is_ready and video.output_prefix
+        if published:
+            video.master_playlist, video.captions_vtt = _publish_captions(
+                prefix=video.output_prefix, captions=captions, duration=video.duration or 0
+            )
+            fields += ["master_playlist", "captions_vtt"]
+        video.save(update_fields=fields)
+        audit_event(
+            event="video_captions_set" if captions else "video_captions_removed",
+            obj=video,
+            actor=user,
+            note=note,
+        )
+        if published:
+            prefix = video.output_prefix
+            transaction.on_commit(
+                lambda: _drop_captions_outputs(prefix=prefix, master=old_master, vtt=old_vtt)
+            )
+    return video
 
 
 def _delete_tree(prefix: str) -> None:
@@ -159,17 +243,36 @@ def video_process(*, video_id: int) -> LessonVideo:
             result = transcode(str(source), str(out), probe=result_probe, on_progress=report)
             prefix = f"videos/hls/{uuid.uuid4().hex}"
             _store_tree(out, prefix)
+        # Captions given or changed while it was processed: published under the row's lock,
+        # so a change from the admin (video_captions_set) is never lost between the two.
+        with transaction.atomic():
+            captions = (
+                LessonVideo.objects.select_for_update()
+                .values_list("captions", flat=True)
+                .get(pk=video_id)
+            )
+            master, captions_vtt = _publish_captions(
+                prefix=prefix, captions=captions, duration=result.duration
+            )
+            _mark_ready(video_id, prefix, result, master, captions_vtt)
     except (VideoRejected, TranscodeError, OSError) as error:
         log.warning("video %s failed: %s", video_id, error)
         LessonVideo.objects.filter(pk=video_id).update(
             state=LessonVideo.State.FAILED, failure_reason=str(error)[-2000:]
         )
         return LessonVideo.objects.get(pk=video_id)
+    if old_prefix and old_prefix != prefix:
+        _delete_tree(old_prefix)
+    return LessonVideo.objects.get(pk=video_id)
+
+
+def _mark_ready(video_id, prefix, result, master, captions_vtt) -> None:
     LessonVideo.objects.filter(pk=video_id).update(
         state=LessonVideo.State.READY,
         progress=100,
         output_prefix=prefix,
-        master_playlist=f"{prefix}/{result.master_playlist}",
+        master_playlist=master,
+        captions_vtt=captions_vtt,
         audio_playlist=f"{prefix}/{result.audio_playlist}",
         mp4_fallback=f"{prefix}/{result.mp4_fallback}",
         poster=f"{prefix}/{result.poster}",
@@ -179,9 +282,6 @@ def video_process(*, video_id: int) -> LessonVideo:
         ],
         processed_at=timezone.now(),
     )
-    if old_prefix and old_prefix != prefix:
-        _delete_tree(old_prefix)
-    return LessonVideo.objects.get(pk=video_id)
 
 
 # --- Progress ----------------------------------------------------------------------------------

@@ -377,6 +377,8 @@ LUNXUN_MAX_PLAYBACK_SPEED = float(os.environ.get("LUNXUN_MAX_PLAYBACK_SPEED", "1
 LUNXUN_PROGRESS_REPORT_SECONDS = env_int("LUNXUN_PROGRESS_REPORT_SECONDS", 15)
 # Video uploads.
 LUNXUN_VIDEO_MAX_BYTES = env_int("LUNXUN_VIDEO_MAX_BYTES", 4 * 1024**3)
+# A lesson video's caption file (WebVTT or SRT), checked by courses.captions.
+LUNXUN_CAPTIONS_MAX_BYTES = env_int("LUNXUN_CAPTIONS_MAX_BYTES", 1024 * 1024)
 LUNXUN_VIDEO_STALE_MINUTES = env_int("LUNXUN_VIDEO_STALE_MINUTES", 120)
 LUNXUN_FFMPEG_PRESET = os.environ.get("LUNXUN_FFMPEG_PRESET", "veryfast")
 # The embedded default serves MEDIA_ROOT itself; the scale profile serves it from storage/CDN.

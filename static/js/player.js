@@ -1,7 +1,12 @@
 /* Lunxun lesson player.
  *
- * Plays HLS through hls.js (or the browser's own HLS), records the segments actually played
- * while the page is visible, and reports them to the server, which decides what counts.
+ * Plays HLS through hls.js (or the browser's own HLS, or the MP4 fallback), records the
+ * segments actually played, and reports them to the server, which decides what counts.
+ * Watching the video counts only while the page is seen: hidden means paused. Listening
+ * (audio only) goes on counting with the screen off or another app in front, at normal speed
+ * only; the lock screen gets play/pause and "back 10 s" (Media Session). The segments come
+ * from the media's own clock (currentTime between timeupdate events), never the wall clock,
+ * and the server still grants no more seconds than have passed.
  * Every report carries the whole segment list of this viewing, so losing or repeating one
  * loses or doubles nothing. A member has one viewing at a time: when another page takes over,
  * this one stops counting until play is pressed here again; when the sign-in has ended, it
@@ -19,6 +24,15 @@
   var statusEl = document.querySelector("[data-lesson-status]");
   var csrf = root.querySelector("[name=csrfmiddlewaretoken]").value;
   var text = JSON.parse(document.getElementById("player-text").textContent);
+  var modeRule = root.querySelector("[data-mode-rule]");
+  var listenButton = root.querySelector("[data-listen]");
+  var captionsButton = root.querySelector("[data-captions-button]");
+  var MODE_KEY = "lunxun.player.mode";
+  // Timeupdate fires about 4 times a second; a hidden page may get it less often, and a jump
+  // made by seeking closes the segment first (the "seeking" event), so only a forward step
+  // this small (or, listening in the background, this large) continues a segment.
+  var STEP_SECONDS = 1.5;
+  var BACKGROUND_STEP_SECONDS = 30;
 
   var state = {
     viewing: null, reportUrl: null,
@@ -29,8 +43,27 @@
     stopped: null,           // why this page no longer counts: "superseded" or "ended"
     starting: false,
     hls: null,
-    source: "auto"
+    source: "auto",          // "auto" (video, hls.js picks the quality) or "audio"
+    captions: document.documentElement.classList.contains("large-type"),
+    captionsChosen: false    // the member pressed the captions button: large type no longer decides
   };
+
+  function remembered() {
+    try { return window.localStorage.getItem(MODE_KEY); } catch (e) { return null; }
+  }
+
+  function remember(mode) {
+    try { window.localStorage.setItem(MODE_KEY, mode); } catch (e) { /* private mode */ }
+  }
+
+  function listening() { return state.source === "audio"; }
+
+  // Does the media playing now count? Video: while the page is seen. Audio: also hidden, at 1x.
+  function counting() {
+    if (video.paused || video.seeking || state.stopped) return false;
+    if (listening()) return video.playbackRate === 1;
+    return document.visibilityState === "visible";
+  }
 
   function say(message) {
     notice.textContent = message || "";
@@ -94,26 +127,90 @@
 
   function beacon() {
     if (!state.viewing || state.stopped) return;
-    if (navigator.sendBeacon) navigator.sendBeacon(state.reportUrl, body());
-    else report();
+    // Some in-app browsers lack sendBeacon or refuse it (it returns false): send it plainly.
+    var sent = false;
+    try { sent = !!(navigator.sendBeacon && navigator.sendBeacon(state.reportUrl, body())); } catch (e) { sent = false; }
+    if (!sent) report();
+  }
+
+  // --- Captions: the HLS subtitle rendition (hls.js or native HLS) or, on the MP4 fallback, a
+  // <track> of the same WebVTT. Off by default, on by default in large-type mode.
+  function showCaptions() {
+    var on = state.captions;
+    if (state.hls) {
+      state.hls.subtitleDisplay = on;
+      if (on && state.hls.subtitleTrack < 0 && state.hls.subtitleTracks.length) state.hls.subtitleTrack = 0;
+    }
+    for (var i = 0; i < video.textTracks.length; i++) {
+      var track = video.textTracks[i];
+      if (track.kind === "subtitles" || track.kind === "captions") track.mode = on ? "showing" : "hidden";
+    }
+    root.dataset.captions = on ? "on" : "off";
+    if (captionsButton) {
+      captionsButton.setAttribute("aria-pressed", on ? "true" : "false");
+      captionsButton.textContent = on ? text.captions_on : text.captions_off;
+    }
+  }
+
+  function addCaptionTrack() {
+    if (!config.captions_url || video.querySelector("track")) return;
+    var track = document.createElement("track");
+    track.kind = "captions";
+    track.srclang = "zh";
+    track.label = text.captions_label;
+    track.src = config.captions_url;
+    video.appendChild(track);
+  }
+
+  function playMp4() {
+    if (state.hls) { state.hls.destroy(); state.hls = null; }
+    var position = video.currentTime || 0;
+    root.dataset.source = "mp4";
+    video.src = config.mp4_url;
+    addCaptionTrack();
+    if (position) {
+      video.addEventListener("loadedmetadata", function once() {
+        video.removeEventListener("loadedmetadata", once);
+        video.currentTime = position;
+      });
+    }
+    showCaptions();
   }
 
   function attach(url) {
     var position = video.currentTime || 0;
     if (state.hls) { state.hls.destroy(); state.hls = null; }
     if (window.Hls && window.Hls.isSupported()) {
-      state.hls = new window.Hls({ startPosition: position, capLevelToPlayerSize: true });
+      root.dataset.source = "hls.js";
+      state.hls = new window.Hls({
+        startPosition: position,
+        capLevelToPlayerSize: true,
+        // Subtitles become the video's text tracks, drawn by the browser (styled by ::cue).
+        renderTextTracksNatively: true,
+        subtitleDisplay: state.captions
+      });
       state.hls.loadSource(url);
       state.hls.attachMedia(video);
       state.hls.on(window.Hls.Events.MANIFEST_PARSED, fillQualities);
+      state.hls.on(window.Hls.Events.SUBTITLE_TRACKS_UPDATED, showCaptions);
+      // An in-app browser whose Media Source fails on our streams: play the MP4 instead.
+      state.hls.on(window.Hls.Events.ERROR, function (event, data) {
+        if (data && data.fatal) playMp4();
+      });
     } else if (video.canPlayType("application/vnd.apple.mpegurl")) {
+      // Several Android browsers answer "maybe" here and then cannot play HLS after all.
+      root.dataset.source = "native-hls";
       video.src = url;
+      video.addEventListener("error", function failed() {
+        video.removeEventListener("error", failed);
+        if (root.dataset.source === "native-hls") playMp4();
+      });
       video.addEventListener("loadedmetadata", function once() {
         video.removeEventListener("loadedmetadata", once);
         if (position) video.currentTime = position;
       });
     } else {
-      video.src = config.mp4_url;
+      playMp4();
     }
   }
 
@@ -131,19 +228,73 @@
     });
   }
 
+  // Say in words which mode counts how, next to the choice.
+  function showMode() {
+    root.dataset.mode = listening() ? "audio" : "video";
+    root.classList.toggle("audio-only", listening());
+    if (modeRule) modeRule.textContent = listening() ? text.rule_audio : text.rule_video;
+    if (listenButton) {
+      listenButton.textContent = listening() ? text.watch : text.listen;
+      listenButton.setAttribute("aria-pressed", listening() ? "true" : "false");
+    }
+    if (qualitySelect && listening()) qualitySelect.value = "audio";
+    if (captionsButton) captionsButton.hidden = listening();  // the audio rendition has none
+  }
+
+  function sourceUrl() { return listening() ? config.audio_url : config.master_url; }
+
   function chooseQuality() {
     var value = qualitySelect.value;
     var wasPlaying = !video.paused;
     closeSegment();
     if (value === "audio") {
-      state.source = "audio";
-      root.classList.add("audio-only");
-      attach(config.audio_url);
+      if (!listening()) { state.source = "audio"; attach(config.audio_url); }
     } else {
-      if (state.source === "audio") { state.source = "auto"; root.classList.remove("audio-only"); attach(config.master_url); }
+      if (listening()) { state.source = "auto"; attach(config.master_url); }
       if (state.hls) state.hls.currentLevel = value === "auto" ? -1 : parseInt(value.slice(6), 10);
     }
+    state.lastTime = video.currentTime;
+    remember(listening() ? "audio" : "video");
+    showMode();
     if (wasPlaying) video.play().catch(function () {});
+  }
+
+  // --- The lock screen and the notification shade (Media Session), where the browser has it.
+  function mediaSession() {
+    var session = navigator.mediaSession;
+    if (!session) return;
+    try {
+      if (typeof window.MediaMetadata === "function") {
+        session.metadata = new window.MediaMetadata({
+          title: config.title, artist: config.course, album: text.site,
+          artwork: config.poster_url ? [{ src: config.poster_url, type: "image/jpeg" }] : []
+        });
+      }
+    } catch (e) { /* an old browser's MediaMetadata */ }
+    function handle(action, handler) {
+      try { session.setActionHandler(action, handler); } catch (e) { /* action not supported */ }
+    }
+    handle("play", function () { video.play().catch(function () {}); });
+    handle("pause", function () { video.pause(); });
+    handle("seekbackward", function (details) {
+      video.currentTime = Math.max(0, video.currentTime - ((details && details.seekOffset) || 10));
+    });
+    handle("seekforward", function (details) {
+      var target = video.currentTime + ((details && details.seekOffset) || 10);
+      if (config.block_seek_ahead) target = Math.min(target, state.furthest);
+      if (video.duration) target = Math.min(target, video.duration);
+      if (target > video.currentTime) video.currentTime = target;
+    });
+    // No seekto (a scrubber could skip ahead), no other tracks, no speed: time counts at 1x.
+    handle("seekto", null);
+    handle("previoustrack", null);
+    handle("nexttrack", null);
+  }
+
+  function sessionState() {
+    var session = navigator.mediaSession;
+    if (!session) return;
+    try { session.playbackState = video.paused ? "paused" : "playing"; } catch (e) { /* old */ }
   }
 
   // A new viewing of this lesson: the server ends the member's other one, whichever lesson.
@@ -171,7 +322,7 @@
   function start() {
     return openViewing().then(function (result) {
       if (!result) return;
-      attach(config.master_url);
+      attach(sourceUrl());
       if (result.position && result.position < result.duration - 3) {
         video.addEventListener("loadedmetadata", function once() {
           video.removeEventListener("loadedmetadata", once);
@@ -200,9 +351,10 @@
 
   video.addEventListener("timeupdate", function () {
     var now = video.currentTime;
-    if (!video.paused && !video.seeking && document.visibilityState === "visible" && !state.stopped) {
+    if (counting()) {
       var step = now - state.lastTime;
-      if (state.current && step >= 0 && step < 1.5) {
+      var limit = listening() && document.visibilityState !== "visible" ? BACKGROUND_STEP_SECONDS : STEP_SECONDS;
+      if (state.current && step >= 0 && step < limit) {
         state.current[1] = now;
       } else {
         closeSegment();
@@ -224,6 +376,9 @@
   });
 
   video.addEventListener("ratechange", function () {
+    // A segment is played at one speed: a change starts a new one.
+    closeSegment();
+    state.lastTime = video.currentTime;
     if (config.fixed_speed && video.playbackRate !== 1) {
       video.playbackRate = 1;
       say(text.fixed_speed);
@@ -236,16 +391,24 @@
     if (state.stopped === "ended") { say(text.ended); return; }
     say("");
     state.lastTime = video.currentTime;
+    sessionState();
   });
-  video.addEventListener("pause", function () { closeSegment(); report(); });
+  video.addEventListener("pause", function () { closeSegment(); report(); sessionState(); });
   video.addEventListener("ended", function () { closeSegment(); report(); });
 
   document.addEventListener("visibilitychange", function () {
     if (document.visibilityState === "hidden") {
-      // Time counts only while the page is seen: hidden means paused.
+      if (listening()) {
+        // Listening goes on with the screen off: report what was played so far, keep counting.
+        beacon();
+        return;
+      }
+      // Watching counts only while the page is seen: hidden means paused.
       if (!video.paused) video.pause();
       closeSegment();
       beacon();
+    } else if (listening()) {
+      report();
     }
   });
   window.addEventListener("pagehide", function () { closeSegment(); beacon(); });
@@ -261,7 +424,34 @@
   }, 5 * 60 * 1000);
 
   if (qualitySelect) qualitySelect.addEventListener("change", chooseQuality);
+  if (listenButton) {
+    listenButton.addEventListener("click", function () {
+      qualitySelect.value = listening() ? "auto" : "audio";
+      chooseQuality();
+    });
+  }
+  if (captionsButton) {
+    captionsButton.addEventListener("click", function () {
+      state.captions = !state.captions;
+      state.captionsChosen = true;
+      showCaptions();
+    });
+  }
+  if (video.textTracks && video.textTracks.addEventListener) {
+    video.textTracks.addEventListener("addtrack", showCaptions);
+  }
+  // Large type switched on or off while here: captions follow, unless the member chose.
+  if (window.MutationObserver) {
+    new MutationObserver(function () {
+      var large = document.documentElement.classList.contains("large-type");
+      if (!state.captionsChosen && large !== state.captions) { state.captions = large; showCaptions(); }
+    }).observe(document.documentElement, { attributes: true, attributeFilter: ["class"] });
+  }
 
+  if (remembered() === "audio" && config.audio_url) state.source = "audio";
+  showMode();
+  showCaptions();
+  mediaSession();
   if (config.ready && config.is_member) start();
-  else if (config.ready) attach(config.master_url);
+  else if (config.ready) attach(sourceUrl());
 })();
