@@ -89,9 +89,9 @@ class RosterFilterForm(forms.Form):
         return members
 
 
-class ActivationForm(forms.Form):
-    phone = forms.CharField(label=_("Mobile number"), max_length=32)
-    code = forms.CharField(label=_("Activation code"), max_length=32)
+class NewPasswordForm(forms.Form):
+    """The new password, twice: the end of every way of setting one with a code."""
+
     password1 = forms.CharField(
         label=_("New password"), widget=forms.PasswordInput(attrs={"autocomplete": "new-password"})
     )
@@ -105,6 +105,13 @@ class ActivationForm(forms.Form):
         if data.get("password1") and data.get("password1") != data.get("password2"):
             self.add_error("password2", _("The two passwords differ."))
         return data
+
+
+class ActivationForm(NewPasswordForm):
+    phone = forms.CharField(label=_("Mobile number"), max_length=32)
+    code = forms.CharField(label=_("Activation code"), max_length=32)
+
+    field_order = ["phone", "code", "password1", "password2"]
 
 
 class ResetConfirmForm(forms.Form):
@@ -201,19 +208,7 @@ class SmsCodeForm(forms.Form):
         return code
 
 
-class SmsCodePasswordForm(SmsCodeForm):
+class SmsCodePasswordForm(SmsCodeForm, NewPasswordForm):
     """Step two of activating or resetting: the code, and the new password twice."""
 
-    password1 = forms.CharField(
-        label=_("New password"), widget=forms.PasswordInput(attrs={"autocomplete": "new-password"})
-    )
-    password2 = forms.CharField(
-        label=_("New password again"),
-        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
-    )
-
-    def clean(self):
-        data = super().clean()
-        if data.get("password1") and data.get("password1") != data.get("password2"):
-            self.add_error("password2", _("The two passwords differ."))
-        return data
+    field_order = ["code", "password1", "password2"]

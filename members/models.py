@@ -452,7 +452,12 @@ class RoleAssignment(models.Model):
 ACTIVATION_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
 
 
-class ActivationCodeQuerySet(models.QuerySet):
+class OneTimeCodeQuerySet(models.QuerySet):
+    """Printed slips and SMS codes alike: used once, revocable, expiring, burnt after too
+    many wrong tries (the limit is the setting ``max_failures_setting`` names)."""
+
+    max_failures_setting = ""
+
     def usable(self):
         """Codes that may still be tried: unused, not revoked, not expired, and short of the
         failure limit (checked here too, so a code that reached it in a concurrent request
@@ -461,12 +466,16 @@ class ActivationCodeQuerySet(models.QuerySet):
             used_at__isnull=True,
             revoked=False,
             expires_at__gt=timezone.now(),
-            failures__lt=settings.LUNXUN_ACTIVATION_MAX_FAILURES,
+            failures__lt=getattr(settings, self.max_failures_setting),
         )
 
     def outstanding(self):
         """Codes not used and not revoked (expired ones included: revoking them is harmless)."""
         return self.filter(used_at__isnull=True, revoked=False)
+
+
+class ActivationCodeQuerySet(OneTimeCodeQuerySet):
+    max_failures_setting = "LUNXUN_ACTIVATION_MAX_FAILURES"
 
 
 class ActivationCode(models.Model):
@@ -530,21 +539,8 @@ class ActivationCode(models.Model):
         )
 
 
-class SmsCodeQuerySet(models.QuerySet):
-    def usable(self):
-        """Codes that may still be tried: unused, not revoked, not expired, and short of the
-        failure limit (checked here too, so a code that reached it in a concurrent request is
-        refused even before that request has revoked it)."""
-        return self.filter(
-            used_at__isnull=True,
-            revoked=False,
-            expires_at__gt=timezone.now(),
-            failures__lt=settings.LUNXUN_SMS_CODE_MAX_FAILURES,
-        )
-
-    def outstanding(self):
-        """Codes not used and not revoked (expired ones included: revoking them is harmless)."""
-        return self.filter(used_at__isnull=True, revoked=False)
+class SmsCodeQuerySet(OneTimeCodeQuerySet):
+    max_failures_setting = "LUNXUN_SMS_CODE_MAX_FAILURES"
 
 
 class SmsCode(models.Model):
