@@ -24,6 +24,7 @@ The rules, all here:
 Rate limits (per number and per address) are the views' part, through core.ratelimits.
 """
 
+import functools
 import logging
 
 from django.conf import settings
@@ -45,8 +46,12 @@ logger = logging.getLogger(__name__)
 
 Purpose = SmsCode.Purpose
 
-# Checked against when the number has no usable code, so that a miss costs what a check costs.
-_DUMMY_HASH = make_password("000000")
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Checked against when the number has no usable code, so that a miss costs what a check
+    costs; made on first use (hashing at import would slow every process start)."""
+    return make_password("000000")
 
 
 class SmsCodeError(Exception):
@@ -212,7 +217,7 @@ def _check(*, phone: str, purpose: str, code: str, request=None) -> tuple[Member
     if match is not None:
         return member, match
     if not for_purpose:
-        SmsCode(code_hash=_DUMMY_HASH).matches(code)  # a miss costs what a check costs
+        SmsCode(code_hash=_dummy_hash()).matches(code)  # a miss costs what a check costs
     details = {}
     if member is None:
         logger.info("SMS code (%s) tried for an unregistered number", purpose)
