@@ -902,6 +902,7 @@ def test_object_url_is_scoped(world, name):
 # site page without an object sends an anonymous visitor to log in, with next= the page.
 ANONYMOUS_PAGES = {
     "set_language": "choosing the language, before logging in",
+    "display_mode": "large type on or off, before logging in (POST only)",
     "members:login": "logging in",
     "members:logout": "logging out (POST only)",
     "members:activate": "setting a password with the code on a slip",

@@ -68,7 +68,17 @@ def count_reports(page):
 
 
 def wait_for_reports(page, count):
+    """While playing: ``count`` more answers (reports keep coming, so none can be missed)."""
     start = page.evaluate("window.reportsAnswered")
+    wait_until(page, f"window.reportsAnswered >= {start + count}")
+
+
+def reports_after(page, action, count=1):
+    """Do ``action`` (which sends a report and then none may follow: pausing, hiding,
+    returning) and wait for its answer, counted from before it was sent: the answer may arrive
+    before this test looks."""
+    start = page.evaluate("window.reportsAnswered")
+    action()
     wait_until(page, f"window.reportsAnswered >= {start + count}")
 
 
@@ -137,13 +147,11 @@ def test_paused_listening_with_the_page_hidden_earns_nothing(city, lesson, phone
     listen(page)
     play(page)
     wait_until(page, f"{VIDEO}.currentTime > 1")
-    page.evaluate(f"{VIDEO}.pause()")
-    wait_for_reports(page, 1)
+    reports_after(page, lambda: page.evaluate(f"{VIDEO}.pause()"))
     earned = progress(city, lesson).watched_seconds
     set_visibility(page, "hidden")
     page.wait_for_timeout(2500)  # time passes, hidden and paused; what follows is no timing
-    set_visibility(page, "visible")  # coming back reports
-    wait_for_reports(page, 1)
+    reports_after(page, lambda: set_visibility(page, "visible"))  # coming back reports
     assert page.evaluate(f"{VIDEO}.paused")
     assert progress(city, lesson).watched_seconds == earned
 
@@ -175,9 +183,8 @@ def test_the_video_with_the_page_hidden_earns_nothing(city, lesson, phone_page):
     expect(page.locator("#lesson-player")).to_have_attribute("data-mode", "video")
     play(page)
     wait_until(page, f"{VIDEO}.currentTime > 1")
-    set_visibility(page, "hidden")
+    reports_after(page, lambda: set_visibility(page, "hidden"))
     assert page.evaluate(f"{VIDEO}.paused")  # hidden means paused
-    wait_for_reports(page, 1)
     earned = progress(city, lesson).watched_seconds
     # A browser that plays on in the background anyway (some in-app ones): nothing counts.
     play(page)
