@@ -183,6 +183,7 @@ def attempt_submit(
     The attempt is locked while it is scored: a second submit (a double tap, a page sent again)
     finds it submitted and changes nothing. Refused (QuizRefused, audit-logged) when an answer is
     missing, names a question the attempt did not draw or an option its question lacks."""
+    refused = None
     with transaction.atomic():
         locked = Attempt.objects.select_for_update().get(pk=attempt.pk)
         if locked.state == Attempt.State.SUBMITTED:
@@ -190,47 +191,54 @@ def attempt_submit(
         try:
             checked = _check_answers(locked, answers)
         except QuizRefused as refusal:
-            audit_event(
-                event="quiz_attempt_submitted",
-                obj=locked,
-                actor=user,
-                request=request,
-                result=REFUSED,
-                error=str(refusal),
-            )
-            raise
-        correct_by_question = {}
-        for question in Question.objects.filter(pk__in=locked.question_ids).prefetch_related(
-            "choices"
-        ):
-            correct_by_question[str(question.pk)] = sorted(question.correct_ids())
-        locked.answers = checked
-        locked.correct = sum(
-            1 for qid, chosen in checked.items() if correct_by_question.get(qid) == chosen
-        )
-        locked.passed = locked.correct >= locked.needed
-        locked.state = Attempt.State.SUBMITTED
-        locked.submitted_at = timezone.now()
-        if user is not None and locked.on_paper:
-            locked.entered_by = user
-        locked.save(
-            update_fields=["answers", "correct", "passed", "state", "submitted_at", "entered_by"]
-        )
+            refused = refusal
+        else:
+            _score(locked, checked, user=user, request=request)
+    if refused is not None:
+        # Logged outside the (empty) transaction, so the refusal stays on record.
         audit_event(
             event="quiz_attempt_submitted",
-            obj=locked,
+            obj=attempt,
             actor=user,
             request=request,
-            quiz=locked.quiz_id,
-            member=locked.member_id,
-            number=locked.number,
-            correct=locked.correct,
-            total=locked.total,
-            passed=locked.passed,
-            on_paper=locked.on_paper,
+            result=REFUSED,
+            error=str(refused),
         )
-        transaction.on_commit(lambda: quiz_attempt_submitted.send(sender=Attempt, attempt=locked))
+        raise refused
     return locked, True
+
+
+def _score(locked: Attempt, checked: dict, *, user, request) -> None:
+    """Score the locked attempt, save it, log it, and tell rounds once it commits."""
+    correct_by_question = {}
+    for question in Question.objects.filter(pk__in=locked.question_ids).prefetch_related("choices"):
+        correct_by_question[str(question.pk)] = sorted(question.correct_ids())
+    locked.answers = checked
+    locked.correct = sum(
+        1 for qid, chosen in checked.items() if correct_by_question.get(qid) == chosen
+    )
+    locked.passed = locked.correct >= locked.needed
+    locked.state = Attempt.State.SUBMITTED
+    locked.submitted_at = timezone.now()
+    if user is not None and locked.on_paper:
+        locked.entered_by = user
+    locked.save(
+        update_fields=["answers", "correct", "passed", "state", "submitted_at", "entered_by"]
+    )
+    audit_event(
+        event="quiz_attempt_submitted",
+        obj=locked,
+        actor=user,
+        request=request,
+        quiz=locked.quiz_id,
+        member=locked.member_id,
+        number=locked.number,
+        correct=locked.correct,
+        total=locked.total,
+        passed=locked.passed,
+        on_paper=locked.on_paper,
+    )
+    transaction.on_commit(lambda: quiz_attempt_submitted.send(sender=Attempt, attempt=locked))
 
 
 def attempt_review(attempt: Attempt) -> list:
