@@ -46,7 +46,8 @@ def test_a_member_fails_reads_the_explanations_retakes_and_passes(city, phone_pa
     expect(page.locator(".quiz-question")).to_have_count(2)
     assert page.evaluate("document.documentElement.scrollWidth") <= 360
     heights = page.evaluate(
-        "[...document.querySelectorAll('.choices label')].map(l => l.getBoundingClientRect().height)"
+        "[...document.querySelectorAll('.choices label')]"
+        ".map(l => l.getBoundingClientRect().height)"
     )
     assert min(heights) >= 48
     answer(page, r"^\s*错的\d+甲$")
