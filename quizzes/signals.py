@@ -2,8 +2,10 @@ from auditlog.registry import auditlog
 from django.contrib.auth.models import Permission
 from django.dispatch import receiver
 
+from members.demo import demo_city_seeded
 from members.services import trainer_group_ready
 
+from . import demo
 from .models import Choice, Question, Quiz
 
 auditlog.register(Question)
@@ -25,3 +27,8 @@ def grant_quiz_permissions(sender, group, **kwargs):
             ],
         )
     )
+
+
+@receiver(demo_city_seeded)
+def seed_demo_quizzes(sender, **kwargs):
+    return demo.seed_demo_quizzes()
