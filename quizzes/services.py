@@ -266,3 +266,48 @@ def attempt_review(attempt: Attempt) -> list:
             }
         )
     return review
+
+
+# --- What a secretary sees: passed, not yet, not taken; never a score ----------------------------
+
+RESULT_PASSED, RESULT_NOT_YET, RESULT_NOT_TAKEN = "passed", "not_yet", "not_taken"
+
+
+def quiz_results(*, quiz: Quiz, node, members, children) -> dict:
+    """``quiz`` at ``node``: the share of ``members`` (the learners of the node's subtree) who
+    passed, the same for each of ``children`` (in tree order), and each member directly in the
+    node with passed / not yet / not taken. Scores stay the member's own: none is returned."""
+    passed = Attempt.objects.filter(quiz=quiz, passed=True).values("member_id")
+    tried = Attempt.objects.filter(quiz=quiz).values("member_id")
+
+    def figures(qs):
+        total = qs.count()
+        done = qs.filter(pk__in=passed).count()
+        return {
+            "members": total,
+            "passed": done,
+            "percent": round(done * 100 / total) if total else None,
+        }
+
+    passed_ids = set(members.filter(organization=node, pk__in=passed).values_list("pk", flat=True))
+    tried_ids = set(members.filter(organization=node, pk__in=tried).values_list("pk", flat=True))
+    people = []
+    for member in members.filter(organization=node).order_by("name", "pk"):
+        if member.pk in passed_ids:
+            state = RESULT_PASSED
+        elif member.pk in tried_ids:
+            state = RESULT_NOT_YET
+        else:
+            state = RESULT_NOT_TAKEN
+        people.append({"member": member, "state": state})
+    return {
+        "figures": figures(members),
+        "children": [
+            {
+                "organization": child,
+                **figures(members.filter(organization__path__startswith=child.path)),
+            }
+            for child in children
+        ],
+        "people": people,
+    }

@@ -5,7 +5,9 @@ from . import views
 app_name = "quizzes"
 
 urlpatterns = [
+    path("quizzes/", views.quiz_list, name="list"),
     path("quizzes/<int:pk>/", views.quiz_detail, name="detail"),
+    path("quizzes/<int:pk>/results/", views.quiz_results, name="results"),
     path("quizzes/<int:pk>/start/", views.quiz_start, name="start"),
     path("quizzes/attempts/<int:pk>/", views.attempt_take, name="attempt"),
     path("quizzes/attempts/<int:pk>/result/", views.attempt_result, name="result"),

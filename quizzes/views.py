@@ -7,6 +7,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
 from core.audit import REFUSED, audit_event
@@ -14,7 +15,7 @@ from core.downloads import xlsx_response
 from core.tabular import TableError
 from members import access
 from members.importing import ImportAlreadyApplied, ImportRejected
-from members.models import Role, SpreadsheetImport
+from members.models import Member, Organization, Role, SpreadsheetImport
 
 from . import importing, services
 from .admin_forms import changeable_courses
@@ -120,6 +121,57 @@ def attempt_result(request, pk):
             "text": services.attempt_text(attempt, retake_allowed=status.may_start),
             "review": services.attempt_review(attempt),
         },
+    )
+
+
+# --- Results for secretaries and trainers -------------------------------------------------------
+
+RESULT_ROLES = access.ROLES_MANAGING_ROSTER
+RESULT_WORDS = {
+    services.RESULT_PASSED: gettext_lazy("Passed"),
+    services.RESULT_NOT_YET: gettext_lazy("Not passed yet"),
+    services.RESULT_NOT_TAKEN: gettext_lazy("Not taken"),
+}
+
+
+@login_required
+def quiz_list(request):
+    """The tests, for those who follow their members' results."""
+    if not access.has_role(request.user, RESULT_ROLES):
+        raise Http404
+    quizzes = Quiz.objects.filter(course__live=True).select_related("course", "lesson")
+    return render(request, "quizzes/quiz_list.html", {"quizzes": quizzes})
+
+
+@login_required
+def quiz_results(request, pk):
+    """Passed / not yet / not taken per member, and the share passed per organisation, in tree
+    order: never a score, never a ranking."""
+    if not access.has_role(request.user, RESULT_ROLES):
+        raise Http404
+    quiz = _quiz(pk)
+    if "org" in request.GET:
+        node = access.get_organization_or_404(request.user, request.GET["org"], RESULT_ROLES)
+    else:
+        roots = access.role_roots(request.user, RESULT_ROLES)
+        node = roots[0] if roots else Organization.get_first_root_node()
+        if node is None:
+            raise Http404
+    members = Member.objects.active().in_subtree(node)
+    results = services.quiz_results(
+        quiz=quiz, node=node, members=members, children=node.get_children().order_by("path")
+    )
+    for person in results["people"]:
+        person["words"] = RESULT_WORDS[person["state"]]
+    crumbs = [
+        o
+        for o in node.ancestors_and_self()
+        if access.can_see_organization(request.user, o, RESULT_ROLES)
+    ]
+    return render(
+        request,
+        "quizzes/quiz_results.html",
+        {"quiz": quiz, "node": node, "crumbs": crumbs, **results},
     )
 
 

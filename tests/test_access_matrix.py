@@ -761,6 +761,14 @@ SITE_CASES = {
         insiders={"member_a": (302,), "member_b": (302,)},
         outsiders=STAFF_B + STAFF_A,
     ),
+    "quizzes:results": Case(
+        kwargs=lambda w: {"pk": w.quiz.pk},
+        # A test is the city's, like its course: every secretary and trainer follows it within
+        # their own subtree (the ?org= scope is tests/quizzes/test_results.py); members and site
+        # operators never.
+        insiders={"secretary_a": (200,), "trainer_a": (200,), "secretary_b": (200,)},
+        outsiders=(*PLAIN_A, "member_b", "operator_b"),
+    ),
     "quizzes:attempt": Case(
         kwargs=lambda w: {"pk": w.attempt.pk},
         methods=("GET", "POST"),

@@ -482,7 +482,12 @@ VISITS = {
     "rounds:records": [Visit("secretary_a"), Visit("trainer")],
     "rounds:plans": [Visit("secretary_a")],
     "rounds:plan": [Visit("trainer", lambda w: {"pk": w.plan.pk})],
+    "quizzes:list": [Visit("secretary_a")],
     "quizzes:detail": [Visit("member_a", lambda w: {"pk": w.quiz.pk})],
+    "quizzes:results": [
+        Visit("trainer", lambda w: {"pk": w.answered.quiz_id}),
+        Visit("secretary_a", lambda w: {"pk": w.answered.quiz_id}),
+    ],
     "quizzes:attempt": [
         Visit("member_a", lambda w: {"pk": w.attempt.pk}),
         # A refused form: the page again with the errors.
