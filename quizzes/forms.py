@@ -31,7 +31,8 @@ class AttemptForm(forms.Form):
     """The questions an attempt drew, each with its options in the order drawn. Only option ids
     and texts reach the page: never which is correct."""
 
-    def __init__(self, *args, attempt, questions, **kwargs):
+    def __init__(self, *args, attempt, questions, lettered=False, **kwargs):
+        """``lettered``: options labelled A, B, C… as the printed sheet shows them."""
         super().__init__(*args, **kwargs)
         for number, item in enumerate(attempt.drawn, start=1):
             question = questions.get(item["question"])
@@ -39,6 +40,8 @@ class AttemptForm(forms.Form):
                 continue
             texts = {c.pk: c.text for c in question.choices.all()}
             choices = [(str(cid), texts[cid]) for cid in item["choices"] if cid in texts]
+            if lettered:
+                choices = [(v, f"{'ABCDEF'[i]}. {t}") for i, (v, t) in enumerate(choices)]
             label = f"{number}. {question.text}"
             if question.kind == Question.Kind.MULTIPLE:
                 field = forms.MultipleChoiceField(

@@ -6,18 +6,19 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
 from core.audit import REFUSED, audit_event
-from core.downloads import xlsx_response
+from core.downloads import download_response, xlsx_response
 from core.tabular import TableError
 from members import access
 from members.importing import ImportAlreadyApplied, ImportRejected
 from members.models import Member, Organization, Role, SpreadsheetImport
 
-from . import importing, services
+from . import importing, paper, services
 from .admin_forms import changeable_courses
 from .forms import AttemptForm, QuestionImportForm
 from .models import Attempt, Question, Quiz
@@ -173,6 +174,108 @@ def quiz_results(request, pk):
         "quizzes/quiz_results.html",
         {"quiz": quiz, "node": node, "crumbs": crumbs, **results},
     )
+
+
+# --- On paper at a site ---------------------------------------------------------------------------
+
+PAPER_ROLES = access.STAFF_ROLES
+
+
+def _paper_node(request):
+    if "org" in request.GET:
+        return access.get_organization_or_404(request.user, request.GET["org"], PAPER_ROLES)
+    roots = access.role_roots(request.user, PAPER_ROLES)
+    node = roots[0] if roots else Organization.get_first_root_node()
+    if node is None:
+        raise Http404
+    return node
+
+
+@login_required
+def quiz_paper(request, pk):
+    """A site's members and the test on paper: print a sheet for each, then enter the answers."""
+    if not access.has_role(request.user, PAPER_ROLES):
+        raise Http404
+    quiz = _quiz(pk)
+    node = _paper_node(request)
+    members = (
+        Member.objects.active().filter(organization=node).exclude(user=request.user)
+    ).order_by("name", "pk")
+    if request.method == "POST":
+        pdf, _printed = paper.paper_sheets(
+            quiz=quiz, members=list(members), user=request.user, request=request
+        )
+        return download_response(
+            pdf,
+            filename=f"{quiz.title}-{node.name}.pdf",
+            content_type="application/pdf",
+        )
+    open_paper = {
+        a.member_id: a
+        for a in Attempt.objects.filter(
+            quiz=quiz, member__in=members, state=Attempt.State.OPEN, on_paper=True
+        )
+    }
+    rows = [
+        {
+            "member": member,
+            "status": services.quiz_status(quiz=quiz, member=member),
+            "sheet": open_paper.get(member.pk),
+        }
+        for member in members
+    ]
+    return render(request, "quizzes/paper.html", {"quiz": quiz, "node": node, "rows": rows})
+
+
+@login_required
+def paper_enter(request, pk):
+    """The operator enters a printed sheet's answers: the same rules as on a phone."""
+    attempt = get_object_or_404(
+        Attempt.objects.select_related("quiz", "member__organization"), pk=pk, on_paper=True
+    )
+    if access.is_self(request.user, attempt.member) or not access.can_see_organization(
+        request.user, attempt.member.organization, PAPER_ROLES
+    ):
+        raise Http404
+    back = (
+        reverse("quizzes:paper", args=[attempt.quiz_id]) + f"?org={attempt.member.organization_id}"
+    )
+    if attempt.state == Attempt.State.SUBMITTED:
+        messages.info(request, _("This sheet's answers were entered already; nothing was changed."))
+        return redirect(back)
+    questions = {
+        q.pk: q
+        for q in Question.objects.filter(pk__in=attempt.question_ids).prefetch_related("choices")
+    }
+    form = AttemptForm(request.POST or None, attempt=attempt, questions=questions, lettered=True)
+    if request.method == "POST":
+        answers = _answers_from(request.POST)
+        if form.is_valid() or set(answers) - set(attempt.question_ids):
+            try:
+                done, answered = services.attempt_submit(
+                    attempt=attempt, answers=answers, user=request.user, request=request
+                )
+            except services.QuizRefused as refusal:
+                form.add_error(None, str(refusal))
+            else:
+                if answered:
+                    messages.success(
+                        request,
+                        _("Entered for %(name)s: %(result)s")
+                        % {
+                            "name": attempt.member.name,
+                            "result": services.attempt_text(done, retake_allowed=False)
+                            if done.passed
+                            else _("not passed"),
+                        },
+                    )
+                else:
+                    messages.info(
+                        request,
+                        _("This sheet's answers were entered already; nothing was changed."),
+                    )
+                return redirect(back)
+    return render(request, "quizzes/paper_enter.html", {"attempt": attempt, "form": form})
 
 
 # --- The 题库 import (trainers) --------------------------------------------------------------

@@ -406,6 +406,18 @@ class World:
         return quiz_services.attempt_start(quiz=self.quiz, member=self.city.member_a)
 
     @cached_property
+    def paper_attempt(self):
+        """member_a's sheet for the test on paper, printed by branch A's operator."""
+        quiz = quiz_builders.quiz(
+            course_builders.course(title="纸质测试课程", owner_organization=self.city.branch_a),
+            size=2,
+            pass_mark=2,
+        )
+        return quiz_services.attempt_start(
+            quiz=quiz, member=self.city.member_a, on_paper=True, user=self.city.operator_a
+        )
+
+    @cached_property
     def question_import(self):
         """A checked 题库 file that trainer_a uploaded (nobody else may see it)."""
         data = csv_bytes(
@@ -768,6 +780,19 @@ SITE_CASES = {
         # operators never.
         insiders={"secretary_a": (200,), "trainer_a": (200,), "secretary_b": (200,)},
         outsiders=(*PLAIN_A, "member_b", "operator_b"),
+    ),
+    "quizzes:paper": Case(
+        kwargs=lambda w: {"pk": w.quiz.pk},
+        # Like the results: the city's test, each staff user's own site (?org= checked in
+        # tests/quizzes/test_paper.py); members never.
+        insiders={"operator_a": (200,), "secretary_a": (200,), "trainer_a": (200,)},
+        outsiders=("member_a", "member_b"),
+    ),
+    "quizzes:paper_enter": Case(
+        kwargs=lambda w: {"pk": w.paper_attempt.pk},
+        methods=("GET", "POST"),
+        insiders={"operator_a": (200,), "secretary_a": (200,), "trainer_a": (200,)},
+        outsiders=OUTSIDE + PLAIN_A,
     ),
     "quizzes:attempt": Case(
         kwargs=lambda w: {"pk": w.attempt.pk},

@@ -375,6 +375,14 @@ class World:
         return attempt
 
     @cached_property
+    def paper_attempt(self):
+        """member_a's sheet for the test on paper at a third course's test."""
+        quiz = quiz_builders.quiz(course_builders.course(title="纸质课程"), size=2, pass_mark=2)
+        return quiz_services.attempt_start(
+            quiz=quiz, member=self.city.member_a, on_paper=True, user=self.city.operator_a
+        )
+
+    @cached_property
     def question_import(self):
         data = csv_bytes(
             [["题型", "题目", "选项A", "选项B", "答案"], ["单选", "一题", "甲", "乙", "A"]]
@@ -494,6 +502,11 @@ VISITS = {
         Visit("member_a", lambda w: {"pk": w.attempt.pk}, method="POST"),
     ],
     "quizzes:result": [Visit("member_a", lambda w: {"pk": w.answered.pk})],
+    "quizzes:paper": [Visit("operator_a", lambda w: {"pk": w.quiz.pk})],
+    "quizzes:paper_enter": [
+        Visit("operator_a", lambda w: {"pk": w.paper_attempt.pk}),
+        Visit("operator_a", lambda w: {"pk": w.paper_attempt.pk}, method="POST"),
+    ],
     "quizzes:import_upload": [Visit("trainer")],
     "quizzes:import_detail": [Visit("trainer", lambda w: {"pk": w.question_import.pk})],
     "certificates:mine": [Visit("member_a")],
