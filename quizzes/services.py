@@ -155,13 +155,13 @@ def attempt_start(
     return attempt
 
 
-def _check_answers(attempt: Attempt, answers: dict) -> dict:
+def _check_answers(attempt: Attempt, answers: dict, questions: dict) -> dict:
     """``answers`` {question id: [choice ids]} checked against what the attempt drew."""
     drawn = {item["question"]: item["choices"] for item in attempt.drawn}
     undrawn = sorted(set(answers) - set(drawn))
     if undrawn:
         raise QuizRefused(_("Answers to questions this attempt did not draw are refused."))
-    kinds = dict(Question.objects.filter(pk__in=drawn).values_list("pk", "kind"))
+    kinds = {pk: question.kind for pk, question in questions.items()}
     checked = {}
     for question_id, options in drawn.items():
         chosen = sorted(set(answers.get(question_id) or []))
@@ -183,36 +183,43 @@ def attempt_submit(
     The attempt is locked while it is scored: a second submit (a double tap, a page sent again)
     finds it submitted and changes nothing. Refused (QuizRefused, audit-logged) when an answer is
     missing, names a question the attempt did not draw or an option its question lacks."""
-    refused = None
-    with transaction.atomic():
-        locked = Attempt.objects.select_for_update().get(pk=attempt.pk)
-        if locked.state == Attempt.State.SUBMITTED:
-            return locked, False
-        try:
-            checked = _check_answers(locked, answers)
-        except QuizRefused as refusal:
-            refused = refusal
-        else:
-            _score(locked, checked, user=user, request=request)
-    if refused is not None:
-        # Logged outside the (empty) transaction, so the refusal stays on record.
+    # What an attempt drew never changes: its questions are read and the answers checked before
+    # the row lock, which then guards only the state (and is held for a write, not for reads).
+    questions = {
+        q.pk: q
+        for q in Question.objects.filter(pk__in=attempt.question_ids).prefetch_related("choices")
+    }
+    try:
+        checked = _check_answers(attempt, answers, questions)
+    except QuizRefused as refusal:
+        current = Attempt.objects.get(pk=attempt.pk)
+        if current.state == Attempt.State.SUBMITTED:
+            return current, False  # answered already: a second submit changes nothing
+        # Logged outside any transaction of ours, so the refusal stays on record.
         audit_event(
             event="quiz_attempt_submitted",
             obj=attempt,
             actor=user,
             request=request,
             result=REFUSED,
-            error=str(refused),
+            error=str(refusal),
         )
-        raise refused
+        raise
+    with transaction.atomic():
+        locked = (
+            Attempt.objects.select_related("member", "quiz")
+            .select_for_update(of=("self",))
+            .get(pk=attempt.pk)
+        )
+        if locked.state == Attempt.State.SUBMITTED:
+            return locked, False
+        _score(locked, checked, questions, user=user, request=request)
     return locked, True
 
 
-def _score(locked: Attempt, checked: dict, *, user, request) -> None:
+def _score(locked: Attempt, checked: dict, questions: dict, *, user, request) -> None:
     """Score the locked attempt, save it, log it, and tell rounds once it commits."""
-    correct_by_question = {}
-    for question in Question.objects.filter(pk__in=locked.question_ids).prefetch_related("choices"):
-        correct_by_question[str(question.pk)] = sorted(question.correct_ids())
+    correct_by_question = {str(pk): sorted(q.correct_ids()) for pk, q in questions.items()}
     locked.answers = checked
     locked.correct = sum(
         1 for qid, chosen in checked.items() if correct_by_question.get(qid) == chosen
