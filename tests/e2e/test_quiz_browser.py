@@ -50,6 +50,14 @@ def test_a_member_fails_reads_the_explanations_retakes_and_passes(city, phone_pa
         ".map(l => l.getBoundingClientRect().height)"
     )
     assert min(heights) >= 48
+    # In large-type mode (长辈模式) too: nothing wider than the phone, every option a 48 px target.
+    page.evaluate("document.documentElement.classList.add('large-type')")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 360
+    heights = page.evaluate(
+        "[...document.querySelectorAll('.choices label')]"
+        ".map(l => l.getBoundingClientRect().height)"
+    )
+    assert min(heights) >= 48
     answer(page, r"^\s*错的\d+甲$")
     page.get_by_role("button", name="提交答案").click()
 
