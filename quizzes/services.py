@@ -11,11 +11,13 @@ import secrets
 from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.dispatch import Signal
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from core.audit import REFUSED, audit_event
+from courses.models import CoursePage
 from members.models import Member
 
 from .models import Attempt, Question, Quiz
@@ -81,13 +83,14 @@ def quiz_status(*, quiz: Quiz, member: Member) -> QuizStatus:
     )
 
 
-def passed_quiz_ids(*, member_ids, quiz_ids) -> set:
-    """{(member id, quiz id)} of the passed ones, in one query."""
-    return set(
-        Attempt.objects.filter(
-            member_id__in=member_ids, quiz_id__in=quiz_ids, passed=True
-        ).values_list("member_id", "quiz_id")
-    )
+def quizzes_for_lessons(*, lessons):
+    """The tests on ``lessons`` and on their courses as a whole, in course order: what a group
+    session that shows those lessons may give on paper."""
+    lessons = list(lessons)
+    courses = {lesson.path[: -CoursePage.steplen] for lesson in lessons}
+    return Quiz.objects.filter(
+        Q(lesson__in=lessons) | Q(lesson__isnull=True, course__path__in=courses)
+    ).order_by("course__path", "lesson__path")
 
 
 def _draw(quiz: Quiz) -> list:

@@ -179,6 +179,8 @@ def quiz_results(request, pk):
 # --- On paper at a site ---------------------------------------------------------------------------
 
 PAPER_ROLES = access.STAFF_ROLES
+# One print run is a site's members, not a county's: above this, choose a smaller organisation.
+PAPER_MAX_MEMBERS = 200
 
 
 def _paper_node(request):
@@ -199,8 +201,22 @@ def quiz_paper(request, pk):
     quiz = _quiz(pk)
     node = _paper_node(request)
     members = (
-        Member.objects.active().filter(organization=node).exclude(user=request.user)
-    ).order_by("name", "pk")
+        (Member.objects.active().in_subtree(node).exclude(user=request.user))
+        .select_related("organization")
+        .order_by("organization__path", "name", "pk")
+    )
+    too_many = members.count() > PAPER_MAX_MEMBERS
+    if too_many:
+        messages.error(
+            request,
+            _("More than %(n)d members here: choose an organisation further down the tree.")
+            % {"n": PAPER_MAX_MEMBERS},
+        )
+        return render(
+            request,
+            "quizzes/paper.html",
+            {"quiz": quiz, "node": node, "rows": [], "too_many": True},
+        )
     if request.method == "POST":
         pdf, _printed = paper.paper_sheets(
             quiz=quiz, members=list(members), user=request.user, request=request

@@ -86,3 +86,24 @@ def test_only_staff_over_the_member_enter_a_sheet(quiz, city, client_for):
         .status_code
         == 404
     )
+
+
+def test_a_county_is_too_many_for_one_print_run(quiz, city, client_for, monkeypatch):
+    monkeypatch.setattr("quizzes.views.PAPER_MAX_MEMBERS", 1)
+    factories.member(city.branch_a, name="赵敏")
+    client = client_for(city.trainer_a)
+    page = client.get(f"/quizzes/{quiz.pk}/paper/?org={city.county_a.pk}").content.decode()
+    assert "请选择下一级党组织" in page and "打印答题卡（PDF）" not in page
+    client.post(f"/quizzes/{quiz.pk}/paper/?org={city.county_a.pk}")
+    assert not Attempt.objects.exists()
+
+
+def test_the_sitting_page_offers_the_tests_of_its_lessons_on_paper(city, client_for):
+    from ..rounds import builders as round_builders
+
+    training_round = round_builders.training_round([city.root])
+    lesson = training_round.lessons.order_by("path").first()
+    quiz = builders.quiz(lesson.get_parent().specific, lesson=lesson, pass_mark=2)
+    sitting = round_builders.sitting(round_builders.session(training_round, city.branch_a))
+    page = client_for(city.operator_a).get(f"/sittings/{sitting.pk}/").content.decode()
+    assert f"/quizzes/{quiz.pk}/paper/?org={city.branch_a.pk}" in page
