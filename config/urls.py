@@ -28,6 +28,7 @@ urlpatterns = [
     path("display/", display_mode, name="display_mode"),
     path("", include("members.urls")),
     path("", include("courses.urls")),
+    path("", include("quizzes.urls")),
     path("", include("rounds.urls")),
     path("", include("certificates.urls")),
 ]

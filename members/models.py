@@ -608,6 +608,7 @@ class SpreadsheetImport(models.Model):
     class Kind(models.TextChoices):
         ROSTER = "roster", _("Member roster")
         ORGANIZATIONS = "organizations", _("Organisations")
+        QUESTIONS = "questions", _("Question bank")
 
     class State(models.TextChoices):
         CHECKED = "checked", _("Checked (dry run)")

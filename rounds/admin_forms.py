@@ -269,13 +269,14 @@ class RoundForm(WagtailAdminModelForm):
             *SCOPE_CRITERIA,
             "lessons",
             "completion_rule",
+            "quiz_required",
             "hours",
             "state",
         ]
         widgets = {"theme": forms.Textarea(attrs={"rows": 3})}
 
     # Changes after which everybody's status in a published round is recomputed.
-    STATUS_FIELDS = {"lessons", "completion_rule", "scope_roots", *SCOPE_CRITERIA}
+    STATUS_FIELDS = {"lessons", "completion_rule", "quiz_required", "scope_roots", *SCOPE_CRITERIA}
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

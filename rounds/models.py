@@ -180,6 +180,14 @@ class Round(models.Model):
     completion_rule = models.CharField(
         _("completion rule"), max_length=20, choices=Rule.choices, default=Rule.EITHER
     )
+    quiz_required = models.BooleanField(
+        _("tests must be passed too"),
+        default=False,
+        help_text=_(
+            "Watched and passed: a required lesson with a test counts once its test is passed, "
+            "and a course's own test must be passed as well."
+        ),
+    )
     hours = models.DecimalField(
         _("study hours credited"),
         max_digits=5,

@@ -6,13 +6,14 @@ exemptions) is read for many members at once; ``participation_refresh`` writes t
 same for the member and their secretary.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.utils import formats
 from django.utils.translation import gettext as _
 
-from courses.models import LessonProgress
+from courses.models import CoursePage, LessonPage, LessonProgress
+from quizzes.models import Attempt, Quiz
 
 from .models import Attendance, Exemption, LeaveRequest, Participation, Round, Session
 
@@ -29,6 +30,53 @@ class Derived:
     lessons_done: int = 0
     completed_at: datetime | None = None
     note: str = ""
+
+
+@dataclass
+class QuizGate:
+    """The tests a "watched and passed" round asks for (Round.quiz_required): each required
+    lesson's own test, and the tests on the round's courses as a whole, and who passed which."""
+
+    lesson_quiz: dict = field(default_factory=dict)  # {lesson id: quiz id}
+    course_quizzes: list = field(default_factory=list)  # [quiz id]
+    titles: dict = field(default_factory=dict)  # {quiz id: title}
+    passed: dict = field(default_factory=dict)  # {member id: {quiz id: first passed at}}
+
+    def missing(self, member_id, lesson_ids) -> list:
+        """Titles of the tests ``member_id`` has yet to pass: those of ``lesson_ids``, then the
+        courses'."""
+        passed = self.passed.get(member_id, {})
+        wanted = [self.lesson_quiz[pk] for pk in lesson_ids if pk in self.lesson_quiz]
+        wanted += self.course_quizzes
+        return [self.titles[q] for q in wanted if q not in passed]
+
+
+def _quiz_gate(training_round: Round, required, only) -> QuizGate | None:
+    if not training_round.quiz_required or not required:
+        return None
+    gate = QuizGate()
+    lesson_paths = LessonPage.objects.filter(pk__in=required).values_list("path", flat=True)
+    steplen = CoursePage.steplen
+    course_ids = CoursePage.objects.filter(
+        path__in={path[:-steplen] for path in lesson_paths}
+    ).values_list("pk", flat=True)
+    for quiz_id, lesson_id, title in Quiz.objects.filter(lesson_id__in=required).values_list(
+        "pk", "lesson_id", "title"
+    ):
+        gate.lesson_quiz[lesson_id] = quiz_id
+        gate.titles[quiz_id] = title
+    for quiz_id, title in (
+        Quiz.objects.filter(course_id__in=list(course_ids), lesson__isnull=True)
+        .order_by("pk")
+        .values_list("pk", "title")
+    ):
+        gate.course_quizzes.append(quiz_id)
+        gate.titles[quiz_id] = title
+    for member_id, quiz_id, at in only(
+        Attempt.objects.filter(quiz_id__in=list(gate.titles), passed=True).order_by("submitted_at")
+    ).values_list("member_id", "quiz_id", "submitted_at"):
+        gate.passed.setdefault(member_id, {}).setdefault(quiz_id, at)
+    return gate
 
 
 def _sources(training_round: Round, member_ids=None):
@@ -77,12 +125,14 @@ def _sources(training_round: Round, member_ids=None):
             "member_id", "reason"
         )
     )
-    return required, online, started, shown, attended, on_leave, exempt
+    quizzes = _quiz_gate(training_round, required, only)
+    return required, online, started, shown, attended, on_leave, exempt, quizzes
 
 
-def _covered(training_round, member_id, required, online, shown, attended) -> dict:
+def _covered(training_round, member_id, required, online, shown, attended, quizzes=None) -> dict:
     """{lesson_id: (first covered at, "online" | "session")} for the required lessons the
-    member has covered under the round's completion rule."""
+    member has covered under the round's completion rule (and, in a "watched and passed" round,
+    whose test they have passed: covered from then on)."""
     rule = training_round.completion_rule
     by_session = {}
     for session_id, start in sorted(attended.get(member_id, []), key=lambda x: x[1]):
@@ -98,17 +148,39 @@ def _covered(training_round, member_id, required, online, shown, attended) -> di
             options.append((by_session[lesson_id], "session"))
         if options:
             covered[lesson_id] = min(options)
+    if quizzes is not None:
+        passed = quizzes.passed.get(member_id, {})
+        for lesson_id, (at, way) in list(covered.items()):
+            quiz_id = quizzes.lesson_quiz.get(lesson_id)
+            if quiz_id is None:
+                continue
+            if quiz_id not in passed:
+                del covered[lesson_id]
+            else:
+                covered[lesson_id] = (max(at, passed[quiz_id]), way)
     return covered
 
 
 def _derive(
-    training_round, member_id, required, online, started, shown, attended, on_leave, exempt
+    training_round,
+    member_id,
+    required,
+    online,
+    started,
+    shown,
+    attended,
+    on_leave,
+    exempt,
+    quizzes=None,
 ):
     rule = training_round.completion_rule
-    covered = _covered(training_round, member_id, required, online, shown, attended)
+    covered = _covered(training_round, member_id, required, online, shown, attended, quizzes)
     done = len(covered)
+    tests_missing = []
+    if quizzes is not None:
+        tests_missing = quizzes.missing(member_id, sorted(required))
     if required:
-        complete = done == len(required)
+        complete = done == len(required) and not tests_missing
     else:
         complete = rule != Round.Rule.ONLINE and bool(attended.get(member_id))
         if complete:
@@ -125,13 +197,17 @@ def _derive(
         else:
             method = Participation.Method.MIXED
         completed_at = max(at for at, _way in covered.values())
+        if quizzes is not None:  # the courses' own tests count from when they were passed
+            passed = quizzes.passed.get(member_id, {})
+            completed_at = max([completed_at, *(passed[q] for q in quizzes.course_quizzes)])
         return Derived(P.COMPLETED, method, done, completed_at)
     if member_id in exempt:
         return Derived(P.EXEMPT, lessons_done=done, note=exempt[member_id][:200])
     if member_id in on_leave:
         return Derived(P.LEAVE, lessons_done=done)
+    note = "、".join(tests_missing)[:200]
     if done or member_id in started or member_id in attended:
-        return Derived(P.IN_PROGRESS, lessons_done=done)
+        return Derived(P.IN_PROGRESS, lessons_done=done, note=note)
     return Derived(P.NOT_STARTED, lessons_done=done)
 
 
@@ -142,11 +218,13 @@ def _lessons_not_covered(training_round: Round, member_ids, lessons, chunk=500) 
     missing = {}
     for start in range(0, len(ids), chunk):
         part = ids[start : start + chunk]
-        required, online, _started, shown, attended, _leave, _exempt = _sources(
+        required, online, _started, shown, attended, _leave, _exempt, quizzes = _sources(
             training_round, part
         )
         for member_id in part:
-            covered = _covered(training_round, member_id, required, online, shown, attended)
+            covered = _covered(
+                training_round, member_id, required, online, shown, attended, quizzes
+            )
             missing[member_id] = [value for pk, value in lessons if pk not in covered]
     return missing
 
@@ -176,7 +254,7 @@ def participation_refresh(*, training_round: Round, member_ids=None) -> int:
     if training_round.state == Round.State.DRAFT:
         return 0
     sources = _sources(training_round, member_ids)
-    required, online, started, _shown, attended, on_leave, exempt = sources
+    required, online, started, _shown, attended, on_leave, exempt, _quizzes = sources
     whole_round = member_ids is None
     if whole_round:  # everyone with any activity
         member_ids = set(online) | started | set(attended) | on_leave | set(exempt)
@@ -219,6 +297,16 @@ def rounds_requiring(lesson_id):
     return Round.objects.published().filter(lessons=lesson_id)
 
 
+def rounds_requiring_quiz(quiz: Quiz):
+    """The published "watched and passed" rounds whose status a pass of ``quiz`` may change:
+    those requiring its lesson, or (a test on a course) any lesson of its course."""
+    if quiz.lesson_id is not None:
+        lessons = [quiz.lesson_id]
+    else:
+        lessons = LessonPage.objects.filter(path__startswith=quiz.course.path).values("pk")
+    return Round.objects.published().filter(quiz_required=True, lessons__in=lessons).distinct()
+
+
 # --- In words ----------------------------------------------------------------------------------
 
 
@@ -244,7 +332,10 @@ def status_line(
             "On leave; make-up due by %(deadline)s (%(done)s of %(required)s lessons done)"
         ) % {"deadline": deadline, **figures}
     if status == P.IN_PROGRESS:
-        return _("In progress: %(done)s of %(required)s required lessons done") % figures
+        line = _("In progress: %(done)s of %(required)s required lessons done") % figures
+        if note:  # a "watched and passed" round: the tests not yet passed
+            line += _("; test not yet passed: %(tests)s") % {"tests": note}
+        return line
     return _("Not started: %(required)s required lessons to complete") % figures
 
 

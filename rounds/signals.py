@@ -6,6 +6,7 @@ from courses.services import lesson_progress_changed
 from members.demo import demo_city_seeded
 from members.models import Member
 from members.services import trainer_group_ready
+from quizzes.services import quiz_attempt_submitted
 
 from . import demo
 from .models import (
@@ -19,7 +20,7 @@ from .models import (
     StudyPlan,
     StudyRecord,
 )
-from .participation import participation_refresh, rounds_requiring
+from .participation import participation_refresh, rounds_requiring, rounds_requiring_quiz
 
 auditlog.register(Round, m2m_fields={"scope_roots", "lessons"}, exclude_fields=["updated_at"])
 auditlog.register(Session, exclude_fields=["qr_key"])
@@ -41,6 +42,21 @@ def keep_participation_current(sender, member_id, lesson_id, **kwargs):
     for training_round in rounds_requiring(lesson_id).prefetch_related("scope_roots"):
         if training_round.includes(member):
             participation_refresh(training_round=training_round, member_ids=[member_id])
+
+
+@receiver(quiz_attempt_submitted)
+def keep_participation_current_after_quiz(sender, attempt, **kwargs):
+    """A member passed a test: refresh their status in the "watched and passed" rounds it
+    counts in (a failed attempt changes no status)."""
+    if not attempt.passed:
+        return
+    member = Member.objects.select_related("organization").filter(pk=attempt.member_id).first()
+    if member is None:
+        return
+    quiz = attempt.quiz
+    for training_round in rounds_requiring_quiz(quiz).prefetch_related("scope_roots"):
+        if training_round.includes(member):
+            participation_refresh(training_round=training_round, member_ids=[member.pk])
 
 
 @receiver(trainer_group_ready)

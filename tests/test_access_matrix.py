@@ -58,6 +58,8 @@ from courses.models import LessonPage, Topic
 from members import importing
 from members import services as member_services
 from members.models import Organization, Posting, Role, RoleAssignment
+from quizzes import importing as quiz_importing
+from quizzes import services as quiz_services
 from rounds import ical, records
 from rounds import services as round_services
 from rounds.models import Exemption, PlanTarget, Round, StudyPlan
@@ -66,9 +68,10 @@ from . import factories
 from .certificates.rounds_setup import q3_round
 from .courses import builders as course_builders
 from .members.spreadsheets import csv_bytes
+from .quizzes import builders as quiz_builders
 from .rounds import builders
 
-OUR_APPS = {"members", "courses", "rounds", "certificates"}
+OUR_APPS = {"members", "courses", "quizzes", "rounds", "certificates"}
 ADMIN_PREFIX = "admin/"
 # The moment every request is made: the group session below is running, so its check-in
 # code is current and it accepts check-ins.
@@ -385,6 +388,44 @@ class World:
         """A checked roster file that secretary_a uploaded (nobody else may see it)."""
         data = csv_bytes([["姓名", "手机号码", "党组织编码"], ["钱明", "13700000099", "A-01"]])
         return importing.roster_check(data=data, file_name="roster.csv", user=self.city.secretary_a)
+
+    @cached_property
+    def quiz(self):
+        """A quiz on a course branch A owns: members anywhere take it (course content is the
+        city's to use), only trainers over branch A change it."""
+        course = course_builders.course(title="支部课程", owner_organization=self.city.branch_a)
+        return quiz_builders.quiz(course, size=3, pass_mark=2)
+
+    @cached_property
+    def question(self):
+        return self.quiz.course.questions.first()
+
+    @cached_property
+    def attempt(self):
+        """member_a's attempt at the quiz, open (hers alone to see)."""
+        return quiz_services.attempt_start(quiz=self.quiz, member=self.city.member_a)
+
+    @cached_property
+    def paper_attempt(self):
+        """member_a's sheet for the test on paper, printed by branch A's operator."""
+        quiz = quiz_builders.quiz(
+            course_builders.course(title="纸质测试课程", owner_organization=self.city.branch_a),
+            size=2,
+            pass_mark=2,
+        )
+        return quiz_services.attempt_start(
+            quiz=quiz, member=self.city.member_a, on_paper=True, user=self.city.operator_a
+        )
+
+    @cached_property
+    def question_import(self):
+        """A checked 题库 file that trainer_a uploaded (nobody else may see it)."""
+        data = csv_bytes(
+            [["题型", "题目", "选项A", "选项B", "答案"], ["单选", "一题", "甲", "乙", "A"]]
+        )
+        return quiz_importing.questions_check(
+            course=self.quiz.course, data=data, file_name="bank.csv", user=self.city.trainer_a
+        )
 
     @cached_property
     def certificate(self) -> Certificate:
@@ -719,6 +760,65 @@ SITE_CASES = {
         insiders={"secretary_a": (302,), "trainer_a": (302,)},
         outsiders=OUTSIDE + PLAIN_A + ("operator_a",),
     ),
+    # quizzes
+    "quizzes:detail": Case(
+        kwargs=lambda w: {"pk": w.quiz.pk},
+        # Like lessons: every member may take every quiz; accounts without a member record 404.
+        insiders={"member_a": (200,), "member_b": (200,)},
+        outsiders=STAFF_B + STAFF_A,
+    ),
+    "quizzes:start": Case(
+        kwargs=lambda w: {"pk": w.quiz.pk},
+        methods=("POST",),
+        insiders={"member_a": (302,), "member_b": (302,)},
+        outsiders=STAFF_B + STAFF_A,
+    ),
+    "quizzes:results": Case(
+        kwargs=lambda w: {"pk": w.quiz.pk},
+        # A test is the city's, like its course: every secretary and trainer follows it within
+        # their own subtree (the ?org= scope is tests/quizzes/test_results.py); members and site
+        # operators never.
+        insiders={"secretary_a": (200,), "trainer_a": (200,), "secretary_b": (200,)},
+        outsiders=(*PLAIN_A, "member_b", "operator_b"),
+    ),
+    "quizzes:paper": Case(
+        kwargs=lambda w: {"pk": w.quiz.pk},
+        # Like the results: the city's test, each staff user's own site (?org= checked in
+        # tests/quizzes/test_paper.py); members never.
+        insiders={"operator_a": (200,), "secretary_a": (200,), "trainer_a": (200,)},
+        outsiders=("member_a", "member_b"),
+    ),
+    "quizzes:paper_enter": Case(
+        kwargs=lambda w: {"pk": w.paper_attempt.pk},
+        methods=("GET", "POST"),
+        insiders={"operator_a": (200,), "secretary_a": (200,), "trainer_a": (200,)},
+        outsiders=OUTSIDE + PLAIN_A,
+    ),
+    "quizzes:attempt": Case(
+        kwargs=lambda w: {"pk": w.attempt.pk},
+        methods=("GET", "POST"),
+        # An attempt is its member's alone: no secretary or trainer sees it either.
+        insiders={"member_a": (200, 302)},
+        outsiders=(*OUTSIDE, "member_a2", *STAFF_A, "trainer_city"),
+    ),
+    "quizzes:result": Case(
+        kwargs=lambda w: {"pk": w.attempt.pk},
+        insiders={"member_a": (200, 302)},
+        outsiders=(*OUTSIDE, "member_a2", *STAFF_A, "trainer_city"),
+    ),
+    "quizzes:import_detail": Case(
+        kwargs=lambda w: {"pk": w.question_import.pk},
+        insiders={"trainer_a": (200,)},
+        outsiders=(*OUTSIDE, "trainer_city", "secretary_a", "member_a"),
+        personal=True,
+    ),
+    "quizzes:import_apply": Case(
+        kwargs=lambda w: {"pk": w.question_import.pk},
+        methods=("POST",),
+        insiders={"trainer_a": (302,)},
+        outsiders=(*OUTSIDE, "trainer_city", "secretary_a", "member_a"),
+        personal=True,
+    ),
     # certificates
     "certificates:pdf": Case(
         kwargs=lambda w: {"pk": w.certificate.pk},
@@ -988,6 +1088,8 @@ ADMIN_OBJECTS = {
     "wagtailsnippetchoosers_certificates_certificatetemplate": (lambda w: w.template, True),
     "wagtailsnippets_courses_topic": (lambda w: w.topic, False),
     "wagtailsnippetchoosers_courses_topic": (lambda w: w.topic, False),
+    "question_banks": (lambda w: w.question, True),
+    "course_quizzes": (lambda w: w.quiz, True),
     "lesson_video_status": (lambda w: w.lesson.video, False),
     "lesson_video_reprocess": (lambda w: w.lesson.video, False),
 }

@@ -35,11 +35,15 @@ from certificates.models import Certificate
 from core.csp import CSPMiddleware, nonce_trailing_script
 from courses.models import LessonPage
 from members import importing
+from quizzes import importing as quiz_importing
+from quizzes import services as quiz_services
 from rounds import services as round_services
 
 from . import factories
 from .certificates.rounds_setup import complete, q3_round
+from .courses import builders as course_builders
 from .members.spreadsheets import csv_bytes
+from .quizzes import builders as quiz_builders
 from .rounds import builders
 
 NOW = builders.aware(2026, 11, 12, 9, 30)  # the group session below is running
@@ -353,6 +357,40 @@ class World:
         data = csv_bytes([["姓名", "手机号码", "党组织编码"], ["钱明", "13700000099", "A-01"]])
         return importing.roster_check(data=data, file_name="roster.csv", user=self.city.secretary_a)
 
+    @cached_property
+    def quiz(self):
+        return quiz_builders.quiz(course_builders.course(title="测验课程"), size=3, pass_mark=2)
+
+    @cached_property
+    def attempt(self):
+        """member_a's open attempt at the quiz."""
+        return quiz_services.attempt_start(quiz=self.quiz, member=self.city.member_a)
+
+    @cached_property
+    def answered(self):
+        """member_a's answered attempt at a second quiz (failed: the retake button shows)."""
+        quiz = quiz_builders.quiz(course_builders.course(title="另一课程"), size=2, pass_mark=2)
+        attempt = quiz_services.attempt_start(quiz=quiz, member=self.city.member_a)
+        quiz_services.attempt_submit(attempt=attempt, answers=quiz_builders.wrong_answers(attempt))
+        return attempt
+
+    @cached_property
+    def paper_attempt(self):
+        """member_a's sheet for the test on paper at a third course's test."""
+        quiz = quiz_builders.quiz(course_builders.course(title="纸质课程"), size=2, pass_mark=2)
+        return quiz_services.attempt_start(
+            quiz=quiz, member=self.city.member_a, on_paper=True, user=self.city.operator_a
+        )
+
+    @cached_property
+    def question_import(self):
+        data = csv_bytes(
+            [["题型", "题目", "选项A", "选项B", "答案"], ["单选", "一题", "甲", "乙", "A"]]
+        )
+        return quiz_importing.questions_check(
+            course=self.quiz.course, data=data, file_name="bank.csv", user=self.city.trainer
+        )
+
 
 @dataclass
 class Visit:
@@ -485,6 +523,25 @@ VISITS = {
     "rounds:records": [Visit("secretary_a"), Visit("trainer")],
     "rounds:plans": [Visit("secretary_a")],
     "rounds:plan": [Visit("trainer", lambda w: {"pk": w.plan.pk})],
+    "quizzes:list": [Visit("secretary_a")],
+    "quizzes:detail": [Visit("member_a", lambda w: {"pk": w.quiz.pk})],
+    "quizzes:results": [
+        Visit("trainer", lambda w: {"pk": w.answered.quiz_id}),
+        Visit("secretary_a", lambda w: {"pk": w.answered.quiz_id}),
+    ],
+    "quizzes:attempt": [
+        Visit("member_a", lambda w: {"pk": w.attempt.pk}),
+        # A refused form: the page again with the errors.
+        Visit("member_a", lambda w: {"pk": w.attempt.pk}, method="POST"),
+    ],
+    "quizzes:result": [Visit("member_a", lambda w: {"pk": w.answered.pk})],
+    "quizzes:paper": [Visit("operator_a", lambda w: {"pk": w.quiz.pk})],
+    "quizzes:paper_enter": [
+        Visit("operator_a", lambda w: {"pk": w.paper_attempt.pk}),
+        Visit("operator_a", lambda w: {"pk": w.paper_attempt.pk}, method="POST"),
+    ],
+    "quizzes:import_upload": [Visit("trainer")],
+    "quizzes:import_detail": [Visit("trainer", lambda w: {"pk": w.question_import.pk})],
     "certificates:mine": [Visit("member_a")],
     "certificates:org": [Visit("secretary_a")],
     "certificates:verify": [
@@ -532,6 +589,9 @@ NOT_HTML = {
     "rounds:remind": "POST, then a redirect",
     "rounds:notices_read": "POST, then a redirect",
     "rounds:ledger_org_export": "a spreadsheet",
+    "quizzes:start": "POST, then a redirect to the attempt",
+    "quizzes:import_template": "a spreadsheet",
+    "quizzes:import_apply": "POST, then a redirect",
     "certificates:statement_request": "POST, then a redirect",
     "certificates:pdf": "a PDF (test_pdfs_carry_no_policy)",
     "certificates:round_zip": "a ZIP file",
@@ -691,6 +751,11 @@ ADMIN_PAGES = {
     "organisation edit": AdminPage(lambda w: reverse("org_tree:edit", args=[w.city.branch_a.pk])),
     "video edit": AdminPage(lambda w: reverse("wagtailmedia:edit", args=[w.lesson.video_id])),
     "video upload": AdminPage(lambda w: reverse("wagtailmedia:add", args=["video"])),
+    "question add": AdminPage(lambda w: reverse("question_banks:add")),
+    "question edit": AdminPage(
+        lambda w: reverse("question_banks:edit", args=[w.quiz.course.questions.first().pk])
+    ),
+    "quiz edit": AdminPage(lambda w: reverse("course_quizzes:edit", args=[w.quiz.pk])),
     "certificates issued": AdminPage(lambda w: reverse("issued_certificates:index")),
     "site history report": AdminPage(
         lambda w: reverse("wagtailadmin_reports:site_history"), contains="initDateChooser"

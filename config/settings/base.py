@@ -42,6 +42,7 @@ INSTALLED_APPS = [
     "core",
     "members",
     "courses",
+    "quizzes",
     "rounds",
     "certificates",
     "wagtail.contrib.forms",

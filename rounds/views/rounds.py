@@ -24,6 +24,7 @@ from courses.models import LessonProgress
 from courses.services import status_text
 from members import access
 from members.models import Organization, Role, path_prefix_q
+from quizzes.services import quizzes_for_lessons
 
 from .. import services
 from ..calendar import upcoming_for_user
@@ -577,6 +578,7 @@ def sitting_detail(request, pk):
         {
             "sitting": sitting,
             "session": sitting.session,
+            "quizzes": quizzes_for_lessons(lessons=sitting.session.lessons.all()),
             "counts": counts,
             "expected": services.roll_call_members(sitting).count(),
             "accepts": sitting.accepts_check_in(),

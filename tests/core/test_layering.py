@@ -1,5 +1,5 @@
-"""The apps depend on each other in one direction: core <- members <- courses <- rounds <-
-certificates. A lower app never imports a higher one (core imports no domain app at all),
+"""The apps depend on each other in one direction: core <- members <- courses <- quizzes <-
+rounds <- certificates. A lower app never imports a higher one (core imports no domain app at all),
 models never import views, and the other apps use members only for members, organisations,
 roles and access.
 
@@ -14,7 +14,7 @@ from django.conf import settings
 
 ROOT = Path(settings.BASE_DIR)
 # Lowest first: an app may import those before it, never those after it.
-ORDER = ["core", "members", "courses", "rounds", "certificates"]
+ORDER = ["core", "members", "courses", "quizzes", "rounds", "certificates"]
 RANK = {app: rank for rank, app in enumerate(ORDER)}
 # Not apps, but code that imports the apps (settings, URLs, WSGI).
 OTHER_CODE = ["config"]

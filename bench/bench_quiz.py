@@ -1,0 +1,291 @@
+"""Members submitting quiz answers to a multi-worker gunicorn server (issue 16).
+
+Target: submissions/s at least half of what the same server answers on a bare Django view
+(bench/progress_urls.py: same middleware stack, no database), measured in the same run; p99 <=
+150 ms; 0 failed and 0 lost (every attempt whose first submit was answered is submitted in the
+database). The database is the environment's: the embedded SQLite, or PostgreSQL under
+scripts/with-postgres.sh (DATABASE_URL).
+
+Each member has a session, a CSRF token and an open attempt (five questions drawn from a bank of
+ten, options shuffled, as attempt_start draws them); wrk (bench/quiz_submit.lua) sends each
+request as the next member's submission through the real page (/quizzes/attempts/<id>/: the form,
+the row lock, the scoring, the audit record). The data set is --members members in one branch,
+not the 300,000-member city: the submit touches only the member's attempt, the quiz's questions
+and the session, none of which grows with the city.
+
+    .venv/bin/python bench/bench_quiz.py [--members 5000] [--seconds 10] [--connections 32]
+    scripts/with-postgres.sh .venv/bin/python bench/bench_quiz.py
+"""
+
+import argparse
+import math
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlencode
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+OUT = HERE / "out"
+LUA = HERE / "quiz_submit.lua"
+TARGET_P99_MS = 150
+TARGET_RATIO = 0.5
+
+
+def parse_args():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--members", type=int, default=5000)
+    parser.add_argument("--seconds", type=int, default=10, help="each measured wrk run")
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--wrk-threads", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=0, help="gunicorn workers (2 x cores)")
+    return parser.parse_args()
+
+
+def build_data(members_count):
+    """Members with a session, a CSRF token and an open attempt; returns the wrk lines."""
+    import random
+    from datetime import timedelta
+
+    from django.conf import settings
+    from django.contrib.auth import (
+        BACKEND_SESSION_KEY,
+        HASH_SESSION_KEY,
+        SESSION_KEY,
+        get_user_model,
+    )
+    from django.contrib.sessions.backends.base import VALID_KEY_CHARS
+    from django.contrib.sessions.backends.db import SessionStore
+    from django.contrib.sessions.models import Session
+    from django.middleware.csrf import _get_new_csrf_string
+    from django.utils import timezone
+    from django.utils.crypto import get_random_string
+    from wagtail.models import Locale, Page, Site
+
+    from core.middleware import SESSION_STARTED_KEY
+    from courses.models import CourseIndexPage, CoursePage, HomePage
+    from members.models import Member, Organization
+    from quizzes.models import Attempt, Choice, Question, Quiz
+
+    User = get_user_model()
+    branch = Organization.add_root(code="BENCH", name="基准党支部", kind=Organization.Kind.BRANCH)
+    User.objects.bulk_create(
+        [User(username=f"bench{i:06d}", first_name="基准") for i in range(members_count)],
+        batch_size=1000,
+    )
+    users = list(User.objects.filter(username__startswith="bench").order_by("username"))
+    Member.objects.bulk_create(
+        [
+            Member(user=user, name=f"党员{i}", phone=f"177{i:08d}", organization=branch)
+            for i, user in enumerate(users)
+        ],
+        batch_size=1000,
+    )
+    members = list(Member.objects.select_related("user").order_by("user__username"))
+
+    home = HomePage.objects.first()
+    if home is None:
+        locale = Locale.objects.get_or_create(language_code=settings.LANGUAGE_CODE)[0]
+        root = Page.get_first_root_node() or Page.add_root(
+            instance=Page(title="Root", slug="root", locale=locale)
+        )
+        home = root.add_child(instance=HomePage(title="轮训", slug="home", locale=locale))
+        Site.objects.create(hostname="localhost", root_page=home, is_default_site=True)
+    index = CourseIndexPage.objects.first()
+    if index is None:
+        index = CourseIndexPage(title="课程中心", slug="courses")
+        home.add_child(instance=index)
+    course = CoursePage(title="基准课程", slug="bench-course")
+    index.add_child(instance=course)
+    bank = []
+    for n in range(10):
+        question = Question.objects.create(course=course, text=f"第{n + 1}题", explanation="解析")
+        for k in range(4):
+            Choice.objects.create(question=question, text=f"选项{k}", is_correct=k == 0)
+        bank.append((question.pk, list(question.choices.values_list("pk", flat=True))))
+    quiz = Quiz.objects.create(course=course, title="基准测试", question_count=5, pass_mark=4)
+
+    rng = random.Random(16)
+    drawn = []
+    for _member in members:
+        picked = rng.sample(bank, 5)
+        drawn.append([{"question": q, "choices": rng.sample(c, len(c))} for q, c in picked])
+    Attempt.objects.bulk_create(
+        [
+            Attempt(quiz=quiz, member=m, number=1, drawn=d, total=5, needed=4)
+            for m, d in zip(members, drawn, strict=True)
+        ],
+        batch_size=1000,
+    )
+    attempts = dict(Attempt.objects.values_list("member_id", "pk"))
+
+    store = SessionStore()
+    expire = timezone.now() + timedelta(seconds=settings.SESSION_COOKIE_AGE)
+    keys = [get_random_string(32, VALID_KEY_CHARS) for _ in members]
+    now = time.time()
+    Session.objects.bulk_create(
+        [
+            Session(
+                session_key=key,
+                session_data=store.encode(
+                    {
+                        SESSION_KEY: str(member.user.pk),
+                        BACKEND_SESSION_KEY: "members.backends.PhoneOrUsernameBackend",
+                        HASH_SESSION_KEY: member.user.get_session_auth_hash(),
+                        SESSION_STARTED_KEY: now,
+                    }
+                ),
+                expire_date=expire,
+            )
+            for key, member in zip(keys, members, strict=True)
+        ],
+        batch_size=1000,
+    )
+    lines = []
+    for key, member, chosen in zip(keys, members, drawn, strict=True):
+        csrf = _get_new_csrf_string()
+        cookie = f"{settings.SESSION_COOKIE_NAME}={key}; {settings.CSRF_COOKIE_NAME}={csrf}"
+        # Each answer a random option: some members pass, most do not.
+        body = urlencode(
+            [("csrfmiddlewaretoken", csrf)]
+            + [(f"q{item['question']}", rng.choice(item["choices"])) for item in chosen]
+        )
+        lines.append(f"{attempts[member.pk]}\t{cookie}\t{body}\n")
+    return lines
+
+
+def run_wrk(args, url, lines_file, mode, seconds):
+    command = [
+        "wrk",
+        f"-t{args.wrk_threads}",
+        f"-c{args.connections}",
+        f"-d{seconds}s",
+        "--latency",
+        "-s",
+        str(LUA),
+        url + "/",
+        "--",
+        str(lines_file),
+        mode,
+        str(args.wrk_threads),
+    ]
+    output = subprocess.run(
+        command, capture_output=True, text=True, timeout=seconds + 120, check=True
+    ).stdout
+    (OUT / f"quiz-wrk-{mode}.txt").write_text(output)
+    units = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+    latency = {
+        int(p): float(v) * units[u]
+        for p, v, u in re.findall(r"^\s+(\d+)%\s+([\d.]+)(us|ms|s)\s*$", output, re.M)
+    }
+    rps = re.search(r"^Requests/sec:\s+([\d.]+)", output, re.M)
+    status = re.search(r"^STATUS ok=(\d+) bad=(\d+)", output, re.M)
+    sockets = re.search(r"Socket errors: connect (\d+), read \d+, write \d+, timeout (\d+)", output)
+    sample = re.search(r"^SAMPLE (.*)$", output, re.M)
+    result = {
+        "rps": float(rps.group(1)) if rps else 0.0,
+        "p50": latency.get(50, math.nan),
+        "p99": latency.get(99, math.nan),
+        "ok": int(status.group(1)) if status else 0,
+        "bad": int(status.group(2)) if status else 1,
+        "socket_errors": sum(int(n) for n in sockets.groups()) if sockets else 0,
+        "sample": sample.group(1)[:200] if sample else "",
+    }
+    result["errors"] = result["bad"] + result["socket_errors"]
+    return result
+
+
+def main():
+    args = parse_args()
+    OUT.mkdir(parents=True, exist_ok=True)
+    if not shutil.which("wrk"):
+        raise SystemExit("!!! wrk is not installed (apt-get install -y wrk)")
+    os.environ["DJANGO_SETTINGS_MODULE"] = "bench.progress_settings"
+    sys.path.insert(0, str(HERE))
+    from _setup import django_with_fresh_db, machine, result_row, write_results
+    from bench_progress import Server
+
+    django_with_fresh_db("quiz")
+    from django.db import connection
+
+    from quizzes.models import Attempt
+
+    started = time.perf_counter()
+    lines = build_data(args.members)
+    built = time.perf_counter() - started
+    lines_file = OUT / "quiz.requests"
+    lines_file.write_text("".join(lines))
+    db = connection.vendor
+    machine_line = machine()
+    connection.close()
+
+    workers = args.workers or 2 * (os.cpu_count() or 1)
+    server = Server(f"quiz-{db}", workers, "sync")
+    try:
+        run_wrk(args, server.url, lines_file, "bare", 2)  # warm-up
+        bare = run_wrk(args, server.url, lines_file, "bare", args.seconds)
+        submit = run_wrk(args, server.url, lines_file, "submit", args.seconds)
+    finally:
+        server.stop()
+
+    submitted = Attempt.objects.filter(state=Attempt.State.SUBMITTED).count()
+    passed = Attempt.objects.filter(passed=True).count()
+    # Every request before wrapping round was a member's first submit.
+    first_submits = min(submit["ok"], args.members)
+    lost = first_submits - submitted
+    ratio = submit["rps"] / bare["rps"] if bare["rps"] else 0.0
+    errors = submit["errors"] + bare["errors"] + max(lost, 0)
+    print(f"bench_quiz [{db}]  machine: {machine_line}")
+    print(f"  gunicorn {workers}w sync; data: {args.members:,} members (build {built:.1f} s)")
+    print(f"  load: wrk -t{args.wrk_threads} -c{args.connections} -d{args.seconds}s")
+    for label, r in (("quiz submissions", submit), ("baseline: bare view", bare)):
+        print(
+            f"  {label:<22}: {r['rps']:>8,.0f}/s  p50 {r['p50']:6.1f} ms  p99 {r['p99']:6.1f} ms"
+            f"  failed {r['errors']:,}" + (f"  first: {r['sample']}" if r["sample"] else "")
+        )
+    print(f"  submissions/s / bare req/s: {ratio:.2f} (target >= {TARGET_RATIO})")
+    print(
+        f"  DB check: {submitted:,} attempts submitted ({passed:,} passed) for {first_submits:,} "
+        f"first submits answered; lost {max(lost, 0):,}"
+    )
+    rows = [
+        result_row(
+            f"[{db}] quiz submissions per second, gunicorn {workers}w sync",
+            round(submit["rps"]),
+            "/s",
+            baseline=round(bare["rps"]),
+            baseline_label="bare Django view on the same server (no database)",
+            target=f">= {TARGET_RATIO} of the baseline",
+            met=ratio >= TARGET_RATIO,
+            notes=f"ratio {ratio:.2f}",
+        ),
+        result_row(
+            f"[{db}] quiz submissions, p99 latency",
+            round(submit["p99"], 1),
+            "ms",
+            target=f"<= {TARGET_P99_MS} ms",
+            met=submit["p99"] <= TARGET_P99_MS,
+        ),
+        result_row(
+            f"[{db}] failed requests or lost submissions",
+            errors,
+            target="0",
+            met=errors == 0,
+        ),
+    ]
+    write_results(
+        "quiz",
+        rows,
+        title="Quiz submissions against gunicorn (wrk, every request a different member)",
+        ok=errors == 0,
+        data=f"{args.members:,} members with an open attempt each",
+    )
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
