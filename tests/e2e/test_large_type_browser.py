@@ -20,12 +20,14 @@ from certificates import services as certificate_services
 from certificates.models import Certificate
 from courses.models import LessonPage, LessonVideo
 from courses.services import video_create_from_path
+from quizzes import services as quiz_services
 from rounds import services as round_services
 
 from .. import factories
 from ..certificates.rounds_setup import complete, q3_round
 from ..courses import builders as course_builders
 from ..courses.clips import make_clip
+from ..quizzes import builders as quiz_builders
 from ..rounds import builders
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -134,6 +136,11 @@ def member_pages(tmp_path, city, settings):
     certificate_services.certificates_issue(training_round=q3, render=False)
     certificate = Certificate.objects.get(member=city.member_a)
     token = round_services.qr_token(sitting=sitting).token
+    # The lesson's test: one attempt failed (its result page), a retake open (the questions).
+    quiz = quiz_builders.quiz(course, lesson=lesson, size=3, pass_mark=2)
+    failed = quiz_services.attempt_start(quiz=quiz, member=city.member_a)
+    quiz_services.attempt_submit(attempt=failed, answers=quiz_builders.wrong_answers(failed))
+    retake = quiz_services.attempt_start(quiz=quiz, member=city.member_a)
     return {
         "round": training_round,
         "lesson": lesson,
@@ -154,6 +161,9 @@ def member_pages(tmp_path, city, settings):
             reverse("certificates:mine"),
             reverse("certificates:verify", args=[certificate.code]),
             reverse("members:password_change"),
+            reverse("quizzes:detail", args=[quiz.pk]),
+            reverse("quizzes:result", args=[failed.pk]),
+            reverse("quizzes:attempt", args=[retake.pk]),
             "/no-such-page/",
         ],
     }
