@@ -29,7 +29,9 @@ class Question(ClusterableModel):
         related_name="questions",
         verbose_name=_("course"),
     )
-    kind = models.CharField(_("question type"), max_length=20, choices=Kind.choices, default=Kind.SINGLE)
+    kind = models.CharField(
+        _("question type"), max_length=20, choices=Kind.choices, default=Kind.SINGLE
+    )
     text = models.TextField(_("question"))
     explanation = models.TextField(
         _("explanation"), blank=True, help_text=_("Shown to the member after answering.")
