@@ -287,6 +287,8 @@ def import_detail(request, pk):
             "more_errors": max(0, len(errors) - 1000),
             "changes": report.get("changes", [])[:200],
             "missing": report.get("missing", []),
+            "upload_url": reverse("members:import_upload", args=[kind]),
+            "apply_url": reverse("members:import_apply", args=[record.pk]),
         },
     )
 

@@ -344,13 +344,15 @@ def import_detail(request, pk):
     errors = report.get("errors", [])
     return render(
         request,
-        "quizzes/import_detail.html",
+        "members/import_detail.html",
         {
             "record": record,
             "counts": report.get("counts", {}),
             "errors": errors[:1000],
             "more_errors": max(0, len(errors) - 1000),
             "changes": report.get("changes", [])[:200],
+            "upload_url": reverse("quizzes:import_upload"),
+            "apply_url": reverse("quizzes:import_apply", args=[record.pk]),
         },
     )
 
