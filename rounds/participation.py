@@ -236,9 +236,15 @@ def lessons_missing(*, training_round: Round, member_ids, chunk=500) -> dict[int
     return _lessons_not_covered(training_round, member_ids, titles, chunk)
 
 
-def lesson_next(*, training_round: Round, member):
-    """The first required lesson (in course order) ``member`` has not yet covered, or None:
-    what the member's "continue" button opens."""
+def lesson_next(*, training_round: Round, member, participation=None):
+    """The first required lesson (in course order) ``member`` has not yet covered: what the
+    member's "continue" button opens. None while the round is not under way, or once the
+    member is done with it (``participation``, their row in the round, completed or exempt).
+    """
+    if training_round.state != Round.State.PUBLISHED:
+        return None
+    if participation is not None and participation.status in (P.COMPLETED, P.EXEMPT):
+        return None
     lessons = [(lesson.pk, lesson) for lesson in training_round.lessons.live().order_by("path")]
     if not lessons:
         return None

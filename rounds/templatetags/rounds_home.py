@@ -8,7 +8,6 @@ from ..models import Participation, Round
 from ..participation import lesson_next, status_line_of
 
 register = template.Library()
-Status = Participation.Status
 
 
 @register.inclusion_tag("rounds/_home_rounds.html", takes_context=True)
@@ -25,7 +24,6 @@ def home_rounds(context):
         }
         for training_round in rounds:
             row = rows.get(training_round.pk)
-            done = row is not None and row.status in (Status.COMPLETED, Status.EXEMPT)
             mine.append(
                 {
                     "round": training_round,
@@ -33,10 +31,6 @@ def home_rounds(context):
                     "status_line": status_line_of(
                         row, training_round, training_round.lessons.count()
                     ),
-                    # What to do next: the first required lesson not yet covered.
-                    "next_lesson": None
-                    if done
-                    else lesson_next(training_round=training_round, member=member),
                 }
             )
     staff = []
@@ -46,8 +40,12 @@ def home_rounds(context):
                 state=Round.State.PUBLISHED
             )[:5]
         )
-    # One next step, the round that closes first: the big button of the home page.
-    waiting = sorted(
-        (item for item in mine if item["next_lesson"]), key=lambda item: item["round"].closes_on
-    )
-    return {"mine": mine, "staff": staff, "next": waiting[0] if waiting else None}
+    # One next step, from the round that closes first and still asks for a lesson: the big
+    # button of the home page (later rounds are not asked).
+    next_step = None
+    for item in sorted(mine, key=lambda item: item["round"].closes_on):
+        lesson = lesson_next(training_round=item["round"], member=member, participation=item["row"])
+        if lesson is not None:
+            next_step = {**item, "next_lesson": lesson}
+            break
+    return {"mine": mine, "staff": staff, "next": next_step}

@@ -161,18 +161,11 @@ def round_detail(request, pk):
             "leave": leave,
             "leave_form": leave_form,
             "upcoming": upcoming_for_user(request.user, days=60, limit=5),
-            "next_lesson": _next_lesson(training_round, member, row),
+            "next_lesson": lesson_next(
+                training_round=training_round, member=member, participation=row
+            ),
         },
     )
-
-
-def _next_lesson(training_round, member, row):
-    """The lesson the member's "continue" button opens, while the round asks for one."""
-    if training_round.state != Round.State.PUBLISHED:
-        return None
-    if row is not None and row.status in (P.COMPLETED, P.EXEMPT):
-        return None
-    return lesson_next(training_round=training_round, member=member)
 
 
 @login_required
