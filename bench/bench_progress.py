@@ -216,23 +216,16 @@ def build_data(members_count):
     """Members with a session, a CSRF token and a viewing started two hours ago."""
     from datetime import timedelta
 
+    from _setup import logged_in_sessions
     from django.conf import settings
     from django.contrib.auth import (
-        BACKEND_SESSION_KEY,
-        HASH_SESSION_KEY,
-        SESSION_KEY,
         get_user_model,
     )
-    from django.contrib.sessions.backends.base import VALID_KEY_CHARS
-    from django.contrib.sessions.backends.db import SessionStore
-    from django.contrib.sessions.models import Session
     from django.db import transaction
     from django.middleware.csrf import _get_new_csrf_string
     from django.utils import timezone
-    from django.utils.crypto import get_random_string
     from wagtail.models import Collection, Locale, Page, Site
 
-    from core.middleware import SESSION_STARTED_KEY
     from courses import services
     from courses.models import (
         CourseIndexPage,
@@ -296,28 +289,7 @@ def build_data(members_count):
     course.add_child(instance=lesson)
     lesson = LessonPage.objects.select_related("video").get(pk=lesson.pk)
 
-    store = SessionStore()
-    expire = timezone.now() + timedelta(seconds=settings.SESSION_COOKIE_AGE)
-    keys = [get_random_string(32, VALID_KEY_CHARS) for _ in members]
-    now = time.time()
-    Session.objects.bulk_create(
-        [
-            Session(
-                session_key=key,
-                session_data=store.encode(
-                    {
-                        SESSION_KEY: str(member.user.pk),
-                        BACKEND_SESSION_KEY: "members.backends.PhoneOrUsernameBackend",
-                        HASH_SESSION_KEY: member.user.get_session_auth_hash(),
-                        SESSION_STARTED_KEY: now,
-                    }
-                ),
-                expire_date=expire,
-            )
-            for key, member in zip(keys, members, strict=True)
-        ],
-        batch_size=500,
-    )
+    keys = logged_in_sessions(members, batch_size=500)
     # Each viewing bound to its member's session, as the viewing start view does.
     with transaction.atomic():
         progresses = [
