@@ -7,22 +7,20 @@ import tempfile
 import time
 import uuid
 from datetime import timedelta
-from importlib import import_module
 from pathlib import Path
 
 from django.conf import settings
-from django.contrib.sessions.backends.db import SessionStore as DatabaseSessionStore
 from django.core.files import File
 from django.core.files.base import ContentFile
 from django.core.files.storage import storages
 from django.db import transaction
-from django.db.models import Exists, OuterRef
 from django.dispatch import Signal
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
 from core.audit import audit_event
+from core.sessions import session_alive_elsewhere, with_live_session
 from members.models import Member
 
 from . import captions as captions_format
@@ -422,23 +420,12 @@ def _earning(progress_id, viewing, now):
     rows = LessonProgress.objects.filter(
         pk=progress_id, viewing=viewing, member__is_active=True, member__user__is_active=True
     )
-    store = _session_store()
-    if issubclass(store, DatabaseSessionStore):  # the db and cached_db engines
-        sessions = store.get_model_class().objects.filter(
-            session_key=OuterRef("viewing_session"), expire_date__gt=now
-        )
-        rows = rows.filter(Exists(sessions))
-    return rows
+    return with_live_session(rows, "viewing_session", now)
 
 
 def _session_alive(progress: LessonProgress) -> bool:
     """Whether the viewing's session still exists, for engines _earning cannot ask in SQL."""
-    store = _session_store()
-    return issubclass(store, DatabaseSessionStore) or store().exists(progress.viewing_session)
-
-
-def _session_store():
-    return import_module(settings.SESSION_ENGINE).SessionStore
+    return session_alive_elsewhere(progress.viewing_session)
 
 
 def _rejection(progress_id, viewing) -> ViewingRejected:
