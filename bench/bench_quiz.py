@@ -6,14 +6,16 @@ Target: submissions/s at least half of what the same server answers on a bare Dj
 database). The database is the environment's: the embedded SQLite, or PostgreSQL under
 scripts/with-postgres.sh (DATABASE_URL).
 
-Each member has a session, a CSRF token and an open attempt (five questions drawn from a bank of
-ten, options shuffled, as attempt_start draws them); wrk (bench/quiz_submit.lua) sends each
-request as the next member's submission through the real page (/quizzes/attempts/<id>/: the form,
-the row lock, the scoring, the audit record). The data set is --members members in one branch,
-not the 300,000-member city: the submit touches only the member's attempt, the quiz's questions
-and the session, none of which grows with the city.
+The data set is the scale city (members.demo.seed_scale_city, --city members, 300,000 by
+default); --members of them, spread over the whole city, each have a login session, a CSRF token
+and an open attempt (five questions drawn from a bank of ten, options shuffled, as attempt_start
+draws them) whose page was shown to that session (the attempt's token issued to it, as
+quizzes.services.attempt_token does). wrk (bench/quiz_submit.lua) sends each request as the next
+member's submission, as their page's form sends it (/quizzes/attempts/<id>/submit/ with the
+token, the answers, the CSRF token and the member's cookies): the token check, the scoring, the
+conditional write and the audit record.
 
-    .venv/bin/python bench/bench_quiz.py [--members 5000] [--seconds 10] [--connections 32]
+    .venv/bin/python bench/bench_quiz.py [--city 300000] [--members 5000] [--seconds 10]
     scripts/with-postgres.sh .venv/bin/python bench/bench_quiz.py
 """
 
@@ -38,7 +40,8 @@ TARGET_RATIO = 0.5
 
 def parse_args():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--members", type=int, default=5000)
+    parser.add_argument("--city", type=int, default=300_000, help="members in the scale city")
+    parser.add_argument("--members", type=int, default=5000, help="of them, taking the quiz")
     parser.add_argument("--seconds", type=int, default=10, help="each measured wrk run")
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--wrk-threads", type=int, default=2)
@@ -46,37 +49,30 @@ def parse_args():
     return parser.parse_args()
 
 
-def build_data(members_count):
-    """Members with a session, a CSRF token and an open attempt; returns the wrk lines."""
+def build_data(city_size, members_count):
+    """The scale city; ``members_count`` of its members with a session, a CSRF token and an
+    open attempt whose token was issued to that session; returns the wrk lines."""
     import random
+    import uuid
 
     from _setup import logged_in_sessions
     from django.conf import settings
-    from django.contrib.auth import (
-        get_user_model,
-    )
     from django.middleware.csrf import _get_new_csrf_string
     from wagtail.models import Locale, Page, Site
 
     from courses.models import CourseIndexPage, CoursePage, HomePage
-    from members.models import Member, Organization
+    from members.demo import seed_scale_city
+    from members.models import Member
     from quizzes.models import Attempt, Choice, Question, Quiz
 
-    User = get_user_model()
-    branch = Organization.add_root(code="BENCH", name="基准党支部", kind=Organization.Kind.BRANCH)
-    User.objects.bulk_create(
-        [User(username=f"bench{i:06d}", first_name="基准") for i in range(members_count)],
-        batch_size=1000,
-    )
-    users = list(User.objects.filter(username__startswith="bench").order_by("username"))
-    Member.objects.bulk_create(
-        [
-            Member(user=user, name=f"党员{i}", phone=f"177{i:08d}", organization=branch)
-            for i, user in enumerate(users)
-        ],
-        batch_size=1000,
-    )
-    members = list(Member.objects.select_related("user").order_by("user__username"))
+    seed_scale_city(city_size)
+    ids = list(Member.objects.filter(is_active=True).order_by("pk").values_list("pk", flat=True))
+    if members_count > len(ids):
+        raise SystemExit(f"!!! --members {members_count} > the city's {len(ids)} members")
+    chosen = sorted(random.Random(300).sample(ids, members_count))
+    members = []
+    for start in range(0, len(chosen), 5000):
+        members += Member.objects.select_related("user").filter(pk__in=chosen[start : start + 5000])
 
     home = HomePage.objects.first()
     if home is None:
@@ -105,23 +101,33 @@ def build_data(members_count):
     for _member in members:
         picked = rng.sample(bank, 5)
         drawn.append([{"question": q, "choices": rng.sample(c, len(c))} for q, c in picked])
+    keys = logged_in_sessions(members)
+    tokens = [uuid.uuid4() for _ in members]
     Attempt.objects.bulk_create(
         [
-            Attempt(quiz=quiz, member=m, number=1, drawn=d, total=5, needed=4)
-            for m, d in zip(members, drawn, strict=True)
+            Attempt(
+                quiz=quiz,
+                member=m,
+                number=1,
+                drawn=d,
+                total=5,
+                needed=4,
+                token=token,
+                token_session=key,
+            )
+            for m, d, token, key in zip(members, drawn, tokens, keys, strict=True)
         ],
         batch_size=1000,
     )
     attempts = dict(Attempt.objects.values_list("member_id", "pk"))
 
-    keys = logged_in_sessions(members)
     lines = []
-    for key, member, chosen in zip(keys, members, drawn, strict=True):
+    for key, token, member, chosen in zip(keys, tokens, members, drawn, strict=True):
         csrf = _get_new_csrf_string()
         cookie = f"{settings.SESSION_COOKIE_NAME}={key}; {settings.CSRF_COOKIE_NAME}={csrf}"
         # Each answer a random option: some members pass, most do not.
         body = urlencode(
-            [("csrfmiddlewaretoken", csrf)]
+            [("csrfmiddlewaretoken", csrf), ("token", str(token))]
             + [(f"q{item['question']}", rng.choice(item["choices"])) for item in chosen]
         )
         lines.append(f"{attempts[member.pk]}\t{cookie}\t{body}\n")
@@ -185,7 +191,7 @@ def main():
     from quizzes.models import Attempt
 
     started = time.perf_counter()
-    lines = build_data(args.members)
+    lines = build_data(args.city, args.members)
     built = time.perf_counter() - started
     lines_file = OUT / "quiz.requests"
     lines_file.write_text("".join(lines))
@@ -210,7 +216,10 @@ def main():
     ratio = submit["rps"] / bare["rps"] if bare["rps"] else 0.0
     errors = submit["errors"] + bare["errors"] + max(lost, 0)
     print(f"bench_quiz [{db}]  machine: {machine_line}")
-    print(f"  gunicorn {workers}w sync; data: {args.members:,} members (build {built:.1f} s)")
+    print(
+        f"  gunicorn {workers}w sync; data: the {args.city:,}-member city, {args.members:,} of"
+        f" them with an open attempt (build {built:.1f} s)"
+    )
     print(f"  load: wrk -t{args.wrk_threads} -c{args.connections} -d{args.seconds}s")
     for label, r in (("quiz submissions", submit), ("baseline: bare view", bare)):
         print(
@@ -252,7 +261,7 @@ def main():
         rows,
         title="Quiz submissions against gunicorn (wrk, every request a different member)",
         ok=errors == 0,
-        data=f"{args.members:,} members with an open attempt each",
+        data=f"the {args.city:,}-member scale city, {args.members:,} of them with an open attempt",
     )
     return 1 if errors else 0
 

@@ -5,8 +5,9 @@
 --   wrk -tN ... -s quiz_submit.lua http://HOST:PORT/ -- FILE MODE N
 --
 -- FILE: one member a line, tab-separated: attempt id, Cookie header, form body (with the CSRF
--- token and one answer per drawn question).
--- MODE: submit (POST /quizzes/attempts/<id>/ with the member's cookies: answered means 302 to
+-- token, the attempt's token and one answer per drawn question).
+-- MODE: submit (POST /quizzes/attempts/<id>/submit/ with the member's cookies, as the page's form
+-- sends it: answered means 302 to
 -- the result page) or bare (POST /bench/bare/, no cookies: 200).
 -- done() prints STATUS ok=… bad=… and SAMPLE (the first bad answer).
 
@@ -43,7 +44,7 @@ function request()
   local headers = {["Content-Type"] = "application/x-www-form-urlencoded"}
   if mode == "submit" then
     headers["Cookie"] = member.cookie
-    return wrk.format("POST", "/quizzes/attempts/" .. member.attempt .. "/", headers, member.body)
+    return wrk.format("POST", "/quizzes/attempts/" .. member.attempt .. "/submit/", headers, member.body)
   end
   return wrk.format("POST", "/bench/bare/", headers, "x=1")
 end

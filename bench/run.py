@@ -36,7 +36,7 @@ QUICK = {
     "pages": ["--members=30000", "--requests=20"],
     "plans": ["--members=30000", "--requests=5"],
     "progress": ["--members=500", "--seconds=5", "--trial-seconds=2"],
-    "quiz": ["--members=2000", "--seconds=5"],
+    "quiz": ["--city=30000", "--members=2000", "--seconds=5"],
     "seed": ["--members=30000", "--baseline-sample=500"],
     "transcode": ["--seconds=10", "--repeat=1"],
 }

@@ -5,6 +5,7 @@ from django.conf import settings
 from django.contrib.auth import logout
 from django.shortcuts import redirect
 from django.utils.cache import patch_cache_control
+from django.utils.functional import SimpleLazyObject
 
 from .audit import client_ip, trusted_ip_header
 
@@ -66,7 +67,10 @@ class AuditlogMiddleware(BaseAuditlogMiddleware):
 
     @staticmethod
     def _get_actor(request):
-        return getattr(request, "user", None)
+        # Read request.user when a record is written, not when the request starts: a view that
+        # authenticates by a token (a quiz submit) sets request.user to the token's member, and
+        # the session is then never loaded.
+        return SimpleLazyObject(lambda: getattr(request, "user", None))
 
     @staticmethod
     def _get_remote_addr(request):

@@ -188,6 +188,10 @@ class Attempt(models.Model):
     )
     started_at = models.DateTimeField(auto_now_add=True)
     submitted_at = models.DateTimeField(null=True, blank=True)
+    # The credential of a submit from the attempt's page: issued to the login session that shows
+    # the page (quizzes.services.attempt_token), good while that session lives.
+    token = models.UUIDField(null=True, blank=True, editable=False)
+    token_session = models.CharField(max_length=40, blank=True, editable=False)
 
     class Meta:
         verbose_name = _("quiz attempt")

@@ -8,6 +8,7 @@ the result page, after answering, shows what was right and the explanations.
 """
 
 import secrets
+import uuid
 from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
@@ -17,10 +18,11 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from core.audit import REFUSED, audit_event
+from core.sessions import session_alive_elsewhere, with_live_session
 from courses.models import CoursePage
 from members.models import Member
 
-from .models import Attempt, Question, Quiz
+from .models import Attempt, Choice, Question, Quiz
 
 # Sent on commit with attempt=…, once an attempt is answered (rounds keeps participation current).
 quiz_attempt_submitted = Signal()
@@ -30,6 +32,11 @@ _random = secrets.SystemRandom()
 
 class QuizRefused(Exception):
     """Said to the member in words; nothing was changed."""
+
+
+class AttemptTokenRejected(Exception):
+    """A submit's token does not name an attempt its member's live session was shown: the
+    member's own login decides instead (or, signed out, nobody may submit it)."""
 
 
 @dataclass(frozen=True)
@@ -158,13 +165,13 @@ def attempt_start(
     return attempt
 
 
-def _check_answers(attempt: Attempt, answers: dict, questions: dict) -> dict:
-    """``answers`` {question id: [choice ids]} checked against what the attempt drew."""
+def _check_answers(attempt: Attempt, answers: dict, kinds: dict) -> dict:
+    """``answers`` {question id: [choice ids]} checked against what the attempt drew;
+    ``kinds`` is each drawn question's kind."""
     drawn = {item["question"]: item["choices"] for item in attempt.drawn}
     undrawn = sorted(set(answers) - set(drawn))
     if undrawn:
         raise QuizRefused(_("Answers to questions this attempt did not draw are refused."))
-    kinds = {pk: question.kind for pk, question in questions.items()}
     checked = {}
     for question_id, options in drawn.items():
         chosen = sorted(set(answers.get(question_id) or []))
@@ -178,22 +185,57 @@ def _check_answers(attempt: Attempt, answers: dict, questions: dict) -> dict:
     return checked
 
 
+def attempt_token(*, attempt: Attempt, session_key: str) -> uuid.UUID:
+    """The token the attempt's page carries for its submit, issued to the login session that
+    shows the page: the page shown in another session (another phone) gets a fresh one, and
+    the older page's submit is then decided by its member's own login (attempt_by_token)."""
+    if not session_key:
+        raise ValueError("a quiz token is bound to a login session")
+    if attempt.token is None or attempt.token_session != session_key:
+        attempt.token, attempt.token_session = uuid.uuid4(), session_key
+        Attempt.objects.filter(pk=attempt.pk, state=Attempt.State.OPEN).update(
+            token=attempt.token, token_session=session_key
+        )
+    return attempt.token
+
+
+def attempt_by_token(*, attempt_id: int, token) -> Attempt:
+    """The attempt a submit's token names, with its quiz and its member's user: one query that
+    also checks the member and their account are active and the session the token was issued
+    to is alive. Raises AttemptTokenRejected otherwise."""
+    try:
+        token = uuid.UUID(str(token))
+    except ValueError:
+        raise AttemptTokenRejected from None
+    rows = Attempt.objects.select_related("quiz", "member__user").filter(
+        pk=attempt_id, token=token, member__is_active=True, member__user__is_active=True
+    )
+    attempt = with_live_session(rows, "token_session", timezone.now()).order_by().first()
+    if attempt is None or not session_alive_elsewhere(attempt.token_session):
+        raise AttemptTokenRejected
+    return attempt
+
+
 def attempt_submit(
     *, attempt: Attempt, answers: dict, user=None, request=None
 ) -> tuple[Attempt, bool]:
     """Answer ``attempt`` once; returns (attempt, whether this call answered it).
 
-    The attempt is locked while it is scored: a second submit (a double tap, a page sent again)
-    finds it submitted and changes nothing. Refused (QuizRefused, audit-logged) when an answer is
-    missing, names a question the attempt did not draw or an option its question lacks."""
-    # What an attempt drew never changes: its questions are read and the answers checked before
-    # the row lock, which then guards only the state (and is held for a write, not for reads).
-    questions = {
-        q.pk: q
-        for q in Question.objects.filter(pk__in=attempt.question_ids).prefetch_related("choices")
-    }
+    The answers are checked against what the attempt drew (its questions' kinds and right
+    options in one query), then written by one conditional UPDATE that applies only while the
+    attempt is still open: a second submit (a double tap, a page sent again, two at once)
+    finds it answered and changes nothing. Refused (QuizRefused, audit-logged) when an answer
+    is missing, names a question the attempt did not draw or an option its question lacks."""
+    kinds, right = {}, {}
+    for question_id, kind, choice_id, is_correct in Choice.objects.filter(
+        question_id__in=attempt.question_ids
+    ).values_list("question_id", "question__kind", "pk", "is_correct"):
+        kinds[question_id] = kind
+        right.setdefault(str(question_id), [])
+        if is_correct:
+            right[str(question_id)].append(choice_id)
     try:
-        checked = _check_answers(attempt, answers, questions)
+        checked = _check_answers(attempt, answers, kinds)
     except QuizRefused as refusal:
         current = Attempt.objects.get(pk=attempt.pk)
         if current.state == Attempt.State.SUBMITTED:
@@ -209,46 +251,46 @@ def attempt_submit(
         )
         raise
     with transaction.atomic():
-        locked = (
-            Attempt.objects.select_related("member", "quiz")
-            .select_for_update(of=("self",))
-            .get(pk=attempt.pk)
-        )
-        if locked.state == Attempt.State.SUBMITTED:
-            return locked, False
-        _score(locked, checked, questions, user=user, request=request)
-    return locked, True
+        answered = _score(attempt, checked, right, user=user, request=request)
+    if not answered:
+        return Attempt.objects.select_related("member", "quiz").get(pk=attempt.pk), False
+    return attempt, True
 
 
-def _score(locked: Attempt, checked: dict, questions: dict, *, user, request) -> None:
-    """Score the locked attempt, save it, log it, and tell rounds once it commits."""
-    correct_by_question = {str(pk): sorted(q.correct_ids()) for pk, q in questions.items()}
-    locked.answers = checked
-    locked.correct = sum(
-        1 for qid, chosen in checked.items() if correct_by_question.get(qid) == chosen
-    )
-    locked.passed = locked.correct >= locked.needed
-    locked.state = Attempt.State.SUBMITTED
-    locked.submitted_at = timezone.now()
-    if user is not None and locked.on_paper:
-        locked.entered_by = user
-    locked.save(
-        update_fields=["answers", "correct", "passed", "state", "submitted_at", "entered_by"]
-    )
+def _score(attempt: Attempt, checked: dict, right: dict, *, user, request) -> bool:
+    """Score ``attempt`` and write it if it is still open; log it, and tell rounds once it
+    commits. False when another submit answered it first (nothing written, ``attempt`` as it
+    was)."""
+    correct = sum(1 for qid, chosen in checked.items() if sorted(right.get(qid, [])) == chosen)
+    values = {
+        "answers": checked,
+        "correct": correct,
+        "passed": correct >= attempt.needed,
+        "state": Attempt.State.SUBMITTED,
+        "submitted_at": timezone.now(),
+    }
+    if user is not None and attempt.on_paper:
+        values["entered_by"] = user
+    written = Attempt.objects.filter(pk=attempt.pk, state=Attempt.State.OPEN).update(**values)
+    if not written:
+        return False
+    for name, value in values.items():
+        setattr(attempt, name, value)
     audit_event(
         event="quiz_attempt_submitted",
-        obj=locked,
+        obj=attempt,
         actor=user,
         request=request,
-        quiz=locked.quiz_id,
-        member=locked.member_id,
-        number=locked.number,
-        correct=locked.correct,
-        total=locked.total,
-        passed=locked.passed,
-        on_paper=locked.on_paper,
+        quiz=attempt.quiz_id,
+        member=attempt.member_id,
+        number=attempt.number,
+        correct=attempt.correct,
+        total=attempt.total,
+        passed=attempt.passed,
+        on_paper=attempt.on_paper,
     )
-    transaction.on_commit(lambda: quiz_attempt_submitted.send(sender=Attempt, attempt=locked))
+    transaction.on_commit(lambda: quiz_attempt_submitted.send(sender=Attempt, attempt=attempt))
+    return True
 
 
 def attempt_review(attempt: Attempt) -> list:

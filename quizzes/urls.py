@@ -11,6 +11,7 @@ urlpatterns = [
     path("quizzes/<int:pk>/start/", views.quiz_start, name="start"),
     path("quizzes/<int:pk>/paper/", views.quiz_paper, name="paper"),
     path("quizzes/attempts/<int:pk>/", views.attempt_take, name="attempt"),
+    path("quizzes/attempts/<int:pk>/submit/", views.attempt_submit, name="submit"),
     path("quizzes/attempts/<int:pk>/enter/", views.paper_enter, name="paper_enter"),
     path("quizzes/attempts/<int:pk>/result/", views.attempt_result, name="result"),
     path("quizzes/import/", views.import_upload, name="import_upload"),

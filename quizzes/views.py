@@ -13,6 +13,7 @@ from django.views.decorators.http import require_POST
 
 from core.audit import REFUSED, audit_event
 from core.downloads import download_response, xlsx_response
+from core.middleware import session_free
 from core.tabular import TableError
 from members import access
 from members.importing import ImportAlreadyApplied, ImportRejected
@@ -42,7 +43,7 @@ def _quiz(pk):
 def _own_attempt(request, pk):
     member = _member_or_404(request)
     return get_object_or_404(
-        Attempt.objects.select_related("quiz", "quiz__course", "quiz__lesson"),
+        Attempt.objects.select_related("quiz", "quiz__course", "quiz__lesson", "member"),
         pk=pk,
         member=member,
     )
@@ -82,27 +83,64 @@ def _answers_from(post) -> dict:
 
 @login_required
 def attempt_take(request, pk):
+    """The attempt's page, and its submit when the page's token cannot vouch for it (a page
+    shown in an older session of the same member): the member's own login decides."""
     attempt = _own_attempt(request, pk)
     if attempt.state == Attempt.State.SUBMITTED:
         return redirect("quizzes:result", pk=attempt.pk)
+    if request.method == "POST":
+        answered = _submit(request, attempt)
+        if answered is not None:
+            return answered
+    return _attempt_page(request, attempt)
+
+
+@session_free
+@require_POST
+def attempt_submit(request, pk):
+    """A member's answers, authenticated by the token their attempt's page carries: no session
+    or user is loaded unless the token cannot vouch for the submit (then the member's own login
+    decides, as on the page itself) or the answers are refused (the page is shown again)."""
+    try:
+        attempt = services.attempt_by_token(attempt_id=pk, token=request.POST.get("token", ""))
+    except services.AttemptTokenRejected:
+        return attempt_take(request, pk)
+    request.user = attempt.member.user  # this request is the token's member's
+    answered = _submit(request, attempt)
+    return answered if answered is not None else _attempt_page(request, attempt)
+
+
+def _submit(request, attempt):
+    """Answer ``attempt`` from the posted form: the redirect to its result, or None with the
+    refusal in request.quiz_refusal (nothing was changed)."""
+    answers = _answers_from(request.POST)
+    try:
+        services.attempt_submit(
+            attempt=attempt, answers=answers, user=request.user, request=request
+        )
+    except services.QuizRefused as refusal:
+        request.quiz_refusal = str(refusal)
+        return None
+    return redirect("quizzes:result", pk=attempt.pk)
+
+
+def _attempt_page(request, attempt):
     questions = {
         q.pk: q
         for q in Question.objects.filter(pk__in=attempt.question_ids).prefetch_related("choices")
     }
-    form = AttemptForm(request.POST or None, attempt=attempt, questions=questions)
-    if request.method == "POST":
-        answers = _answers_from(request.POST)
-        if form.is_valid() or set(answers) - set(attempt.question_ids):
-            try:
-                services.attempt_submit(
-                    attempt=attempt, answers=answers, user=request.user, request=request
-                )
-            except services.QuizRefused as refusal:
-                form.add_error(None, str(refusal))
-            else:
-                return redirect("quizzes:result", pk=attempt.pk)
+    posted = request.method == "POST"
+    form = AttemptForm(request.POST if posted else None, attempt=attempt, questions=questions)
+    if posted:
+        form.is_valid()
+        refusal = getattr(request, "quiz_refusal", "")
+        if refusal and refusal not in form.non_field_errors():
+            form.add_error(None, refusal)
+    token = services.attempt_token(attempt=attempt, session_key=request.session.session_key)
     return render(
-        request, "quizzes/attempt.html", {"attempt": attempt, "quiz": attempt.quiz, "form": form}
+        request,
+        "quizzes/attempt.html",
+        {"attempt": attempt, "quiz": attempt.quiz, "form": form, "token": token},
     )
 
 

@@ -801,6 +801,14 @@ SITE_CASES = {
         insiders={"member_a": (200, 302)},
         outsiders=(*OUTSIDE, "member_a2", *STAFF_A, "trainer_city"),
     ),
+    "quizzes:submit": Case(
+        kwargs=lambda w: {"pk": w.attempt.pk},
+        methods=("POST",),
+        # The page's token is its credential (tests/quizzes/test_submit_token.py); without it,
+        # as here, the member's own login decides, as on the attempt's page.
+        insiders={"member_a": (200, 302)},
+        outsiders=(*OUTSIDE, "member_a2", *STAFF_A, "trainer_city"),
+    ),
     "quizzes:result": Case(
         kwargs=lambda w: {"pk": w.attempt.pk},
         insiders={"member_a": (200, 302)},

@@ -534,6 +534,8 @@ VISITS = {
         # A refused form: the page again with the errors.
         Visit("member_a", lambda w: {"pk": w.attempt.pk}, method="POST"),
     ],
+    # The page's form posts here: refused answers show the page again.
+    "quizzes:submit": [Visit("member_a", lambda w: {"pk": w.attempt.pk}, method="POST")],
     "quizzes:result": [Visit("member_a", lambda w: {"pk": w.answered.pk})],
     "quizzes:paper": [Visit("operator_a", lambda w: {"pk": w.quiz.pk})],
     "quizzes:paper_enter": [
