@@ -46,6 +46,9 @@ def parse_args():
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--wrk-threads", type=int, default=2)
     parser.add_argument("--workers", type=int, default=0, help="gunicorn workers (2 x cores)")
+    parser.add_argument(
+        "--profile-requests", type=int, default=300, help="members kept for the in-process profile"
+    )
     return parser.parse_args()
 
 
@@ -175,6 +178,71 @@ def run_wrk(args, url, lines_file, mode, seconds):
     return result
 
 
+def profile(db, lines):
+    """Submits in-process (django.test.Client, same settings and middleware as the server), one
+    at a time, beside the bare view: where a submit's time goes without any contention. Each
+    of ``lines`` is submitted once; the wrk runs never see them."""
+    import cProfile
+    import io
+    import pstats
+
+    from django.db import connection
+    from django.test import Client
+
+    client = Client(enforce_csrf_checks=True, HTTP_HOST="127.0.0.1")
+
+    def post(line, bare):
+        attempt, cookie, body = line.rstrip("\n").split("\t")
+        path = "/bench/bare/" if bare else f"/quizzes/attempts/{attempt}/submit/"
+        response = client.generic(
+            "POST", path, body, "application/x-www-form-urlencoded", HTTP_COOKIE=cookie
+        )
+        if response.status_code != (200 if bare else 302):
+            raise SystemExit(f"!!! profile: {path} answered {response.status_code}")
+
+    warm, timed, traced, profiled = lines[:20], lines[20:120], lines[120], lines[121:]
+    for line in warm:  # imports, URL resolver, translations
+        post(line, bare=False)
+        post(line, bare=True)
+    per_request = {}
+    for bare in (True, False):
+        started = time.perf_counter()
+        for line in timed:
+            post(line, bare)
+        per_request["bare" if bare else "submit"] = (time.perf_counter() - started) / len(timed)
+    connection.force_debug_cursor = True  # request_started empties the log: this submit's SQL
+    try:
+        post(traced, bare=False)
+        queries = list(connection.queries_log)
+    finally:
+        connection.force_debug_cursor = False
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for line in profiled:
+        post(line, bare=False)
+    profiler.disable()
+    buffer = io.StringIO()
+    pstats.Stats(profiler, stream=buffer).sort_stats("cumulative").print_stats(25)
+    site_packages = str(Path(sys.executable).parent.parent / "lib")
+    stats = re.sub(
+        re.escape(site_packages) + r"/python[\d.]+/site-packages/", "", buffer.getvalue()
+    )
+    text = "\n".join(
+        [
+            f"bench_quiz profile [{db}]: in-process, one request at a time, same settings",
+            f"  mean per request over {len(timed)}: bare view {per_request['bare'] * 1000:.2f} ms,"
+            f" quiz submit {per_request['submit'] * 1000:.2f} ms",
+            f"  SQL for one submit ({len(queries)} statements):",
+            *(f"    {i + 1:>2}. {q['sql'][:160]}" for i, q in enumerate(queries)),
+            f"  cProfile of {len(profiled)} submits, top 25 by cumulative time:",
+            stats.replace(str(ROOT) + "/", "").strip(),
+        ]
+    )
+    path = OUT / f"quiz_profile-{db}.txt"
+    path.write_text(text + "\n")
+    return path, per_request, len(queries)
+
+
 def main():
     args = parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
@@ -193,9 +261,12 @@ def main():
     started = time.perf_counter()
     lines = build_data(args.city, args.members)
     built = time.perf_counter() - started
+    db = connection.vendor
+    kept = max(args.profile_requests, 130)
+    lines, kept_lines = lines[:-kept], lines[-kept:]
+    profile_path, in_process, query_count = profile(db, kept_lines)
     lines_file = OUT / "quiz.requests"
     lines_file.write_text("".join(lines))
-    db = connection.vendor
     machine_line = machine()
     connection.close()
 
@@ -208,10 +279,12 @@ def main():
     finally:
         server.stop()
 
-    submitted = Attempt.objects.filter(state=Attempt.State.SUBMITTED).count()
-    passed = Attempt.objects.filter(passed=True).count()
+    # The profile's submits are not the server's: count the server's alone.
+    served = Attempt.objects.exclude(pk__in=[int(line.split("\t")[0]) for line in kept_lines])
+    submitted = served.filter(state=Attempt.State.SUBMITTED).count()
+    passed = served.filter(passed=True).count()
     # Every request before wrapping round was a member's first submit.
-    first_submits = min(submit["ok"], args.members)
+    first_submits = min(submit["ok"], len(lines))
     lost = first_submits - submitted
     ratio = submit["rps"] / bare["rps"] if bare["rps"] else 0.0
     errors = submit["errors"] + bare["errors"] + max(lost, 0)
@@ -227,6 +300,12 @@ def main():
             f"  failed {r['errors']:,}" + (f"  first: {r['sample']}" if r["sample"] else "")
         )
     print(f"  submissions/s / bare req/s: {ratio:.2f} (target >= {TARGET_RATIO})")
+    alone = in_process["bare"] / in_process["submit"]
+    print(
+        f"  in-process, one at a time: bare {in_process['bare'] * 1000:.2f} ms, submit"
+        f" {in_process['submit'] * 1000:.2f} ms ({query_count} SQL statements): ratio {alone:.2f}"
+        f"; profile: {profile_path}"
+    )
     print(
         f"  DB check: {submitted:,} attempts submitted ({passed:,} passed) for {first_submits:,} "
         f"first submits answered; lost {max(lost, 0):,}"
@@ -240,7 +319,10 @@ def main():
             baseline_label="bare Django view on the same server (no database)",
             target=f">= {TARGET_RATIO} of the baseline",
             met=ratio >= TARGET_RATIO,
-            notes=f"ratio {ratio:.2f}",
+            notes=(
+                f"ratio {ratio:.2f}; in-process, one at a time: {alone:.2f} ({query_count} SQL"
+                f" statements; bench/out/quiz_profile-{db}.txt)"
+            ),
         ),
         result_row(
             f"[{db}] quiz submissions, p99 latency",
