@@ -42,6 +42,7 @@ def _sheet(client, sitting, language=None):
     response = client.get(reverse("rounds:sign_in_sheet", args=[sitting.pk]))
     assert response.status_code == 200
     assert response["Content-Type"] == "application/pdf"
+    assert "Content-Security-Policy" not in response  # Chromium shows a PDF in a plugin
     return response.content
 
 
@@ -298,11 +299,13 @@ def test_ticks_follow_roll_calls_rules(world, client_for):
     with time_machine.travel(world.sitting.start + timedelta(minutes=5), tick=False):
         services.check_in(member=world.member_a, sitting=world.sitting)
     Attendance.objects.filter(member=world.member_a).update(status=Attendance.Status.LATE)
-    _enter(operator, world.sitting, code, [zhao])  # 王芳 unticked: her check-in stays
+    _enter(operator, world.sitting, code, [world.member_a, zhao])  # ticked: still late
     records = dict(
         Attendance.objects.filter(sitting=world.sitting).values_list("member__name", "status")
     )
     assert records == {"王芳": "late", "赵敏": "present"}
+    _enter(operator, world.sitting, code, [zhao])  # 王芳 unticked: her check-in stays
+    assert Attendance.objects.get(member=world.member_a).status == "late"
 
     _enter(operator, world.sitting, code, [])  # 赵敏's tick was on the wrong line
     assert dict(
