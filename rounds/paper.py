@@ -81,12 +81,12 @@ def sheet_code_read(*, code: str, sitting: Sitting | None = None) -> Sitting:
             _("This is not the code of a sign-in sheet. Check it against the printed sheet.")
         )
     if sitting is not None and found.pk != sitting.pk:
+        # Not named: the user may not run that one.
         raise SheetCodeRefused(
             _(
-                "This code belongs to the sheet of another group session (%(other)s). "
-                "Enter the ticks of each sheet on its own session."
+                "This code belongs to the sheet of another group session: enter each "
+                "sheet's ticks on its own session."
             )
-            % {"other": str(found)}
         )
     return found
 
