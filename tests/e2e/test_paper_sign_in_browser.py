@@ -1,6 +1,7 @@
 """The paper sign-in sheet in a browser on a 360 px phone: the operator prints the sitting's
 sheet (the PDF is read back with pdftotext for its code), types the code, ticks two names as
-ticked on paper, saves, and the names show as present, at roll call too."""
+ticked on paper, saves, and the names show as present, at roll call too. The entry screen in
+large-type mode: bigger boxes, nothing wider than the phone, no serious axe-core violation."""
 
 import re
 from pathlib import Path
@@ -14,16 +15,32 @@ from .. import factories
 from ..certificates import pdfs
 from ..rounds import builders
 from .test_check_in_browser import log_in
+from .test_large_type_browser import MIN_TARGET_PX, axe_violations, is_large, small_targets, switch
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 
-def test_print_the_sheet_then_enter_its_ticks(city, phone_page):
+@pytest.fixture
+def phone(browser, live_server):
+    """A 360 px phone speaking Chinese; axe-core is handed in through the DevTools protocol
+    (bypass_csp only lets that script in), as in test_large_type_browser."""
+    context = browser.new_context(
+        viewport={"width": 360, "height": 740},
+        locale="zh-CN",
+        base_url=live_server.url,
+        bypass_csp=True,
+    )
+    context.set_default_timeout(20000)
+    yield context.new_page()
+    context.close()
+
+
+def test_print_the_sheet_then_enter_its_ticks(city, phone):
     zhao = factories.member(city.branch_a, name="赵敏", phone="13812345678")
     absent = factories.member(city.branch_a, name="钱进")
     training_round = builders.training_round([city.root])
     sitting = builders.sitting(builders.session(training_round, city.branch_a))
-    page = phone_page
+    page = phone
     log_in(page, "op_a")
     page.wait_for_url("**/")
     page.goto(f"/sittings/{sitting.pk}/")
@@ -58,3 +75,16 @@ def test_print_the_sheet_then_enter_its_ticks(city, phone_page):
     for member in (city.member_a, zhao):
         expect(page.locator(f'input[name="m{member.pk}"][value="present"]')).to_be_checked()
     expect(page.locator(f'input[name="m{absent.pk}"][value="present"]')).not_to_be_checked()
+
+    # The entry screen in large-type mode, as an elderly operator may use it.
+    page.goto(f"/sittings/{sitting.pk}/paper/?code={code}")
+    assert axe_violations(page) == []
+    switch(page, "长辈模式")
+    assert is_large(page)
+    box = page.locator(f'input[name="tick"][value="{absent.pk}"]').bounding_box()
+    assert box["width"] >= 40 and box["height"] >= 40
+    row = page.locator(f'li[data-member="{absent.pk}"] label').bounding_box()
+    assert row["height"] >= MIN_TARGET_PX
+    assert small_targets(page) == [], small_targets(page)
+    assert page.evaluate("document.documentElement.scrollWidth") <= 360
+    assert axe_violations(page) == []
