@@ -235,7 +235,9 @@ def test_a_wrong_code_is_refused_and_the_ticks_are_kept_on_screen(world, client_
     operator = client_for(world.operator_a)
     code = paper.sheet_code_for(sitting=world.sitting)
     other = builders.sitting(
-        builders.session(world.round, world.branch_a, start=builders.aware(2026, 11, 19, 9, 0))
+        builders.session(
+            world.round, world.branch_b, title="红旗村学习", start=builders.aware(2026, 11, 19, 9)
+        )
     )
     for typed in (
         code[:-1] + ("A" if code[-1] != "A" else "B"),  # one letter mistyped
@@ -246,6 +248,7 @@ def test_a_wrong_code_is_refused_and_the_ticks_are_kept_on_screen(world, client_
         assert response.status_code == 200
         page = response.content.decode()
         assert 'class="error"' in page
+        assert "红旗村学习" not in page  # another branch's sitting: not named
         assert re.search(rf'value="{world.member_a.pk}" checked', page)
     assert not Attendance.objects.exists()
     refused = LogEntry.objects.filter(
