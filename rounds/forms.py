@@ -9,6 +9,7 @@ from django.utils.translation import gettext_lazy as _
 
 from members.models import Member, Organization
 
+from . import paper
 from .models import Participation, StudyRecord
 
 STATUS_FILTERS = [
@@ -119,3 +120,28 @@ class RecordDecisionForm(forms.Form):
         choices=[("approve", _("Approve")), ("refuse", _("Refuse"))], widget=forms.HiddenInput
     )
     note = forms.CharField(label=_("Reason (needed to refuse)"), required=False, max_length=200)
+
+
+class SheetCodeForm(forms.Form):
+    """The code printed on a paper sign-in sheet; with ``sitting``, it must be that sitting's."""
+
+    code = forms.CharField(
+        label=_("Sheet code"),
+        max_length=40,
+        help_text=_("Printed large at the top of the sheet, like 1234-KXMPRA."),
+        widget=forms.TextInput(
+            attrs={"autocomplete": "off", "autocapitalize": "characters", "spellcheck": "false"}
+        ),
+    )
+
+    def __init__(self, *args, sitting=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.sitting = sitting
+
+    def clean_code(self):
+        code = self.cleaned_data["code"]
+        try:
+            self.cleaned_data["sitting"] = paper.sheet_code_read(code=code, sitting=self.sitting)
+        except paper.SheetCodeRefused as refusal:
+            raise forms.ValidationError(str(refusal), code="sheet_code") from None
+        return code

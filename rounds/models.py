@@ -567,6 +567,7 @@ class Attendance(models.Model):
     class Method(models.TextChoices):
         QR = "qr", _("QR check-in")
         ROLL_CALL = "roll_call", _("Roll call")
+        PAPER = "paper", _("Paper sign-in sheet")
 
     ATTENDED = (Status.PRESENT, Status.LATE)
 

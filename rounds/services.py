@@ -427,10 +427,20 @@ class RollCallError(Exception):
     pass
 
 
-def roll_call_save(*, sitting: Sitting, marks: dict, user, reason: str = "", request=None) -> int:
+def roll_call_save(
+    *,
+    sitting: Sitting,
+    marks: dict,
+    user,
+    reason: str = "",
+    method: str = Attendance.Method.ROLL_CALL,
+    request=None,
+) -> int:
     """Save the operator's marks {member_id: status or ""}; returns how many records changed.
 
     After the sitting is closed every change needs a reason and is audit-logged with it.
+    ``method`` is how the marks were taken (roll call in the room, or ticks entered from the
+    paper sign-in sheet, ``rounds.paper``); the records it writes carry it.
     """
     allowed = set(roll_call_members(sitting).values_list("pk", flat=True))
     valid = set(Attendance.Status.values)
@@ -480,13 +490,13 @@ def roll_call_save(*, sitting: Sitting, marks: dict, user, reason: str = "", req
                     sitting=sitting,
                     member_id=member_id,
                     status=status,
-                    method=Attendance.Method.ROLL_CALL,
+                    method=method,
                     recorded_by=user,
                     recorded_at=now,
                 )
             else:
                 record.status = status
-                record.method = Attendance.Method.ROLL_CALL
+                record.method = method
                 record.recorded_by = user
                 record.recorded_at = now
                 record.save()
@@ -498,6 +508,7 @@ def roll_call_save(*, sitting: Sitting, marks: dict, user, reason: str = "", req
                 actor=user,
                 request=request,
                 reason=reason.strip(),
+                method=str(method),
                 changes=[{"member": m, "before": b, "after": a} for m, b, a in changed],
             )
     if changed and sitting.session.round_id is not None:

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from .views import calendar, ledger, plans, reminders, rounds
+from .views import calendar, ledger, paper, plans, reminders, rounds
 
 app_name = "rounds"
 
@@ -34,6 +34,10 @@ urlpatterns = [
     path("sittings/<int:pk>/code/", rounds.sitting_code, name="sitting_code"),
     path("sittings/<int:pk>/roll-call/", rounds.roll_call, name="roll_call"),
     path("sittings/<int:pk>/close/", rounds.sitting_close, name="sitting_close"),
+    # The paper sign-in sheet: printed per sitting, its ticks entered afterwards
+    path("sittings/<int:pk>/sign-in-sheet/", paper.sign_in_sheet, name="sign_in_sheet"),
+    path("sittings/<int:pk>/paper/", paper.paper_entry, name="paper_entry"),
+    path("paper-sheets/", paper.paper_find, name="paper_find"),
     path("check-in/resume/", rounds.check_in_resume, name="check_in_resume"),
     path("check-in/<str:token>/", rounds.check_in, name="check_in"),
     # The calendar and the iCalendar feed

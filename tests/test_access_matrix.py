@@ -60,7 +60,7 @@ from members import services as member_services
 from members.models import Organization, Posting, Role, RoleAssignment
 from quizzes import importing as quiz_importing
 from quizzes import services as quiz_services
-from rounds import ical, records
+from rounds import ical, paper, records
 from rounds import services as round_services
 from rounds.models import Exemption, PlanTarget, Round, StudyPlan
 
@@ -699,6 +699,22 @@ SITE_CASES = {
     "rounds:roll_call": Case(
         kwargs=_sitting,
         methods=("GET", "POST"),
+        insiders={"operator_a": (200,)},
+        outsiders=OUTSIDE + PLAIN_A,
+    ),
+    "rounds:sign_in_sheet": Case(
+        kwargs=_sitting,
+        insiders={"operator_a": (200,), "secretary_a": (200,)},
+        outsiders=OUTSIDE + PLAIN_A,
+    ),
+    "rounds:paper_entry": Case(
+        kwargs=_sitting,
+        methods=("GET", "POST"),
+        # The sheet's genuine code and a tick: outsiders are refused before the code is read.
+        data=lambda w: {
+            "code": paper.sheet_code_for(sitting=w.sitting),
+            "tick": [str(w.city.member_a.pk)],
+        },
         insiders={"operator_a": (200,)},
         outsiders=OUTSIDE + PLAIN_A,
     ),

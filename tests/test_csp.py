@@ -501,6 +501,16 @@ VISITS = {
     "rounds:sitting": [Visit("secretary_a", _sitting)],
     "rounds:sitting_screen": [Visit("operator_a", _sitting)],
     "rounds:roll_call": [Visit("operator_a", _sitting)],
+    "rounds:paper_entry": [
+        Visit("operator_a", _sitting),
+        Visit(
+            "operator_a",
+            _sitting,
+            method="POST",
+            data=lambda w: {"code": "1-AAAAAA", "tick": [str(w.city.member_a.pk)]},
+        ),
+    ],
+    "rounds:paper_find": [Visit("operator_a"), Visit("operator_a", query="?code=1-AAAAAA")],
     "rounds:check_in": [
         Visit("member_a", lambda w: {"token": round_services.qr_token(sitting=w.sitting).token})
     ],
@@ -585,6 +595,7 @@ NOT_HTML = {
     "rounds:sitting_open": "a redirect to the sitting",
     "rounds:sitting_code": "JSON for the check-in screen",
     "rounds:sitting_close": "POST, then a redirect",
+    "rounds:sign_in_sheet": "a PDF (tests/rounds/test_paper_sign_in.py: no policy on it)",
     "rounds:check_in_resume": "a redirect after logging in",
     "rounds:calendar_feed_reset": "POST, then a redirect",
     "rounds:ical_feed": "an iCalendar feed",

@@ -232,6 +232,8 @@ def test_a_secretary_and_a_site_operator_without_violations(city, open_context, 
     )
     assert operator.locator("#qr-code svg").count() == 1
     visit(operator, reverse("rounds:roll_call", args=[sitting.pk]))
+    visit(operator, reverse("rounds:paper_entry", args=[sitting.pk]))
+    visit(operator, reverse("rounds:paper_find"))
     watch.assert_none()
     operator_watch.assert_none()
 
