@@ -119,3 +119,16 @@ class RecordDecisionForm(forms.Form):
         choices=[("approve", _("Approve")), ("refuse", _("Refuse"))], widget=forms.HiddenInput
     )
     note = forms.CharField(label=_("Reason (needed to refuse)"), required=False, max_length=200)
+
+
+class TerminalForm(forms.Form):
+    name = forms.CharField(
+        label=_("Name"),
+        max_length=80,
+        help_text=_("The site and the room, e.g. 红旗村 activity room."),
+    )
+    host = forms.ModelChoiceField(label=_("Site (host organisation)"), queryset=None)
+
+    def __init__(self, *args, organizations=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["host"].queryset = organizations.order_by("path")

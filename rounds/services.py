@@ -251,10 +251,45 @@ def _window(moment: datetime) -> int:
     return int(moment.timestamp()) // settings.LUNXUN_QR_ROTATE_SECONDS
 
 
+def sitting_checkin_key(sitting: Sitting) -> bytes:
+    """The key the rotating codes of ``sitting`` are made with: derived from the deployment's
+    secret and the session's key, and of this one sitting only, so a site terminal that
+    downloads it (rounds/terminals.py) can show the codes offline and learns nothing else."""
+    material = f"lunxun-checkin-key:{sitting.session.qr_key}:{sitting.pk}".encode()
+    return hmac.new(settings.SECRET_KEY.encode(), material, hashlib.sha256).digest()
+
+
 def _mac(sitting: Sitting, window: int) -> str:
-    key = f"{settings.SECRET_KEY}:{sitting.session.qr_key}".encode()
+    key = sitting_checkin_key(sitting)
     digest = hmac.new(key, f"lunxun-checkin:{sitting.pk}:{window}".encode(), hashlib.sha256)
     return base64.urlsafe_b64encode(digest.digest()[:15]).decode()
+
+
+def personal_code(*, sitting: Sitting, member: Member) -> str:
+    """A member's own check-in code for ``sitting``, kept on their phone for a site terminal to
+    scan when the phone has no link: "P<sitting>.<member>.<mac>". Only the server can make or
+    check the mac; the terminal checks the shape and the server decides when it syncs."""
+    return f"P{sitting.pk}.{member.pk}.{_personal_mac(sitting.pk, member.pk, sitting)}"
+
+
+def _personal_mac(sitting_pk: int, member_pk: int, sitting: Sitting) -> str:
+    key = f"{settings.SECRET_KEY}:lunxun-personal:{sitting.session.qr_key}".encode()
+    digest = hmac.new(key, f"{sitting_pk}:{member_pk}".encode(), hashlib.sha256)
+    return base64.urlsafe_b64encode(digest.digest()[:15]).decode()
+
+
+def personal_code_verify(*, code: str, sitting: Sitting) -> int | None:
+    """The member id a personal code names, if it is genuine and for ``sitting``; else None."""
+    try:
+        head, member_pk, mac = str(code).split(".", 2)
+        sitting_pk, member_pk = int(head.removeprefix("P")), int(member_pk)
+    except (ValueError, AttributeError):
+        return None
+    if not head.startswith("P") or sitting_pk != sitting.pk:
+        return None
+    if not hmac.compare_digest(mac, _personal_mac(sitting_pk, member_pk, sitting)):
+        return None
+    return member_pk
 
 
 @dataclass(frozen=True, slots=True)
@@ -316,8 +351,19 @@ class CheckIn:
     created: bool
 
 
-def check_in(*, member: Member, sitting: Sitting, now=None, request=None) -> CheckIn:
-    """Record that ``member`` is at ``sitting``; checking in twice changes nothing."""
+def check_in(
+    *,
+    member: Member,
+    sitting: Sitting,
+    now=None,
+    request=None,
+    method: str = Attendance.Method.QR,
+    recorded_by=None,
+) -> CheckIn:
+    """Record that ``member`` is at ``sitting``; checking in twice changes nothing.
+
+    ``method``/``recorded_by``: a personal code a site terminal scanned offline, sent by its
+    operator (rounds/terminals.py), with ``now`` the moment the terminal recorded it."""
     now = now or timezone.now()
     training_round = sitting.session.round
     if sitting.is_closed:
@@ -359,14 +405,19 @@ def check_in(*, member: Member, sitting: Sitting, now=None, request=None) -> Che
         if attendance is None:
             attendance = Attendance(sitting=sitting, member=member)
         attendance.status = status
-        attendance.method = Attendance.Method.QR
+        attendance.method = method
         attendance.recorded_at = now
-        attendance.recorded_by = None
+        attendance.recorded_by = recorded_by
         attendance.save()
         created = True
     if created:
         audit_event(
-            event="check_in", obj=attendance, actor=member.user, request=request, status=status
+            event="check_in",
+            obj=attendance,
+            actor=recorded_by or member.user,
+            request=request,
+            status=status,
+            method=method,
         )
         if training_round is not None:
             participation_refresh(training_round=training_round, member_ids=[member.pk])
