@@ -15,7 +15,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_GET, require_POST
 
 from core.audit import REFUSED, audit_event
 from core.ratelimits import terminal_sync_limited
@@ -214,9 +214,11 @@ def terminal_sync(request, pk):
     return JsonResponse({"results": results})
 
 
+@access.role_required()
+@require_GET
 def terminal_service_worker(request):
     """The terminal's service worker, served under /site-terminals/ so its scope covers the
-    terminal pages (CSP forbids nothing here: it is a script file of our own)."""
+    terminal pages. For the site's staff only, like the pages it serves offline."""
     response = HttpResponse(
         render_to_string("rounds/terminal/sw.js", {}, request=request),
         content_type="text/javascript; charset=utf-8",
