@@ -569,6 +569,8 @@
       return;
     }
     if (running.scanned[member.id]) {
+      if (result.dataset.member === String(member.id)) return; // still held up to the camera
+      result.dataset.member = member.id;
       result.dataset.state = "again";
       result.textContent = fmt(T.personal_again, { name: member.name });
       return;
