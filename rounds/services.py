@@ -351,42 +351,49 @@ class CheckIn:
     created: bool
 
 
-def check_in(
-    *,
-    member: Member,
-    sitting: Sitting,
-    now=None,
-    request=None,
-    method: str = Attendance.Method.QR,
-    recorded_by=None,
-) -> CheckIn:
-    """Record that ``member`` is at ``sitting``; checking in twice changes nothing.
-
-    ``method``/``recorded_by``: a personal code a site terminal scanned offline, sent by its
-    operator (rounds/terminals.py), with ``now`` the moment the terminal recorded it."""
-    now = now or timezone.now()
+def _check_in_refusal(*, sitting: Sitting, member: Member, now) -> str:
+    """Why ``member`` cannot check in at ``sitting`` at ``now`` ("" when they can), before
+    looking at other attendance."""
     training_round = sitting.session.round
     if sitting.is_closed:
-        raise CheckInRefused(_("This group session has been closed; ask the site operator."))
+        return _("This group session has been closed; ask the site operator.")
     if not sitting.accepts_check_in(now):
-        raise CheckInRefused(
-            _("Check-in for this group session is open from %(opens)s to %(closes)s.")
-            % {
-                "opens": timezone.localtime(sitting.check_in_window()[0]).strftime("%m-%d %H:%M"),
-                "closes": timezone.localtime(sitting.check_in_window()[1]).strftime("%m-%d %H:%M"),
-            }
-        )
+        return _("Check-in for this group session is open from %(opens)s to %(closes)s.") % {
+            "opens": timezone.localtime(sitting.check_in_window()[0]).strftime("%m-%d %H:%M"),
+            "closes": timezone.localtime(sitting.check_in_window()[1]).strftime("%m-%d %H:%M"),
+        }
     if not sitting.session.admits(member):
         if training_round is None:
-            raise CheckInRefused(
-                _("This group study is for the members of %(host)s; ask the site operator.")
-                % {"host": sitting.session.host.name}
-            )
-        raise CheckInRefused(
-            _("You are not among the members this round covers, so there is nothing to check in.")
+            return _("This group study is for the members of %(host)s; ask the site operator.") % {
+                "host": sitting.session.host.name
+            }
+        return _(
+            "You are not among the members this round covers, so there is nothing to check in."
         )
+    return ""
+
+
+def _elsewhere_refusal(attendance: Attendance) -> str:
+    return _(
+        "You are already checked in at %(where)s, at the same time as this group "
+        "session. One person attends one group session at a time; if that record "
+        "is wrong, ask the site operator."
+    ) % {"where": attendance_place(attendance)}
+
+
+def _check_in_status(sitting: Sitting, now) -> str:
     late = now > sitting.start + timedelta(minutes=settings.LUNXUN_LATE_MINUTES)
-    status = Attendance.Status.LATE if late else Attendance.Status.PRESENT
+    return Attendance.Status.LATE if late else Attendance.Status.PRESENT
+
+
+def check_in(*, member: Member, sitting: Sitting, now=None, request=None) -> CheckIn:
+    """Record that ``member`` is at ``sitting``; checking in twice changes nothing."""
+    now = now or timezone.now()
+    training_round = sitting.session.round
+    refusal = _check_in_refusal(sitting=sitting, member=member, now=now)
+    if refusal:
+        raise CheckInRefused(refusal)
+    status = _check_in_status(sitting, now)
     with transaction.atomic():
         _lock_members([member.pk])
         attendance = Attendance.objects.filter(sitting=sitting, member=member).first()
@@ -394,34 +401,77 @@ def check_in(
             return CheckIn(attendance, created=False)
         elsewhere = attended_elsewhere(sitting=sitting, member_ids=[member.pk]).get(member.pk)
         if elsewhere is not None:
-            raise CheckInRefused(
-                _(
-                    "You are already checked in at %(where)s, at the same time as this group "
-                    "session. One person attends one group session at a time; if that record "
-                    "is wrong, ask the site operator."
-                )
-                % {"where": attendance_place(elsewhere)}
-            )
+            raise CheckInRefused(_elsewhere_refusal(elsewhere))
         if attendance is None:
             attendance = Attendance(sitting=sitting, member=member)
         attendance.status = status
-        attendance.method = method
+        attendance.method = Attendance.Method.QR
         attendance.recorded_at = now
-        attendance.recorded_by = recorded_by
+        attendance.recorded_by = None
         attendance.save()
         created = True
     if created:
         audit_event(
-            event="check_in",
-            obj=attendance,
-            actor=recorded_by or member.user,
-            request=request,
-            status=status,
-            method=method,
+            event="check_in", obj=attendance, actor=member.user, request=request, status=status
         )
         if training_round is not None:
             participation_refresh(training_round=training_round, member_ids=[member.pk])
     return CheckIn(attendance, created=created)
+
+
+def check_ins_record(*, sitting: Sitting, arrivals: dict, user, request=None) -> dict:
+    """Check in many members at once at ``sitting`` by the rules of ``check_in``: arrivals
+    {member: the moment they arrived}, from personal codes a site terminal read offline and its
+    operator (``user``) sent (rounds/terminals.py). Returns {member id: "" when checked in or
+    already there, else why not}. One lock, one look at other sittings, one participation
+    refresh; an audit record per attendance written, as for a member's own check-in."""
+    training_round = sitting.session.round
+    if training_round is not None:  # the scope, read once for all
+        training_round = Round.objects.prefetch_related("scope_roots").get(pk=training_round.pk)
+        sitting.session.round = training_round
+    answers = {}
+    arriving = {}
+    for member, at in arrivals.items():
+        answers[member.pk] = _check_in_refusal(sitting=sitting, member=member, now=at)
+        if not answers[member.pk]:
+            arriving[member.pk] = (member, at)
+    written = []
+    with transaction.atomic():
+        _lock_members(list(arriving))
+        existing = {
+            a.member_id: a for a in Attendance.objects.filter(sitting=sitting, member__in=arriving)
+        }
+        new_ids = [m for m in arriving if not (m in existing and existing[m].attended)]
+        elsewhere = attended_elsewhere(sitting=sitting, member_ids=new_ids)
+        for member_id in new_ids:
+            if member_id in elsewhere:
+                answers[member_id] = _elsewhere_refusal(elsewhere[member_id])
+                continue
+            member, at = arriving[member_id]
+            attendance = existing.get(member_id) or Attendance(sitting=sitting, member=member)
+            attendance.status = _check_in_status(sitting, at)
+            attendance.method = Attendance.Method.PERSONAL_CODE
+            attendance.recorded_at = at
+            attendance.recorded_by = user
+            written.append(attendance)
+        Attendance.objects.bulk_create([a for a in written if a.pk is None], batch_size=500)
+        for attendance in written:
+            if attendance.pk is not None and attendance.member_id in existing:
+                attendance.save()
+    for attendance in written:
+        audit_event(
+            event="check_in",
+            obj=attendance,
+            actor=user,
+            request=request,
+            status=attendance.status,
+            method=attendance.method,
+        )
+    if written and training_round is not None:
+        participation_refresh(
+            training_round=training_round, member_ids=[a.member_id for a in written]
+        )
+    return answers
 
 
 def _lock_members(member_ids) -> None:

@@ -353,30 +353,42 @@ def terminal_sync(*, terminal: Terminal, records: list, user, request=None, now=
 
 
 def _apply_personal_codes(terminal, records, user, request) -> None:
+    """Personal codes through ``services.check_ins_record``, one call per sitting: the check-in
+    rules, at the moment the terminal read each code."""
+    by_sitting = {}
     for record in records:
         if record.data["kind"] != TerminalRecord.Kind.PERSONAL_CODE:
             continue
-        member_id = services.personal_code_verify(
+        record.member_id = services.personal_code_verify(
             code=record.data.get("code", ""), sitting=record.sitting
         )
-        member = Member.objects.filter(pk=member_id).select_related("user").first()
-        if member is None:
+        if record.member_id is None:
             _refuse(record, "bad_code")
             continue
-        record.member_id = member.pk
-        try:
-            services.check_in(
-                member=member,
-                sitting=record.sitting,
-                now=record.at,
-                request=request,
-                method=Attendance.Method.PERSONAL_CODE,
-                recorded_by=user,
-            )
-        except services.CheckInRefused as refusal:
-            _refuse(record, "check_in", str(refusal))
-            continue
-        record.result, record.reason = ACCEPTED, "accepted"
+        by_sitting.setdefault(record.sitting.pk, []).append(record)
+    for group in by_sitting.values():
+        sitting = group[0].sitting
+        members = Member.objects.select_related("organization", "user").in_bulk(
+            {r.member_id for r in group}
+        )
+        arrivals = {}
+        for record in sorted(group, key=lambda r: r.at):  # the first reading counts
+            member = members.get(record.member_id)
+            if member is None:
+                _refuse(record, "bad_code")
+            elif member not in arrivals:
+                arrivals[member] = record.at
+        answers = services.check_ins_record(
+            sitting=sitting, arrivals=arrivals, user=user, request=request
+        )
+        for record in group:
+            if record.result:
+                continue
+            refusal = answers.get(record.member_id, "")
+            if refusal:
+                _refuse(record, "check_in", refusal)
+            else:
+                record.result, record.reason = ACCEPTED, "accepted"
 
 
 def _apply_roll_call(terminal, records, user, request) -> None:
