@@ -269,7 +269,7 @@
 
   function showPanels() {
     el("terminal-setup").hidden = !!secret;
-    el("terminal-download").hidden = !secret;
+    el("terminal-download").hidden = !secret || !!running;
     el("terminal-sittings").hidden = !secret || !!running;
     el("terminal-run").hidden = !running;
     if (secret && !pkg) say(T.no_package);

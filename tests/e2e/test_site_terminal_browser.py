@@ -10,6 +10,7 @@ records sync once, and coverage shows the four members. A replayed sync changes 
 tampered record and a revoked terminal's record are refused with the reason shown.
 """
 
+import os
 import subprocess
 from datetime import timedelta
 
@@ -217,6 +218,11 @@ def test_site_terminal_offline_end_to_end(
     waiting = screen.locator("#terminal-waiting")
     expect(waiting).to_have_attribute("data-state", "2")
     assert not Attendance.objects.filter(member__in=[keeper, ticked]).exists()
+    if os.environ.get("LUNXUN_SCREENSHOT_DIR"):  # the README's picture (docs/sites.md)
+        screen.evaluate("() => window.scrollTo(0, 0)")
+        screen.screenshot(
+            path=os.path.join(os.environ["LUNXUN_SCREENSHOT_DIR"], "site-terminal.png")
+        )
 
     # The site PC is switched off and on again, still without a link.
     site.close()
