@@ -214,11 +214,17 @@ def test_presence_recorded_offline_credits_the_lessons_shown(site, client_for):
     """Group viewing credit: the round's rule, as for any sitting (here: either way)."""
     city, training_round, sitting, terminal = site
     assert not Participation.objects.filter(member=city.member_a, status="completed").exists()
+    scanned = factories.member(city.branch_a, name="赵敏")
     with time_machine.travel(NOW, tick=False):
-        sync(client_for(city.operator_a), terminal, [roll_call(terminal, sitting, city.member_a)])
-    participation = Participation.objects.get(member=city.member_a, round=training_round)
-    assert participation.status == Participation.Status.COMPLETED
-    assert participation.method == Participation.Method.SESSION
+        sync(
+            client_for(city.operator_a),
+            terminal,
+            [roll_call(terminal, sitting, city.member_a), personal(terminal, sitting, scanned)],
+        )
+    for member in (city.member_a, scanned):
+        participation = Participation.objects.get(member=member, round=training_round)
+        assert participation.status == Participation.Status.COMPLETED
+        assert participation.method == Participation.Method.SESSION
 
 
 def test_tampered_record_is_refused_and_not_kept(site, client_for):
@@ -346,3 +352,35 @@ def test_member_page_shows_a_personal_code_the_server_accepts(site, client_for):
     with time_machine.travel(NOW - timedelta(days=1), tick=False):
         other = client_for(city.member_b.user).get(reverse("rounds:personal_codes"))
     assert code not in other.content.decode()
+
+
+def test_a_personal_code_counts_at_the_time_the_terminal_read_it(site, client_for, settings):
+    """Late by the terminal's clock, not by when the link came back; a member recorded at
+    another sitting at the same time is refused as check-in refuses it."""
+    city, training_round, sitting, terminal = site
+    settings.LUNXUN_LATE_MINUTES = 15
+    elsewhere = builders.sitting(builders.session(training_round, city.branch_b, title="别处"))
+    other = factories.member(city.branch_a, name="赵敏")
+    latecomer = factories.member(city.branch_a, name="钱七")
+    Attendance.objects.create(sitting=elsewhere, member=other, status="present", method="qr")
+    records = [
+        personal(terminal, sitting, city.member_a, at=sitting.start + timedelta(minutes=5)),
+        personal(terminal, sitting, other),
+        personal(terminal, sitting, latecomer, at=sitting.start + timedelta(minutes=40)),
+    ]
+    with time_machine.travel(sitting.end + timedelta(days=1), tick=False):
+        response = sync(client_for(city.operator_a), terminal, records)
+    assert reasons(response) == [
+        ("accepted", "accepted"),
+        ("refused", "check_in"),
+        ("accepted", "accepted"),
+    ]
+    assert "“别处”" in response.json()["results"][1]["message"]  # where she is recorded
+    on_time = Attendance.objects.get(sitting=sitting, member=city.member_a)
+    assert on_time.status == Attendance.Status.PRESENT
+    attendance = Attendance.objects.get(sitting=sitting, member=latecomer)
+    assert attendance.status == Attendance.Status.LATE
+    assert attendance.recorded_at == sitting.start + timedelta(minutes=40)
+    assert not Attendance.objects.filter(sitting=sitting, member=other).exists()
+    audit = LogEntry.objects.get(additional_data__event="check_in", object_pk=str(attendance.pk))
+    assert audit.actor == city.operator_a
