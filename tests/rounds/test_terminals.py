@@ -384,3 +384,11 @@ def test_a_personal_code_counts_at_the_time_the_terminal_read_it(site, client_fo
     assert not Attendance.objects.filter(sitting=sitting, member=other).exists()
     audit = LogEntry.objects.get(additional_data__event="check_in", object_pk=str(attendance.pk))
     assert audit.actor == city.operator_a
+
+
+def test_members_and_staff_find_their_way_to_codes_and_terminals(site, client_for):
+    city, training_round, _sitting, _terminal = site
+    page = client_for(city.member_a.user).get(reverse("rounds:detail", args=[training_round.pk]))
+    assert reverse("rounds:personal_codes") in page.content.decode()
+    home = client_for(city.operator_a).get(reverse("rounds:list")).content.decode()
+    assert reverse("rounds:terminals") in home
