@@ -272,7 +272,6 @@ def _parse(data) -> _Record:
         if not isinstance(record.data.get("sig"), str):
             raise ValueError
     except (KeyError, TypeError, ValueError, OverflowError, OSError):
-        record.uuid = record.uuid if record.uuid else None
         record.result, record.reason = REFUSED, "malformed"
     return record
 
@@ -344,9 +343,9 @@ def terminal_sync(*, terminal: Terminal, records: list, user, request=None, now=
             "result": record.result,
             "reason": record.reason,
             "replayed": record.stored,
-            "message": reason_text("replayed" if record.stored else record.reason, record.detail)
-            if record.result == REFUSED or record.stored
-            else reason_text("accepted"),
+            "message": reason_text(record.reason, record.detail)
+            if record.result == REFUSED
+            else reason_text("replayed" if record.stored else "accepted"),
         }
         for record in parsed
     ]

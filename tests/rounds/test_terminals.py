@@ -254,17 +254,19 @@ def test_sitting_outside_the_terminal_site_is_out_of_scope(site, client_for):
     city, training_round, _sitting, terminal = site
     elsewhere = builders.sitting(builders.session(training_round, city.branch_b))
     with time_machine.travel(NOW, tick=False):
-        response = sync(
-            client_for(city.operator_a),
-            terminal,
-            [
-                roll_call(terminal, elsewhere, city.member_b),
-                personal(terminal, elsewhere, city.member_b),
-            ],
-        )
+        records = [
+            roll_call(terminal, elsewhere, city.member_b),
+            personal(terminal, elsewhere, city.member_b),
+        ]
+        response = sync(client_for(city.operator_a), terminal, records)
     assert reasons(response) == [("refused", "out_of_scope")] * 2
     assert not Attendance.objects.exists()
     assert set(TerminalRecord.objects.values_list("reason", flat=True)) == {"out_of_scope"}
+    # Sent again, a refused record keeps its answer and its reason.
+    with time_machine.travel(NOW, tick=False):
+        again = sync(client_for(city.operator_a), terminal, records)
+    assert reasons(again) == reasons(response)
+    assert all(r["replayed"] and "超出范围" in r["message"] for r in again.json()["results"])
 
 
 def test_unknown_sitting_is_refused(site, client_for):
