@@ -340,6 +340,8 @@
     var progress = el("terminal-progress");
     var rung = el("terminal-rung").value;
     progress.dataset.state = "running";
+    // Ask the browser not to evict what the site keeps when the disk runs low.
+    if (navigator.storage && navigator.storage.persist) navigator.storage.persist();
     var fresh;
     fetch(root.dataset.packageUrl + "?rung=" + encodeURIComponent(rung), {
       credentials: "same-origin",
