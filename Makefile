@@ -47,12 +47,16 @@ $(DEV_STAMP): pyproject.toml $(APP_STAMP)
 	$(VENV)/bin/pip install -q -e ".[dev]"
 	touch $@
 
-# hls.js from the npm registry, at the version package-lock.json pins; served as a static file.
+# hls.js, qrcode-generator and jsQR (the site terminal draws and reads QR codes offline) from the
+# npm registry, at the versions package-lock.json pins; served as static files.
 # Only the build the player loads (and its source map) becomes a static file.
 $(NPM_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	mkdir -p node_modules/.vendor/hls
 	cp node_modules/hls.js/dist/hls.min.js node_modules/hls.js/dist/hls.min.js.map node_modules/.vendor/hls/
+	mkdir -p node_modules/.vendor/qrcode node_modules/.vendor/jsqr
+	cp node_modules/qrcode-generator/dist/qrcode.js node_modules/.vendor/qrcode/
+	cp node_modules/jsqr/dist/jsQR.js node_modules/.vendor/jsqr/
 	touch $@
 
 messages: $(APP_STAMP)

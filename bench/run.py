@@ -38,6 +38,7 @@ QUICK = {
     "progress": ["--members=500", "--seconds=5", "--trial-seconds=2"],
     "quiz": ["--city=30000", "--members=2000", "--seconds=5"],
     "seed": ["--members=30000", "--baseline-sample=500"],
+    "terminal": ["--minutes=1", "--records=100"],
     "transcode": ["--seconds=10", "--repeat=1"],
 }
 

@@ -109,3 +109,16 @@ def sms_check_limited(request) -> bool:
         method="POST",
         increment=True,
     )
+
+
+def terminal_sync_limited(request) -> bool:
+    """Count a site terminal's sync by the request's user (LUNXUN_TERMINAL_SYNC_RATE); True
+    when over. A sync is idempotent, so a refused one is simply sent again later."""
+    return is_ratelimited(
+        request,
+        group="lunxun.terminal_sync",
+        key="user",
+        rate=settings.LUNXUN_TERMINAL_SYNC_RATE,
+        method="POST",
+        increment=True,
+    )

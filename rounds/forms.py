@@ -145,3 +145,16 @@ class SheetCodeForm(forms.Form):
         except paper.SheetCodeRefused as refusal:
             raise forms.ValidationError(str(refusal), code="sheet_code") from None
         return code
+
+
+class TerminalForm(forms.Form):
+    name = forms.CharField(
+        label=_("Name"),
+        max_length=80,
+        help_text=_("The site and the room, e.g. 红旗村 activity room."),
+    )
+    host = forms.ModelChoiceField(label=_("Site (host organisation)"), queryset=None)
+
+    def __init__(self, *args, organizations=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["host"].queryset = organizations.order_by("path")

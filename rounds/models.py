@@ -568,6 +568,7 @@ class Attendance(models.Model):
         QR = "qr", _("QR check-in")
         ROLL_CALL = "roll_call", _("Roll call")
         PAPER = "paper", _("Paper sign-in sheet")
+        PERSONAL_CODE = "personal_code", _("Personal code at a site terminal")
 
     ATTENDED = (Status.PRESENT, Status.LATE)
 
@@ -1004,3 +1005,96 @@ class PlanTarget(Orderable):
             "who": who,
             "n": number,
         }
+
+
+class TerminalQuerySet(models.QuerySet):
+    def active(self):
+        return self.filter(revoked_at__isnull=True)
+
+    def visible_to_roots(self, roots):
+        """Terminals hosted within the subtrees of ``roots`` (``None`` means everything)."""
+        if roots is None:
+            return self
+        if not roots:
+            return self.none()
+        return self.filter(subtree_q(roots, "host__path"))
+
+
+class Terminal(models.Model):
+    """A site PC registered by a trainer to run group sessions offline (rounds/terminals.py).
+
+    Its ``secret`` signs what it records offline; it is handed once to the browser that claims
+    the terminal and kept there (IndexedDB). Revoked: the server refuses its records."""
+
+    name = models.CharField(_("name"), max_length=80)
+    host = models.ForeignKey(
+        Organization,
+        on_delete=models.PROTECT,
+        related_name="terminals",
+        verbose_name=_("site (host organisation)"),
+        help_text=_("The terminal runs the group sessions of this organisation and below."),
+    )
+    secret = models.CharField(max_length=64, default=_new_key, editable=False)
+    claimed_at = models.DateTimeField(null=True, blank=True, editable=False)
+    registered_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    registered_at = models.DateTimeField(default=timezone.now)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
+    objects = TerminalQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("site terminal")
+        verbose_name_plural = _("site terminals")
+        ordering = ["host__path", "name"]
+
+    def __str__(self):
+        return f"{self.name} · {self.host.name}"
+
+    @property
+    def is_revoked(self):
+        return self.revoked_at is not None
+
+
+class TerminalRecord(models.Model):
+    """One record a terminal made offline and sent when the link came back, with the server's
+    answer. Its ``uuid`` is made by the terminal: sending it again changes nothing."""
+
+    class Kind(models.TextChoices):
+        PERSONAL_CODE = "personal_code", _("Personal check-in code scanned")
+        ROLL_CALL = "roll_call", _("Roll call")
+
+    class Result(models.TextChoices):
+        ACCEPTED = "accepted", _("Accepted")
+        REFUSED = "refused", _("Refused")
+
+    terminal = models.ForeignKey(Terminal, on_delete=models.CASCADE, related_name="records")
+    uuid = models.UUIDField()
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    sitting = models.ForeignKey(
+        Sitting, on_delete=models.SET_NULL, null=True, blank=True, related_name="terminal_records"
+    )
+    member = models.ForeignKey(
+        Member, on_delete=models.SET_NULL, null=True, blank=True, related_name="terminal_records"
+    )
+    status = models.CharField(max_length=20, blank=True)
+    recorded_at = models.DateTimeField(help_text="When the terminal recorded it (its clock).")
+    received_at = models.DateTimeField(default=timezone.now)
+    result = models.CharField(max_length=20, choices=Result.choices)
+    reason = models.CharField(max_length=30, blank=True)
+    payload = models.JSONField(default=dict)
+
+    class Meta:
+        verbose_name = _("terminal record")
+        verbose_name_plural = _("terminal records")
+        ordering = ["-received_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["terminal", "uuid"], name="terminal_record_once")
+        ]
+
+    def __str__(self):
+        return f"{self.terminal} · {self.uuid} · {self.result}"

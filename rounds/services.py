@@ -251,10 +251,45 @@ def _window(moment: datetime) -> int:
     return int(moment.timestamp()) // settings.LUNXUN_QR_ROTATE_SECONDS
 
 
+def sitting_checkin_key(sitting: Sitting) -> bytes:
+    """The key the rotating codes of ``sitting`` are made with: derived from the deployment's
+    secret and the session's key, and of this one sitting only, so a site terminal that
+    downloads it (rounds/terminals.py) can show the codes offline and learns nothing else."""
+    material = f"lunxun-checkin-key:{sitting.session.qr_key}:{sitting.pk}".encode()
+    return hmac.new(settings.SECRET_KEY.encode(), material, hashlib.sha256).digest()
+
+
 def _mac(sitting: Sitting, window: int) -> str:
-    key = f"{settings.SECRET_KEY}:{sitting.session.qr_key}".encode()
+    key = sitting_checkin_key(sitting)
     digest = hmac.new(key, f"lunxun-checkin:{sitting.pk}:{window}".encode(), hashlib.sha256)
     return base64.urlsafe_b64encode(digest.digest()[:15]).decode()
+
+
+def personal_code(*, sitting: Sitting, member: Member) -> str:
+    """A member's own check-in code for ``sitting``, kept on their phone for a site terminal to
+    scan when the phone has no link: "P<sitting>.<member>.<mac>". Only the server can make or
+    check the mac; the terminal checks the shape and the server decides when it syncs."""
+    return f"P{sitting.pk}.{member.pk}.{_personal_mac(sitting.pk, member.pk, sitting)}"
+
+
+def _personal_mac(sitting_pk: int, member_pk: int, sitting: Sitting) -> str:
+    key = f"{settings.SECRET_KEY}:lunxun-personal:{sitting.session.qr_key}".encode()
+    digest = hmac.new(key, f"{sitting_pk}:{member_pk}".encode(), hashlib.sha256)
+    return base64.urlsafe_b64encode(digest.digest()[:15]).decode()
+
+
+def personal_code_verify(*, code: str, sitting: Sitting) -> int | None:
+    """The member id a personal code names, if it is genuine and for ``sitting``; else None."""
+    try:
+        head, member_pk, mac = str(code).split(".", 2)
+        sitting_pk, member_pk = int(head.removeprefix("P")), int(member_pk)
+    except (ValueError, AttributeError):
+        return None
+    if not head.startswith("P") or sitting_pk != sitting.pk:
+        return None
+    if not hmac.compare_digest(mac, _personal_mac(sitting_pk, member_pk, sitting)):
+        return None
+    return member_pk
 
 
 @dataclass(frozen=True, slots=True)
@@ -316,31 +351,49 @@ class CheckIn:
     created: bool
 
 
+def _check_in_refusal(*, sitting: Sitting, member: Member, now) -> str:
+    """Why ``member`` cannot check in at ``sitting`` at ``now`` ("" when they can), before
+    looking at other attendance."""
+    training_round = sitting.session.round
+    if sitting.is_closed:
+        return _("This group session has been closed; ask the site operator.")
+    if not sitting.accepts_check_in(now):
+        return _("Check-in for this group session is open from %(opens)s to %(closes)s.") % {
+            "opens": timezone.localtime(sitting.check_in_window()[0]).strftime("%m-%d %H:%M"),
+            "closes": timezone.localtime(sitting.check_in_window()[1]).strftime("%m-%d %H:%M"),
+        }
+    if not sitting.session.admits(member):
+        if training_round is None:
+            return _("This group study is for the members of %(host)s; ask the site operator.") % {
+                "host": sitting.session.host.name
+            }
+        return _(
+            "You are not among the members this round covers, so there is nothing to check in."
+        )
+    return ""
+
+
+def _elsewhere_refusal(attendance: Attendance) -> str:
+    return _(
+        "You are already checked in at %(where)s, at the same time as this group "
+        "session. One person attends one group session at a time; if that record "
+        "is wrong, ask the site operator."
+    ) % {"where": attendance_place(attendance)}
+
+
+def _check_in_status(sitting: Sitting, now) -> str:
+    late = now > sitting.start + timedelta(minutes=settings.LUNXUN_LATE_MINUTES)
+    return Attendance.Status.LATE if late else Attendance.Status.PRESENT
+
+
 def check_in(*, member: Member, sitting: Sitting, now=None, request=None) -> CheckIn:
     """Record that ``member`` is at ``sitting``; checking in twice changes nothing."""
     now = now or timezone.now()
     training_round = sitting.session.round
-    if sitting.is_closed:
-        raise CheckInRefused(_("This group session has been closed; ask the site operator."))
-    if not sitting.accepts_check_in(now):
-        raise CheckInRefused(
-            _("Check-in for this group session is open from %(opens)s to %(closes)s.")
-            % {
-                "opens": timezone.localtime(sitting.check_in_window()[0]).strftime("%m-%d %H:%M"),
-                "closes": timezone.localtime(sitting.check_in_window()[1]).strftime("%m-%d %H:%M"),
-            }
-        )
-    if not sitting.session.admits(member):
-        if training_round is None:
-            raise CheckInRefused(
-                _("This group study is for the members of %(host)s; ask the site operator.")
-                % {"host": sitting.session.host.name}
-            )
-        raise CheckInRefused(
-            _("You are not among the members this round covers, so there is nothing to check in.")
-        )
-    late = now > sitting.start + timedelta(minutes=settings.LUNXUN_LATE_MINUTES)
-    status = Attendance.Status.LATE if late else Attendance.Status.PRESENT
+    refusal = _check_in_refusal(sitting=sitting, member=member, now=now)
+    if refusal:
+        raise CheckInRefused(refusal)
+    status = _check_in_status(sitting, now)
     with transaction.atomic():
         _lock_members([member.pk])
         attendance = Attendance.objects.filter(sitting=sitting, member=member).first()
@@ -348,14 +401,7 @@ def check_in(*, member: Member, sitting: Sitting, now=None, request=None) -> Che
             return CheckIn(attendance, created=False)
         elsewhere = attended_elsewhere(sitting=sitting, member_ids=[member.pk]).get(member.pk)
         if elsewhere is not None:
-            raise CheckInRefused(
-                _(
-                    "You are already checked in at %(where)s, at the same time as this group "
-                    "session. One person attends one group session at a time; if that record "
-                    "is wrong, ask the site operator."
-                )
-                % {"where": attendance_place(elsewhere)}
-            )
+            raise CheckInRefused(_elsewhere_refusal(elsewhere))
         if attendance is None:
             attendance = Attendance(sitting=sitting, member=member)
         attendance.status = status
@@ -371,6 +417,61 @@ def check_in(*, member: Member, sitting: Sitting, now=None, request=None) -> Che
         if training_round is not None:
             participation_refresh(training_round=training_round, member_ids=[member.pk])
     return CheckIn(attendance, created=created)
+
+
+def check_ins_record(*, sitting: Sitting, arrivals: dict, user, request=None) -> dict:
+    """Check in many members at once at ``sitting`` by the rules of ``check_in``: arrivals
+    {member: the moment they arrived}, from personal codes a site terminal read offline and its
+    operator (``user``) sent (rounds/terminals.py). Returns {member id: "" when checked in or
+    already there, else why not}. One lock, one look at other sittings, one participation
+    refresh; an audit record per attendance written, as for a member's own check-in."""
+    training_round = sitting.session.round
+    if training_round is not None:  # the scope, read once for all
+        training_round = Round.objects.prefetch_related("scope_roots").get(pk=training_round.pk)
+        sitting.session.round = training_round
+    answers = {}
+    arriving = {}
+    for member, at in arrivals.items():
+        answers[member.pk] = _check_in_refusal(sitting=sitting, member=member, now=at)
+        if not answers[member.pk]:
+            arriving[member.pk] = (member, at)
+    written = []
+    with transaction.atomic():
+        _lock_members(list(arriving))
+        existing = {
+            a.member_id: a for a in Attendance.objects.filter(sitting=sitting, member__in=arriving)
+        }
+        new_ids = [m for m in arriving if not (m in existing and existing[m].attended)]
+        elsewhere = attended_elsewhere(sitting=sitting, member_ids=new_ids)
+        for member_id in new_ids:
+            if member_id in elsewhere:
+                answers[member_id] = _elsewhere_refusal(elsewhere[member_id])
+                continue
+            member, at = arriving[member_id]
+            attendance = existing.get(member_id) or Attendance(sitting=sitting, member=member)
+            attendance.status = _check_in_status(sitting, at)
+            attendance.method = Attendance.Method.PERSONAL_CODE
+            attendance.recorded_at = at
+            attendance.recorded_by = user
+            written.append(attendance)
+        Attendance.objects.bulk_create([a for a in written if a.pk is None], batch_size=500)
+        for attendance in written:
+            if attendance.pk is not None and attendance.member_id in existing:
+                attendance.save()
+    for attendance in written:
+        audit_event(
+            event="check_in",
+            obj=attendance,
+            actor=user,
+            request=request,
+            status=attendance.status,
+            method=attendance.method,
+        )
+    if written and training_round is not None:
+        participation_refresh(
+            training_round=training_round, member_ids=[a.member_id for a in written]
+        )
+    return answers
 
 
 def _lock_members(member_ids) -> None:

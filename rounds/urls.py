@@ -1,6 +1,6 @@
 from django.urls import path
 
-from .views import calendar, ledger, paper, plans, reminders, rounds
+from .views import calendar, ledger, paper, plans, reminders, rounds, terminal
 
 app_name = "rounds"
 
@@ -39,7 +39,16 @@ urlpatterns = [
     path("sittings/<int:pk>/paper/", paper.paper_entry, name="paper_entry"),
     path("paper-sheets/", paper.paper_find, name="paper_find"),
     path("check-in/resume/", rounds.check_in_resume, name="check_in_resume"),
+    path("check-in/mine/", terminal.personal_codes, name="personal_codes"),
     path("check-in/<str:token>/", rounds.check_in, name="check_in"),
+    # Site terminals (站点终端): the service worker's scope is /site-terminals/
+    path("site-terminals/", terminal.terminal_list, name="terminals"),
+    path("site-terminals/sw.js", terminal.terminal_service_worker, name="terminal_sw"),
+    path("site-terminals/<int:pk>/", terminal.terminal_app, name="terminal"),
+    path("site-terminals/<int:pk>/revoke/", terminal.terminal_revoke, name="terminal_revoke"),
+    path("site-terminals/<int:pk>/claim/", terminal.terminal_claim, name="terminal_claim"),
+    path("site-terminals/<int:pk>/package/", terminal.terminal_package, name="terminal_package"),
+    path("site-terminals/<int:pk>/sync/", terminal.terminal_sync, name="terminal_sync"),
     # The calendar and the iCalendar feed
     path("calendar/", calendar.month, name="calendar"),
     path("calendar/agenda/", calendar.agenda, name="calendar_agenda"),

@@ -60,7 +60,7 @@ from members import services as member_services
 from members.models import Organization, Posting, Role, RoleAssignment
 from quizzes import importing as quiz_importing
 from quizzes import services as quiz_services
-from rounds import ical, paper, records
+from rounds import ical, paper, records, terminals
 from rounds import services as round_services
 from rounds.models import Exemption, PlanTarget, Round, StudyPlan
 
@@ -354,6 +354,13 @@ class World:
         return builders.sitting(self.session)
 
     @cached_property
+    def terminal(self):
+        """A site terminal of branch A's, registered by county A's trainer."""
+        return terminals.terminal_register(
+            name="幸福社区活动室", host=self.city.branch_a, user=self.city.trainer_a
+        )
+
+    @cached_property
     def leave(self):
         """member_a's pending leave request."""
         return round_services.leave_request(
@@ -525,6 +532,10 @@ def _round(w):
 
 def _sitting(w):
     return {"pk": w.sitting.pk}
+
+
+def _terminal(w):
+    return {"pk": w.terminal.pk}
 
 
 SITE_CASES = {
@@ -722,6 +733,37 @@ SITE_CASES = {
         kwargs=_sitting,
         methods=("POST",),
         insiders={"secretary_a": (302,)},
+        outsiders=OUTSIDE + PLAIN_A,
+    ),
+    # rounds: site terminals
+    "rounds:terminal": Case(
+        kwargs=_terminal,
+        insiders={"operator_a": (200,), "secretary_a": (200,), "trainer_a": (200,)},
+        outsiders=OUTSIDE + PLAIN_A,
+    ),
+    "rounds:terminal_revoke": Case(
+        kwargs=_terminal,
+        methods=("POST",),
+        insiders={"trainer_a": (302,)},
+        outsiders=OUTSIDE + PLAIN_A + ("operator_a", "secretary_a"),
+    ),
+    "rounds:terminal_claim": Case(
+        kwargs=_terminal,
+        methods=("POST",),
+        # The first browser gets the secret, every later one is told it is taken.
+        insiders={"operator_a": (200, 409)},
+        outsiders=OUTSIDE + PLAIN_A,
+    ),
+    "rounds:terminal_package": Case(
+        kwargs=_terminal,
+        insiders={"operator_a": (200,)},
+        outsiders=OUTSIDE + PLAIN_A,
+    ),
+    "rounds:terminal_sync": Case(
+        kwargs=_terminal,
+        methods=("POST",),
+        # A form body is no sync: refused as unreadable, after the scope check.
+        insiders={"operator_a": (400,)},
         outsiders=OUTSIDE + PLAIN_A,
     ),
     "rounds:check_in": Case(

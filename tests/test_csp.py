@@ -38,6 +38,7 @@ from members import importing
 from quizzes import importing as quiz_importing
 from quizzes import services as quiz_services
 from rounds import services as round_services
+from rounds import terminals
 
 from . import factories
 from .certificates.rounds_setup import complete, q3_round
@@ -316,6 +317,12 @@ class World:
         return builders.sitting(builders.session(self.round, self.city.branch_a))
 
     @cached_property
+    def terminal(self):
+        return terminals.terminal_register(
+            name="幸福社区活动室", host=self.city.branch_a, user=self.city.trainer
+        )
+
+    @cached_property
     def leave(self):
         other = factories.member(self.city.branch_a, name="周杰")
         return round_services.leave_request(member=other, training_round=self.round, reason="外出")
@@ -511,6 +518,9 @@ VISITS = {
         ),
     ],
     "rounds:paper_find": [Visit("operator_a"), Visit("operator_a", query="?code=1-AAAAAA")],
+    "rounds:terminals": [Visit("trainer"), Visit("operator_a")],
+    "rounds:terminal": [Visit("operator_a", lambda w: {"pk": w.terminal.pk})],
+    "rounds:personal_codes": [Visit("member_a", lambda w: (w.sitting, {})[1])],
     "rounds:check_in": [
         Visit("member_a", lambda w: {"token": round_services.qr_token(sitting=w.sitting).token})
     ],
@@ -596,6 +606,11 @@ NOT_HTML = {
     "rounds:sitting_code": "JSON for the check-in screen",
     "rounds:sitting_close": "POST, then a redirect",
     "rounds:sign_in_sheet": "a PDF (tests/rounds/test_paper_sign_in.py: no policy on it)",
+    "rounds:terminal_sw": "the site terminal's service worker (a script)",
+    "rounds:terminal_revoke": "POST, then a redirect",
+    "rounds:terminal_claim": "JSON for the site terminal",
+    "rounds:terminal_package": "JSON for the site terminal",
+    "rounds:terminal_sync": "JSON for the site terminal",
     "rounds:check_in_resume": "a redirect after logging in",
     "rounds:calendar_feed_reset": "POST, then a redirect",
     "rounds:ical_feed": "an iCalendar feed",

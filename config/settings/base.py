@@ -386,6 +386,12 @@ LUNXUN_FFMPEG_PRESET = os.environ.get("LUNXUN_FFMPEG_PRESET", "veryfast")
 LUNXUN_SERVE_MEDIA = env_bool("LUNXUN_SERVE_MEDIA", not LUNXUN_S3_BUCKET)
 # hls.js from the npm registry: `make` copies the one build the player loads here.
 STATICFILES_DIRS += [("vendor/hls", BASE_DIR / "node_modules" / ".vendor" / "hls")]
+# qrcode-generator and jsQR: the site terminal draws check-in codes and reads personal codes
+# offline (rounds/terminal), copied the same way.
+STATICFILES_DIRS += [
+    ("vendor/qrcode", BASE_DIR / "node_modules" / ".vendor" / "qrcode"),
+    ("vendor/jsqr", BASE_DIR / "node_modules" / ".vendor" / "jsqr"),
+]
 
 # --- Rounds ----------------------------------------------------------------------------------
 # Check-in QR codes rotate every LUNXUN_QR_ROTATE_SECONDS; a code stays good for
@@ -398,6 +404,13 @@ LUNXUN_QR_LOGIN_MINUTES = env_int("LUNXUN_QR_LOGIN_MINUTES", 5)
 LUNXUN_CHECKIN_GRACE_MINUTES = env_int("LUNXUN_CHECKIN_GRACE_MINUTES", 30)
 # A check-in this many minutes after a sitting starts is recorded as late.
 LUNXUN_LATE_MINUTES = env_int("LUNXUN_LATE_MINUTES", 15)
+# Site terminals (rounds/terminals.py): a terminal downloads the sittings of the coming
+# LUNXUN_TERMINAL_DAYS_AHEAD days; what it recorded offline is accepted until
+# LUNXUN_TERMINAL_SYNC_DAYS after the sitting ends ("too late" after that); one user sends at
+# most LUNXUN_TERMINAL_SYNC_RATE syncs.
+LUNXUN_TERMINAL_DAYS_AHEAD = env_int("LUNXUN_TERMINAL_DAYS_AHEAD", 7)
+LUNXUN_TERMINAL_SYNC_DAYS = env_int("LUNXUN_TERMINAL_SYNC_DAYS", 7)
+LUNXUN_TERMINAL_SYNC_RATE = os.environ.get("LUNXUN_TERMINAL_SYNC_RATE", "60/m")
 # Days between a round closing and its make-up deadline, when planned from the yearly calendar.
 LUNXUN_MAKEUP_DAYS = env_int("LUNXUN_MAKEUP_DAYS", 30)
 # Yearly study-hours requirement (学时) by member position; positions not listed use "member".

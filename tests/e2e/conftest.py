@@ -27,17 +27,57 @@ os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 
 @pytest.fixture(scope="session")
-def browser():
+def playwright_driver():
     from playwright.sync_api import sync_playwright
 
     if not os.path.exists(CHROMIUM):
         pytest.fail(f"Chromium not found at {CHROMIUM}: apt-get install chromium")
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+        yield playwright
+
+
+@pytest.fixture(scope="session")
+def browser(playwright_driver):
+    browser = playwright_driver.chromium.launch(
+        executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+    )
+    yield browser
+    browser.close()
+
+
+@pytest.fixture
+def camera_browser(playwright_driver, live_server):
+    """A second Chromium, as a site PC: a persistent profile in ``profile`` (IndexedDB, Cache
+    Storage and service workers survive closing it, as a reboot) and a fake camera that loops
+    ``camera_file`` (a .y4m or .mjpeg). Call it again with the same profile to restart it."""
+    opened = []
+
+    def launch(profile, camera_file):
+        context = playwright_driver.chromium.launch_persistent_context(
+            str(profile),
+            executable_path=CHROMIUM,
+            headless=True,
+            args=[
+                *CHROMIUM_ARGS,
+                "--use-fake-device-for-media-stream",
+                "--use-fake-ui-for-media-stream",
+                f"--use-file-for-fake-video-capture={camera_file}",
+            ],
+            base_url=live_server.url,
+            locale="zh-CN",
+            viewport={"width": 1280, "height": 900},
+            permissions=["camera"],
         )
-        yield browser
-        browser.close()
+        context.set_default_timeout(20000)
+        opened.append(context)
+        return context
+
+    yield launch
+    for context in opened:
+        try:
+            context.close()
+        except Exception:  # already closed by the test (a restart)
+            pass
 
 
 @pytest.fixture
