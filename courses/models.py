@@ -14,6 +14,7 @@ from django.db import models
 from django.utils import timezone
 from django.utils.functional import cached_property
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 from modelcluster.fields import ParentalManyToManyField
 from wagtail import blocks
 from wagtail.admin.panels import FieldPanel, HelpPanel
@@ -506,11 +507,17 @@ class LiveStream(models.Model):
     calendar are the round's (rounds.Session.live_stream)."""
 
     class State(models.TextChoices):
-        SCHEDULED = "scheduled", _("Not started")
-        LIVE = "live", _("Live now")
-        INTERRUPTED = "interrupted", _("Signal lost, please wait")
-        PROCESSING = "processing", _("The live lecture has ended; the recording is being processed")
-        REPLAY = "replay", _("Recording available")
+        # The words members and sites see (直播状态), in the live lecture's own context.
+        SCHEDULED = "scheduled", pgettext_lazy("live lecture", "Not started")
+        LIVE = "live", pgettext_lazy("live lecture", "Live now")
+        INTERRUPTED = "interrupted", pgettext_lazy("live lecture", "Signal lost, please wait")
+        PROCESSING = (
+            "processing",
+            pgettext_lazy(
+                "live lecture", "The live lecture has ended; the recording is being processed"
+            ),
+        )
+        REPLAY = "replay", pgettext_lazy("live lecture", "Recording available")
 
     WATCHABLE = (State.LIVE, State.INTERRUPTED)
     ENDED = (State.PROCESSING, State.REPLAY)
