@@ -82,7 +82,9 @@ def test_an_old_key_is_refused_after_a_new_one_is_made(stream):
     assert publish(Client(), stream.key).status_code == 302
 
 
-def test_a_key_reused_after_the_lecture_ended_is_refused(stream, django_capture_on_commit_callbacks):
+def test_a_key_reused_after_the_lecture_ended_is_refused(
+    stream, django_capture_on_commit_callbacks
+):
     client = Client()
     assert publish(client, stream.key).status_code == 302
     with django_capture_on_commit_callbacks(execute=False):
@@ -144,9 +146,7 @@ def test_the_status_page_says_the_state_in_words(stream, city):
 
 def start_live(member, stream):
     stream.refresh_from_db()
-    return services.live_viewing_start(
-        member=member, stream=stream, session_key=session_of(member)
-    )
+    return services.live_viewing_start(member=member, stream=stream, session_key=session_of(member))
 
 
 def report(stream, progress, played, position=0):
