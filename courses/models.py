@@ -14,7 +14,6 @@ from django.db import models
 from django.utils import timezone
 from django.utils.functional import cached_property
 from django.utils.translation import gettext_lazy as _
-from django.utils.translation import pgettext_lazy
 from modelcluster.fields import ParentalManyToManyField
 from wagtail import blocks
 from wagtail.admin.panels import FieldPanel, HelpPanel
@@ -507,17 +506,15 @@ class LiveStream(models.Model):
     calendar are the round's (rounds.Session.live_stream)."""
 
     class State(models.TextChoices):
-        # The words members and sites see (直播状态), in the live lecture's own context.
-        SCHEDULED = "scheduled", pgettext_lazy("live lecture", "Not started")
-        LIVE = "live", pgettext_lazy("live lecture", "Live now")
-        INTERRUPTED = "interrupted", pgettext_lazy("live lecture", "Signal lost, please wait")
+        # The words members and sites see (直播状态).
+        SCHEDULED = "scheduled", _("Live lecture not started")
+        LIVE = "live", _("Live now")
+        INTERRUPTED = "interrupted", _("Signal lost, please wait")
         PROCESSING = (
             "processing",
-            pgettext_lazy(
-                "live lecture", "The live lecture has ended; the recording is being processed"
-            ),
+            _("The live lecture has ended; the recording is being processed"),
         )
-        REPLAY = "replay", pgettext_lazy("live lecture", "Recording available")
+        REPLAY = "replay", _("Replay available")
 
     WATCHABLE = (State.LIVE, State.INTERRUPTED)
     ENDED = (State.PROCESSING, State.REPLAY)
@@ -529,6 +526,9 @@ class LiveStream(models.Model):
         verbose_name=_("counts as lesson"),
     )
     key = models.CharField(max_length=64, unique=True, default=_new_stream_key, editable=False)
+    # The key the push on air now was accepted with: nginx names the stream by it when the
+    # push ends, and the trainer may have made a new key meanwhile.
+    on_air_key = models.CharField(max_length=64, blank=True, editable=False)
     state = models.CharField(max_length=20, choices=State.choices, default=State.SCHEDULED)
     pushes = models.JSONField(default=list, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)

@@ -18,7 +18,7 @@ from django.core.files import File
 from django.core.files.base import ContentFile
 from django.core.files.storage import storages
 from django.db import transaction
-from django.db.models import Exists, OuterRef
+from django.db.models import Exists, OuterRef, Q
 from django.dispatch import Signal
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -694,28 +694,33 @@ def live_publish_begin(*, key: str, now=None) -> LiveStream:
         resumed = stream.started_at is not None
         stream.started_at = stream.started_at or now
         stream.state = LiveStream.State.LIVE
-        stream.save(update_fields=["pushes", "started_at", "state"])
+        stream.on_air_key = stream.key
+        stream.save(update_fields=["pushes", "started_at", "state", "on_air_key"])
         audit_event(event="live_resumed" if resumed else "live_started", obj=stream)
     return stream
 
 
 def live_publish_end(*, name: str, now=None) -> LiveStream | None:
-    """nginx says the push of stream ``name`` has gone (on_publish_done): the open push
-    closes; a lecture still on air is interrupted (its viewers see "signal lost") until the
-    push resumes, the trainer ends it, or the grace period passes."""
+    """nginx says the push of stream ``name`` has gone (on_publish_done; nginx names it by
+    the key it was published with, or by the public name): the open push closes; a lecture
+    still on air is interrupted (its viewers see "signal lost") until the push resumes, the
+    trainer ends it, or the grace period passes."""
     now = now or timezone.now()
-    match = re.fullmatch(r"lecture-([0-9]+)", str(name or ""))
-    if match is None:
+    name = str(name or "")
+    if not name:
         return None
+    match = re.fullmatch(r"lecture-([0-9]+)", name)
+    found = Q(on_air_key=name) if match is None else Q(pk=int(match.group(1)))
     with transaction.atomic():
-        stream = LiveStream.objects.select_for_update().filter(pk=int(match.group(1))).first()
+        stream = LiveStream.objects.select_for_update().filter(found).first()
         if stream is None:
             return None
         pushes = [list(p) for p in stream.pushes]
         if pushes and pushes[-1][1] is None:
             pushes[-1][1] = now.isoformat()
         stream.pushes = pushes
-        fields = ["pushes"]
+        stream.on_air_key = ""
+        fields = ["pushes", "on_air_key"]
         if stream.state == LiveStream.State.LIVE:
             stream.state = LiveStream.State.INTERRUPTED
             fields.append("state")

@@ -16,8 +16,9 @@ from .builders import lesson, ready_video, session_of
 
 
 @pytest.fixture(autouse=True)
-def english():
-    with translation.override("en"):
+def chinese():
+    # The words members see are the issue's own (直播状态).
+    with translation.override("zh-hans"):
         yield
 
 
@@ -97,15 +98,15 @@ def test_a_key_reused_after_the_lecture_ended_is_refused(
 
 def test_the_states_follow_the_pushes(stream, clock, django_capture_on_commit_callbacks):
     client = Client()
-    assert stream.status_text == "Not started"
+    assert stream.status_text == "未开始"
     publish(client, stream.key)
     stream.refresh_from_db()
-    assert stream.status_text == "Live now"
+    assert stream.status_text == "正在直播"
     clock.shift(timedelta(seconds=30))
-    publish_done(client, stream.name)
+    publish_done(client, stream.key)  # nginx names the stream by the key it came with
     stream.refresh_from_db()
     assert stream.state == LiveStream.State.INTERRUPTED
-    assert stream.status_text == "Signal lost, please wait"
+    assert stream.status_text == "信号中断，请稍候"
     clock.shift(timedelta(seconds=20))
     publish(client, stream.key)  # the hall is back: the same lecture goes on
     stream.refresh_from_db()
@@ -115,9 +116,20 @@ def test_the_states_follow_the_pushes(stream, clock, django_capture_on_commit_ca
     with django_capture_on_commit_callbacks(execute=False):
         services.live_end(stream=stream)
     stream.refresh_from_db()
-    assert stream.status_text == "The live lecture has ended; the recording is being processed"
+    assert stream.status_text == "直播已结束，回放处理中"
     # The gap between the pushes is not part of the lecture.
     assert stream.pushed_seconds() == pytest.approx(45)
+
+
+def test_a_push_ends_by_its_key_even_after_a_new_key_was_made(stream):
+    client = Client()
+    old = stream.key
+    publish(client, old)
+    services.live_key_regenerate(stream=stream)
+    publish_done(client, old)
+    stream.refresh_from_db()
+    assert stream.state == LiveStream.State.INTERRUPTED
+    assert stream.pushes[-1][1] is not None
 
 
 def test_a_push_gone_past_the_grace_period_ends_the_lecture(
@@ -125,7 +137,7 @@ def test_a_push_gone_past_the_grace_period_ends_the_lecture(
 ):
     client = Client()
     publish(client, stream.key)
-    publish_done(client, stream.name)
+    publish_done(client, stream.key)
     clock.shift(timedelta(minutes=settings.LUNXUN_LIVE_GRACE_MINUTES - 1))
     assert services.live_expire(stream_id=stream.pk).state == LiveStream.State.INTERRUPTED
     clock.shift(timedelta(minutes=2))
@@ -138,7 +150,7 @@ def test_the_status_page_says_the_state_in_words(stream, city):
     client.force_login(city.member_a.user, backend="members.backends.PhoneOrUsernameBackend")
     publish(Client(), stream.key)
     answer = client.get(reverse("courses:live_status", args=[stream.pk])).json()
-    assert answer == {"state": "live", "status": "Live now", "watchable": True, "ended": False}
+    assert answer == {"state": "live", "status": "正在直播", "watchable": True, "ended": False}
 
 
 # --- Credit for watching live -------------------------------------------------------------------
@@ -188,7 +200,7 @@ def test_nothing_is_credited_outside_the_pushes(stream, city, clock):
     on_air = timezone.now().timestamp()
     progress = start_live(city.member_a, stream)
     clock.shift(timedelta(seconds=20))
-    publish_done(client, stream.name)
+    publish_done(client, stream.key)
     clock.shift(timedelta(seconds=40))  # signal lost for 40 s
     publish(client, stream.key)
     clock.shift(timedelta(seconds=10))
@@ -237,7 +249,7 @@ def test_what_was_watched_live_counts_toward_the_recording(
     with django_capture_on_commit_callbacks(execute=True):
         services.live_progress_settle(video=video)
     stream.refresh_from_db()
-    assert stream.status_text == "Recording available"
+    assert stream.status_text == "可观看回放"
     done = LessonProgress.objects.get(pk=progress.pk)
     assert done.duration == 100
     assert done.percent == 95
