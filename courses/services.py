@@ -820,6 +820,9 @@ def live_recording_process(*, stream_id: int) -> LiveStream:
         LessonPage.objects.filter(pk=stream.lesson_id).update(video=video)
         audit_event(event="live_recording_saved", obj=stream, video_id=video.pk)
     kept.unlink(missing_ok=True)
+    video.refresh_from_db()
+    if video.is_ready:  # processed already (a worker as fast as this one, or in-process tasks)
+        live_progress_settle(video=video)
     return LiveStream.objects.get(pk=stream_id)
 
 
