@@ -817,7 +817,7 @@ class SessionLiveView(PermissionCheckedMixin, WagtailAdminTemplateMixin, Templat
         session = (
             sessions_visible(self.request.user)
             .select_related("event", "live_stream", "live_stream__lesson", "round")
-            .filter(pk=self.kwargs["pk"], live_stream__isnull=False)
+            .filter(pk=self.kwargs["pk"])
             .first()
         )
         if session is None:
@@ -831,6 +831,8 @@ class SessionLiveView(PermissionCheckedMixin, WagtailAdminTemplateMixin, Templat
     def post(self, request, *args, **kwargs):
         self.object = self.get_object()
         stream = self.object.live_stream
+        if stream is None:
+            return redirect("group_sessions:live", self.object.pk)
         action = request.POST.get("action")
         if action == "new_key":
             if stream.state in stream.ENDED:
@@ -864,13 +866,15 @@ class SessionLiveView(PermissionCheckedMixin, WagtailAdminTemplateMixin, Templat
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
-        stream = live_expire(stream_id=self.object.live_stream_id)
+        stream = self.object.live_stream
+        if stream is not None:
+            stream = live_expire(stream_id=stream.pk)
         context.update(
             {
                 "object": self.object,
                 "stream": stream,
                 "rtmp_url": settings.LUNXUN_LIVE_RTMP_URL,
-                "pushed_minutes": int(stream.pushed_seconds() // 60),
+                "pushed_minutes": int(stream.pushed_seconds() // 60) if stream else 0,
             }
         )
         return context

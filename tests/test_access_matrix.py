@@ -166,6 +166,9 @@ SKIPPED = {
         "trainers (tests/courses/test_private_images.py)"
     ),
     "wagtail_serve": "Wagtail's page catch-all; lesson pages are checked below",
+    "courses.live.serve_live_hls": (
+        "the live ladder of a lecture: public like a lesson's HLS (media files)"
+    ),
     "wagtailcore_authenticate_with_password": "Wagtail's page-privacy password form (unused)",
     "wagtaildocs_authenticate_with_password": "Wagtail's document-privacy form (unused)",
     "members:import_upload": "the argument is a file kind (roster/organizations)",
@@ -302,6 +305,21 @@ class World:
     @cached_property
     def lesson(self):
         return self.round.lessons.order_by("path").first()
+
+    @cached_property
+    def live_stream(self):
+        """A live lecture of the round's lesson, on air."""
+        stream = course_services.live_stream_create(lesson=self.lesson)
+        return course_services.live_publish_begin(key=stream.key)
+
+    @cached_property
+    def live_progress(self):
+        """member_a watching the live lecture, from a session of her own."""
+        return course_services.live_viewing_start(
+            member=self.city.member_a,
+            stream=self.live_stream,
+            session_key=course_builders.session_of(self.city.member_a),
+        )
 
     @cached_property
     def reading_lesson(self):
@@ -606,6 +624,38 @@ SITE_CASES = {
         outsiders=(*OUTSIDE, "member_a2", "anonymous", *STAFF_A),
         anonymous="capability",
     ),
+    "courses:live_status": Case(
+        kwargs=lambda w: {"stream_id": w.live_stream.pk},
+        # A lecture is the city's shared content, like its lesson: anyone signed in sees its
+        # state.
+        insiders={
+            "member_a": (200,),
+            "member_b": (200,),
+            "secretary_a": (200,),
+            "trainer_b": (200,),
+        },
+        outsiders=(),
+    ),
+    "courses:live_viewing_start": Case(
+        kwargs=lambda w: {"stream_id": w.live_stream.pk},
+        methods=("POST",),
+        # Like a lesson: every member may watch every live lecture; no member record, 404.
+        insiders={"member_a": (200,), "member_b": (200,)},
+        outsiders=STAFF_B + STAFF_A,
+    ),
+    "courses:live_report": Case(
+        kwargs=lambda w: {"stream_id": w.live_stream.pk, "progress_id": w.live_progress.pk},
+        methods=("POST",),
+        data=lambda w: {"viewing": "", "segments": "[[0, 5]]", "position": "5"},
+        insider_data=lambda w: {
+            "viewing": str(w.live_progress.viewing),
+            "segments": "[[0, 5]]",
+            "position": "5",
+        },
+        insiders={"member_a": (200,)},
+        outsiders=(*OUTSIDE, "member_a2", "anonymous", *STAFF_A),
+        anonymous="capability",
+    ),
     # rounds: a member's own pages
     "rounds:detail": Case(
         kwargs=_round,
@@ -900,7 +950,12 @@ def test_every_object_url_has_a_case():
 
 def test_the_verification_page_is_the_only_public_object_url():
     assert PUBLIC == {"certificates:verify"}
-    assert CAPABILITIES == {"courses:progress_report", "rounds:check_in", "rounds:ical_feed"}
+    assert CAPABILITIES == {
+        "courses:progress_report",
+        "courses:live_report",
+        "rounds:check_in",
+        "rounds:ical_feed",
+    }
 
 
 def test_cases_name_the_outsiders_of_every_level():
