@@ -39,6 +39,7 @@ QUICK = {
     "quiz": ["--members=2000", "--seconds=5"],
     "seed": ["--members=30000", "--baseline-sample=500"],
     "transcode": ["--seconds=10", "--repeat=1"],
+    "live": ["--samples=3", "--seconds=3", "--connections=20"],
 }
 
 
