@@ -2,10 +2,12 @@
 asking this Django (pytest-django's live server) about stream keys, and ffmpeg pushing a
 generated source. A lecture's key goes on air as the live HLS ladder; a wrong key is refused."""
 
+import time
+
 import m3u8
 import pytest
 
-from courses import live
+from courses import live, services
 from courses.models import LiveStream
 from courses.services import live_stream_create
 
@@ -68,3 +70,25 @@ def test_the_rendered_configuration_passes_nginx_check(settings, tmp_path):
     text = (tmp_path / "live" / "nginx.conf").read_text()
     assert "record_append on;" in text
     assert live.callback_secret() in text
+
+
+def test_ending_the_lecture_cuts_a_push_still_on_air(settings, tmp_path, live_server):
+    stream = live_stream_create(lesson=lesson())
+    with live_stack(settings, tmp_path, live_server.url) as server:
+        base = f"http://127.0.0.1:{server.config.http_port}/live/{stream.name}"
+        pusher = push(settings.LUNXUN_LIVE_RTMP_URL, stream.key, 60)
+        try:
+            wait_for("the master playlist", lambda: fetch(f"{base}/master.m3u8"))
+            stream.refresh_from_db()
+            started = time.monotonic()
+            services.live_end(stream=stream)  # the trainer's button; nginx drops the push
+            pusher.wait(timeout=30)
+            assert time.monotonic() - started < 30  # long before its 60 s were pushed
+        finally:
+            pusher.kill()
+            pusher.wait()
+    stream.refresh_from_db()
+    assert stream.state in LiveStream.ENDED
+    # The key is refused from now on.
+    with pytest.raises(services.LiveKeyRefused):
+        services.live_publish_begin(key=stream.key)
