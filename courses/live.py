@@ -301,6 +301,15 @@ class LiveServer:
         self.stop()
         raise RuntimeError(f"nginx (live) did not listen within {timeout} s")
 
+    def request_stop(self) -> None:
+        """Ask nginx to finish (gracefully: recordings are closed); safe in a signal handler,
+        where waiting for the process is not (the main thread may be waiting for it)."""
+        if self.process is not None and self.process.returncode is None:
+            try:
+                os.killpg(self.process.pid, signal.SIGQUIT)
+            except ProcessLookupError:
+                pass
+
     def stop(self) -> None:
         if self.process is None or self.process.poll() is not None:
             return

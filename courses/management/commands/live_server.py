@@ -44,8 +44,7 @@ class Command(BaseCommand):
         )
 
         def stop(signum, frame):
-            server.stop()
-            raise SystemExit(0)
+            server.request_stop()  # nginx finishes; wait() below then returns
 
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
