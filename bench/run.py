@@ -40,6 +40,7 @@ QUICK = {
     "seed": ["--members=30000", "--baseline-sample=500"],
     "terminal": ["--minutes=1", "--records=100"],
     "transcode": ["--seconds=10", "--repeat=1"],
+    "live": ["--samples=3", "--seconds=3", "--connections=20"],
 }
 
 

@@ -10,6 +10,7 @@ from wagtail.documents import urls as wagtaildocs_urls
 
 from certificates.media import serve_public_media
 from core.display import display_mode
+from courses.live import serve_live_hls
 from members.admin_views import SiteHistoryView
 
 urlpatterns = [
@@ -44,6 +45,16 @@ if settings.LUNXUN_SERVE_MEDIA:
         re_path(
             rf"^{media}(?P<path>(?:{public})(?!.*\.\.).*)$",
             serve_public_media,
+        )
+    ]
+
+    # The live ladder, from the live server's folder (courses.live); behind nginx, nginx
+    # proxies /live/ to the live server instead and this is off.
+    live = re.escape(settings.LUNXUN_LIVE_HLS_URL.lstrip("/"))
+    urlpatterns += [
+        re_path(
+            rf"^{live}(?P<path>lecture-[0-9]+/(?:[a-z0-9]+/)?[a-z0-9_]+\.(?:m3u8|ts))$",
+            serve_live_hls,
         )
     ]
 

@@ -6,8 +6,8 @@ from django.conf import settings
 from django.urls import reverse
 from django.utils.translation import gettext as _
 
-from . import services
-from .models import LessonPage, progress_by_lesson
+from . import live, services
+from .models import LessonPage, LiveStream, progress_by_lesson
 
 
 def counting_member(request):
@@ -16,11 +16,43 @@ def counting_member(request):
     return member if member is not None and member.is_active else None
 
 
+def current_live(lesson: LessonPage) -> LiveStream | None:
+    """The lesson's live lecture that the page is about: one not yet over, or one whose
+    recording is still being processed. None once the replay plays like any lesson."""
+    stream = LiveStream.objects.filter(lesson=lesson).order_by("-pk").first()
+    if stream is None or stream.state == LiveStream.State.REPLAY:
+        return None
+    return services.live_expire(stream_id=stream.pk) or stream
+
+
+def live_player_config(request, lesson: LessonPage, stream: LiveStream) -> dict:
+    """The player in live mode: the live ladder, the lecture's viewing and status URLs."""
+    config = player_config(request, lesson)
+    watchable = stream.is_watchable
+    config.update(
+        {
+            "ready": watchable,
+            "live": True,
+            "live_state": stream.state,
+            "start_url": reverse("courses:live_viewing_start", args=[stream.pk]),
+            "status_url": reverse("courses:live_status", args=[stream.pk]),
+            "master_url": live.hls_url(stream.name) if watchable else "",
+            "audio_url": live.audio_url(stream.name) if watchable else "",
+            "mp4_url": "",
+            "renditions": [],
+            "captions_url": "",
+            "poster_url": "",
+        }
+    )
+    return config
+
+
 def player_config(request, lesson: LessonPage) -> dict:
     """What the lesson page's player needs, serialised into the page with json_script."""
     video = lesson.video
     ready = video is not None and video.is_ready
     return {
+        "live": False,
         "ready": ready,
         "start_url": reverse("courses:viewing_start", args=[lesson.pk]),
         "keepalive_url": reverse("courses:keepalive"),
@@ -63,13 +95,21 @@ def lesson_context(request, lesson: LessonPage) -> dict:
     course = lesson.get_parent().specific
     lessons = list(course.lessons())
     progress = progress_by_lesson(request.user, lessons)
+    stream = current_live(lesson)
+    player = (
+        live_player_config(request, lesson, stream) if stream else player_config(request, lesson)
+    )
+    status = services.status_text(progress.get(lesson.pk))
+    if stream is not None and stream.is_watchable:
+        status = services.live_status_text(progress.get(lesson.pk))
     return {
+        "live": stream,
         "course": course,
         "lessons": lessons,
         "progress": progress,
-        "status_text": services.status_text(progress.get(lesson.pk)),
+        "status_text": status,
         "reading": reading_context(request, lesson, progress.get(lesson.pk)),
-        "player": player_config(request, lesson),
+        "player": player,
         "player_text": {
             "superseded": _(
                 "A lesson is playing on another page or device, so this page has stopped "
@@ -96,5 +136,11 @@ def lesson_context(request, lesson: LessonPage) -> dict:
             "captions_off": _("Captions: off"),
             "captions_label": _("Chinese"),
             "site": _("Lunxun training"),
+            "live_interrupted": _(
+                "The signal from the lecture hall was lost. Please wait: the lecture goes on "
+                "here as soon as it is back."
+            ),
+            "live_over": _("The live lecture has ended. Its recording will be the lesson's video."),
+            "live_no_seek_ahead": _("A live lecture cannot be skipped ahead."),
         },
     }

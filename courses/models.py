@@ -1,5 +1,7 @@
 import os
+import secrets
 import uuid
+from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 
 from django.conf import settings
@@ -484,3 +486,111 @@ def progress_by_lesson(user, lessons):
         member=member, lesson__in=[lesson.pk for lesson in lessons]
     )
     return {row.lesson_id: row for row in rows}
+
+
+# --- Live lectures ------------------------------------------------------------------------------
+
+
+def _new_stream_key():
+    return secrets.token_urlsafe(18)
+
+
+class LiveStream(models.Model):
+    """A lesson given live from the main hall (直播课堂): its stream key, its state, the
+    pushes it received, and the recording that becomes the lesson's video.
+
+    The lecture's timeline is the recording's: the pushes one after another, the gaps between
+    them left out (nginx appends a resumed push to the same recording). ``pushes`` holds each
+    push as [start, end] wall-clock ISO times (end None while it lasts), which maps a moment
+    a player played (its program date-time) onto that timeline. Scheduling, sittings and the
+    calendar are the round's (rounds.Session.live_stream)."""
+
+    class State(models.TextChoices):
+        # The words members and sites see (直播状态).
+        SCHEDULED = "scheduled", _("Live lecture not started")
+        LIVE = "live", _("Live now")
+        INTERRUPTED = "interrupted", _("Signal lost, please wait")
+        PROCESSING = (
+            "processing",
+            _("The live lecture has ended; the recording is being processed"),
+        )
+        REPLAY = "replay", _("Replay available")
+
+    WATCHABLE = (State.LIVE, State.INTERRUPTED)
+    ENDED = (State.PROCESSING, State.REPLAY)
+
+    lesson = models.ForeignKey(
+        LessonPage,
+        on_delete=models.PROTECT,
+        related_name="live_streams",
+        verbose_name=_("counts as lesson"),
+    )
+    key = models.CharField(max_length=64, unique=True, default=_new_stream_key, editable=False)
+    # The key the push on air now was accepted with: nginx names the stream by it when the
+    # push ends, and the trainer may have made a new key meanwhile.
+    on_air_key = models.CharField(max_length=64, blank=True, editable=False)
+    state = models.CharField(max_length=20, choices=State.choices, default=State.SCHEDULED)
+    pushes = models.JSONField(default=list, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    recording = models.ForeignKey(
+        LessonVideo, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    failure_reason = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("live lecture stream")
+        verbose_name_plural = _("live lecture streams")
+
+    def __str__(self):
+        return f"{self.name} · {self.lesson}"
+
+    @property
+    def name(self) -> str:
+        return f"lecture-{self.pk}"
+
+    @property
+    def status_text(self) -> str:
+        return self.get_state_display()
+
+    @property
+    def is_watchable(self) -> bool:
+        return self.state in self.WATCHABLE
+
+    def push_intervals(self, now=None):
+        """[(start, end)] of every push, as aware datetimes; the open one ends ``now``."""
+        now = now or timezone.now()
+        result = []
+        for start, end in self.pushes:
+            begin = datetime.fromisoformat(start)
+            finish = datetime.fromisoformat(end) if end else now
+            if finish > begin:
+                result.append((begin, finish))
+        return result
+
+    def pushed_seconds(self, now=None) -> float:
+        return sum((end - start).total_seconds() for start, end in self.push_intervals(now))
+
+    def timeline_segments(self, played, now=None) -> list[list[float]]:
+        """Wall-clock segments a player played ([[epoch start, epoch end], ...], untrusted)
+        as seconds of the lecture's timeline: only what overlaps a push, never past now."""
+        intervals = self.push_intervals(now)
+        result = []
+        if not isinstance(played, list):
+            return result
+        for item in played[:5000]:
+            try:
+                start, end = float(item[0]), float(item[1])
+            except (TypeError, ValueError, IndexError, KeyError):
+                continue
+            if not (start == start and end == end) or end <= start:  # NaN, empty
+                continue
+            offset = 0.0
+            for push_start, push_end in intervals:
+                a, b = push_start.timestamp(), push_end.timestamp()
+                lo, hi = max(start, a), min(end, b)
+                if hi > lo:
+                    result.append([offset + lo - a, offset + hi - a])
+                offset += b - a
+        return result

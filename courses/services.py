@@ -2,11 +2,13 @@
 
 import logging
 import math
+import re
+import secrets
 import shutil
 import tempfile
 import time
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from django.conf import settings
@@ -14,6 +16,7 @@ from django.core.files import File
 from django.core.files.base import ContentFile
 from django.core.files.storage import storages
 from django.db import transaction
+from django.db.models import Q
 from django.dispatch import Signal
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -24,10 +27,11 @@ from core.sessions import session_alive_elsewhere, with_live_session
 from members.models import Member
 
 from . import captions as captions_format
-from . import segments
-from .models import LessonPage, LessonProgress, LessonVideo
-from .tasks import video_process_task
+from . import live, segments
+from .models import LessonPage, LessonProgress, LessonVideo, LiveStream
+from .tasks import live_expire_task, live_recording_process_task, video_process_task
 from .video import (
+    DEFAULT_MAX_SECONDS,
     MASTER_NAME,
     TranscodeError,
     VideoRejected,
@@ -253,6 +257,7 @@ def video_process(*, video_id: int) -> LessonVideo:
                 prefix=prefix, captions=captions, duration=result.duration
             )
             _mark_ready(video_id, prefix, result, master, captions_vtt)
+        live_progress_settle(video=LessonVideo.objects.get(pk=video_id))
     except (VideoRejected, TranscodeError, OSError) as error:
         log.warning("video %s failed: %s", video_id, error)
         LessonVideo.objects.filter(pk=video_id).update(
@@ -601,3 +606,285 @@ def status_text(progress: LessonProgress | None) -> str:
         "percent": progress.percent,
         "threshold": threshold,
     }
+
+
+# --- Live lectures (直播课堂) ------------------------------------------------------------------
+
+# While a lecture is live its length is not known: a live viewing's progress row spans this
+# much (the longest video accepted), so nothing completes before the recording is ready; then
+# live_progress_settle measures what was watched against the recording.
+LIVE_TIMELINE_SECONDS = float(DEFAULT_MAX_SECONDS)
+# How long the worker waits for nginx to close the recording after the push is cut.
+RECORDING_SETTLE_SECONDS = 10
+
+
+class LiveKeyRefused(Exception):
+    """A push nginx must refuse; str(e) says why (for the log and the audit trail)."""
+
+
+class LiveNotWatchable(Exception):
+    """Said to the member: the lecture is not live now."""
+
+
+def live_stream_create(*, lesson: LessonPage, user=None) -> LiveStream:
+    """A live lecture that will count as ``lesson``, with a fresh stream key."""
+    stream = LiveStream.objects.create(lesson=lesson)
+    audit_event(event="live_stream_created", obj=stream, actor=user, lesson_id=lesson.pk)
+    return stream
+
+
+def live_stream_set_lesson(*, stream: LiveStream, lesson: LessonPage, user=None) -> LiveStream:
+    """Change which lesson a lecture counts as: only before it has started."""
+    if stream.lesson_id == lesson.pk:
+        return stream
+    if stream.state != LiveStream.State.SCHEDULED:
+        raise LiveNotWatchable(
+            _("The lecture has already started: the lesson it counts as can no longer change.")
+        )
+    old = stream.lesson_id
+    stream.lesson = lesson
+    stream.save(update_fields=["lesson"])
+    audit_event(event="live_stream_lesson_changed", obj=stream, actor=user, old=old, new=lesson.pk)
+    return stream
+
+
+def live_key_regenerate(*, stream: LiveStream, user=None) -> LiveStream:
+    """A new stream key for ``stream``; the old one is refused from now on (a push already
+    running with it goes on until it drops)."""
+    with transaction.atomic():
+        stream = LiveStream.objects.select_for_update().get(pk=stream.pk)
+        stream.key = secrets.token_urlsafe(18)
+        stream.save(update_fields=["key"])
+        audit_event(event="live_key_regenerated", obj=stream, actor=user)
+    return stream
+
+
+def live_publish_begin(*, key: str, now=None) -> LiveStream:
+    """nginx asks whether a push with ``key`` may go on air (on_publish).
+
+    Accepted only for a lecture's current key while the lecture has not ended: a wrong key, a
+    key replaced by a new one and a key reused after its lecture ended are refused (raise
+    LiveKeyRefused). An accepted push opens a new push interval; the first one starts the
+    lecture, a later one resumes it after an interruption."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        stream = LiveStream.objects.select_for_update().filter(key=str(key or "")).first()
+        if stream is None:
+            raise LiveKeyRefused("unknown stream key")
+        if stream.state in LiveStream.ENDED:
+            audit_event(event="live_publish_refused", obj=stream, result="refused", error="ended")
+            raise LiveKeyRefused("the lecture of this stream key has ended")
+        pushes = [list(p) for p in stream.pushes]
+        if pushes and pushes[-1][1] is None:  # a push nginx never said was done
+            pushes[-1][1] = now.isoformat()
+        pushes.append([now.isoformat(), None])
+        stream.pushes = pushes
+        resumed = stream.started_at is not None
+        stream.started_at = stream.started_at or now
+        stream.state = LiveStream.State.LIVE
+        stream.on_air_key = stream.key
+        stream.save(update_fields=["pushes", "started_at", "state", "on_air_key"])
+        audit_event(event="live_resumed" if resumed else "live_started", obj=stream)
+    return stream
+
+
+def live_publish_end(*, name: str, now=None) -> LiveStream | None:
+    """nginx says the push of stream ``name`` has gone (on_publish_done; nginx names it by
+    the key it was published with, or by the public name): the open push closes; a lecture
+    still on air is interrupted (its viewers see "signal lost") until the push resumes, the
+    trainer ends it, or the grace period passes."""
+    now = now or timezone.now()
+    name = str(name or "")
+    if not name:
+        return None
+    match = re.fullmatch(r"lecture-([0-9]+)", name)
+    found = Q(on_air_key=name) if match is None else Q(pk=int(match.group(1)))
+    with transaction.atomic():
+        stream = LiveStream.objects.select_for_update().filter(found).first()
+        if stream is None:
+            return None
+        pushes = [list(p) for p in stream.pushes]
+        if pushes and pushes[-1][1] is None:
+            pushes[-1][1] = now.isoformat()
+        stream.pushes = pushes
+        stream.on_air_key = ""
+        fields = ["pushes", "on_air_key"]
+        if stream.state == LiveStream.State.LIVE:
+            stream.state = LiveStream.State.INTERRUPTED
+            fields.append("state")
+            audit_event(event="live_interrupted", obj=stream)
+        stream.save(update_fields=fields)
+    _schedule_expiry(stream, now)
+    return stream
+
+
+def _schedule_expiry(stream, now) -> None:
+    backend = live_expire_task.get_backend()
+    if stream.state != LiveStream.State.INTERRUPTED or not backend.supports_defer:
+        return  # live_expire also runs whenever the lecture's status is asked
+    run_after = now + timedelta(minutes=settings.LUNXUN_LIVE_GRACE_MINUTES, seconds=5)
+    transaction.on_commit(lambda: live_expire_task.using(run_after=run_after).enqueue(stream.pk))
+
+
+def live_expire(*, stream_id: int, now=None) -> LiveStream | None:
+    """End a lecture whose push has been gone longer than the grace period."""
+    now = now or timezone.now()
+    stream = LiveStream.objects.filter(pk=stream_id).first()
+    if stream is None or stream.state != LiveStream.State.INTERRUPTED or not stream.pushes:
+        return stream
+    last_end = stream.pushes[-1][1]
+    if last_end is None:
+        return stream
+    gone = now - datetime.fromisoformat(last_end)
+    if gone < timedelta(minutes=settings.LUNXUN_LIVE_GRACE_MINUTES):
+        return stream
+    return live_end(stream=stream, now=now)
+
+
+def live_end(*, stream: LiveStream, user=None, now=None) -> LiveStream:
+    """The trainer ends the lecture (or the grace period did): the key stops working, a push
+    still running is cut, and the recording goes to the worker to become the lesson's video."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        stream = LiveStream.objects.select_for_update().get(pk=stream.pk)
+        if stream.state in LiveStream.ENDED:
+            return stream
+        pushes = [list(p) for p in stream.pushes]
+        if pushes and pushes[-1][1] is None:
+            pushes[-1][1] = now.isoformat()
+        stream.pushes = pushes
+        stream.state = LiveStream.State.PROCESSING
+        stream.ended_at = now
+        stream.save(update_fields=["pushes", "state", "ended_at"])
+        audit_event(
+            event="live_ended",
+            obj=stream,
+            actor=user,
+            by="trainer" if user is not None else "grace period",
+            pushed_seconds=round(stream.pushed_seconds(now), 1),
+        )
+        name, pk = stream.name, stream.pk
+        transaction.on_commit(lambda: live.drop_publisher(name))
+        transaction.on_commit(lambda: live_recording_process_task.enqueue(pk))
+    return stream
+
+
+def _settled_recording(path: Path) -> bool:
+    """Wait until nginx has finished the recording (its size stops changing)."""
+    deadline = time.monotonic() + RECORDING_SETTLE_SECONDS
+    last = -1
+    while time.monotonic() < deadline:
+        size = path.stat().st_size if path.is_file() else -1
+        if size > 0 and size == last:
+            return True
+        last = size
+        time.sleep(0.5)
+    return path.is_file() and path.stat().st_size > 0
+
+
+def live_recording_process(*, stream_id: int) -> LiveStream:
+    """Runs on the worker: the lecture's recording goes through the same checks and pipeline
+    as an upload (video_create_from_path) and becomes its lesson's video."""
+    stream = LiveStream.objects.select_related("lesson").get(pk=stream_id)
+    if stream.recording_id is not None:
+        return stream
+    path = live.recording_path(stream.name)
+    if not _settled_recording(path):
+        LiveStream.objects.filter(pk=stream_id).update(
+            failure_reason="no recording was written for this lecture"
+        )
+        return LiveStream.objects.get(pk=stream_id)
+    # The recording keeps its name (one per lecture, appended to when a push resumes): the
+    # pipeline stores a copy, so the live server's file can be moved aside.
+    kept = path.with_name(f"{stream.name}-{uuid.uuid4().hex[:8]}.flv")
+    path.rename(kept)
+    try:
+        video = video_create_from_path(path=kept, title=stream.lesson.title)
+    except VideoRejected as error:
+        LiveStream.objects.filter(pk=stream_id).update(failure_reason=str(error))
+        return LiveStream.objects.get(pk=stream_id)
+    with transaction.atomic():
+        LiveStream.objects.filter(pk=stream_id).update(recording=video)
+        LessonPage.objects.filter(pk=stream.lesson_id).update(video=video)
+        audit_event(event="live_recording_saved", obj=stream, video_id=video.pk)
+    kept.unlink(missing_ok=True)
+    video.refresh_from_db()
+    if video.is_ready:  # processed already (a worker as fast as this one, or in-process tasks)
+        live_progress_settle(video=video)
+    return LiveStream.objects.get(pk=stream_id)
+
+
+def live_progress_settle(*, video: LessonVideo) -> None:
+    """The recording of a live lecture is ready: what members watched live counts toward it.
+    Their live seconds (on the same timeline as the recording) are measured against the
+    recording's length, and those past the completion threshold complete the lesson."""
+    streams = list(LiveStream.objects.filter(recording=video))
+    if not streams:
+        return
+    duration = float(video.duration or 0)
+    lesson_ids = {stream.lesson_id for stream in streams}
+    LiveStream.objects.filter(pk__in=[s.pk for s in streams]).update(state=LiveStream.State.REPLAY)
+    for stream in streams:
+        audit_event(event="live_replay_ready", obj=stream, video_id=video.pk)
+    now = timezone.now()
+    threshold = settings.LUNXUN_COMPLETION_THRESHOLD * duration
+    for lesson_id in lesson_ids:
+        lesson = LessonPage.objects.select_related("video").get(pk=lesson_id)
+        with transaction.atomic():
+            rows = LessonProgress.objects.select_for_update().filter(lesson_id=lesson_id)
+            for progress in rows:
+                credited = segments.clean(progress.segments, duration)
+                progress.segments = credited
+                progress.duration = duration
+                progress.watched_seconds = round(segments.total(credited), 3)
+                progress.furthest = min(progress.furthest, duration)
+                progress.last_position = min(progress.last_position, duration)
+                fields = ["segments", "duration", "watched_seconds", "furthest", "last_position"]
+                if progress.completed_at is None and progress.watched_seconds + 1e-6 >= threshold:
+                    progress.completed_at = now
+                    progress.hours_earned = lesson.hours
+                    fields += ["completed_at", "hours_earned"]
+                    _announce_completion(progress, fields)
+                progress.save(update_fields=[*fields, "updated_at"])
+
+
+def live_viewing_start(*, member, stream: LiveStream, session_key: str) -> LessonProgress:
+    """Begin watching a lecture live: a viewing of its lesson like any other (one at a time per
+    member, the watch clock carried over, nothing credited for time before it began)."""
+    if not stream.is_watchable:
+        raise LiveNotWatchable(_("This lecture is not live now."))
+    progress = LessonProgress.objects.filter(member=member, lesson_id=stream.lesson_id).first()
+    duration = max(LIVE_TIMELINE_SECONDS, progress.duration if progress else 0)
+    return _open_viewing(
+        member=member, lesson=stream.lesson, session_key=session_key, duration=duration
+    )
+
+
+def live_progress_report(*, stream: LiveStream, progress_id, viewing, played, position):
+    """A live player's report: the moments it played (program date-times, seconds since the
+    epoch) become seconds of the lecture's timeline, then the ordinary rules apply
+    (progress_report: the viewing token, one viewing at a time, the watch clock)."""
+    if not LessonProgress.objects.filter(pk=progress_id, lesson_id=stream.lesson_id).exists():
+        raise ViewingSuperseded
+    timeline = stream.timeline_segments(played)
+    try:
+        position = float(position)
+    except (TypeError, ValueError):
+        position = 0.0
+    at = stream.timeline_segments([[position - 0.001, position]])
+    return progress_report(
+        progress_id=progress_id,
+        viewing=viewing,
+        segments=timeline,
+        position=at[-1][1] if at else 0,
+    )
+
+
+def live_status_text(progress: LessonProgress | None) -> str:
+    """A member's own count while a lecture is live, in words."""
+    minutes = int((progress.watched_seconds if progress else 0) // 60)
+    return ngettext(
+        "Watched live: %(n)d minute so far. It counts toward this lesson.",
+        "Watched live: %(n)d minutes so far. They count toward this lesson.",
+        minutes,
+    ) % {"n": minutes}

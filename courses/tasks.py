@@ -13,3 +13,19 @@ def video_process_task(video_id: int):
     from .services import video_process
 
     video_process(video_id=video_id)
+
+
+@task()
+def live_recording_process_task(stream_id: int):
+    """A live lecture has ended: its recording becomes the lesson's video."""
+    from .services import live_recording_process
+
+    live_recording_process(stream_id=stream_id)
+
+
+@task()
+def live_expire_task(stream_id: int):
+    """The grace period after a push went has passed: end the lecture if it did not resume."""
+    from .services import live_expire
+
+    live_expire(stream_id=stream_id)

@@ -5,13 +5,14 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import reverse
+from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from core.middleware import session_free
 
-from . import services
+from . import live, services
 from .lesson_page import counting_member
-from .models import LessonPage, LessonProgress
+from .models import LessonPage, LessonProgress, LiveStream
 
 
 def _member_or_404(request):
@@ -132,3 +133,110 @@ def reading_done(request, lesson_id):
     else:
         messages.success(request, services.reading_status_text(lesson, progress))
     return redirect(lesson.url + "#reading")
+
+
+# --- Live lectures --------------------------------------------------------------------------
+
+
+@session_free
+@csrf_exempt
+@require_POST
+def live_publish(request):
+    """nginx-rtmp's on_publish: may this push go on air? Only with the shared secret (nginx's
+    own configuration carries it): otherwise 404, as if there were nothing here. A lecture's
+    current key gets a redirect to the lecture's public stream name (nginx renames the stream:
+    the key never shows in a file or a URL); anything else 403, and nginx drops the push."""
+    if not live.callback_allowed(request.GET.get("secret", "")):
+        raise Http404
+    if request.POST.get("call", "publish") != "publish":
+        return HttpResponse(status=403)
+    try:
+        stream = services.live_publish_begin(key=request.POST.get("name", ""))
+    except services.LiveKeyRefused as refused:
+        return HttpResponse(str(refused), status=403, content_type="text/plain")
+    response = HttpResponse(status=302)
+    response["Location"] = stream.name
+    return response
+
+
+@session_free
+@csrf_exempt
+@require_POST
+def live_publish_done(request):
+    """nginx-rtmp's on_publish_done: the push has gone (the stream is named by its public
+    name here, after the redirect)."""
+    if not live.callback_allowed(request.GET.get("secret", "")):
+        raise Http404
+    services.live_publish_end(name=request.POST.get("name", ""))
+    return HttpResponse(status=200)
+
+
+def _live_json(stream: LiveStream) -> dict:
+    return {
+        "state": stream.state,
+        "status": stream.status_text,
+        "watchable": stream.is_watchable,
+        "ended": stream.state in LiveStream.ENDED,
+    }
+
+
+@login_required
+def live_status(request, stream_id):
+    """The lecture's state in words, which the live player asks every few seconds (a push
+    gone past the grace period ends the lecture here too)."""
+    stream = get_object_or_404(LiveStream, pk=stream_id)
+    stream = services.live_expire(stream_id=stream.pk) or stream
+    return JsonResponse(_live_json(stream))
+
+
+@login_required
+@require_POST
+def live_viewing_start(request, stream_id):
+    """Start watching a lecture live; any other viewing by this member stops counting."""
+    member = _member_or_404(request)
+    stream = get_object_or_404(LiveStream.objects.select_related("lesson"), pk=stream_id)
+    try:
+        progress = services.live_viewing_start(
+            member=member, stream=stream, session_key=request.session.session_key
+        )
+    except services.LiveNotWatchable as error:
+        return JsonResponse({"error": str(error), **_live_json(stream)}, status=409)
+    data = _progress_json(progress)
+    data["status"] = services.live_status_text(progress)
+    data["report_url"] = reverse("courses:live_report", args=[stream.pk, progress.pk])
+    return JsonResponse(data)
+
+
+@session_free
+@require_POST
+def live_report(request, stream_id, progress_id):
+    """A live player's report: the moments it played (see services.live_progress_report),
+    authenticated by the viewing token like progress_report."""
+    stream = get_object_or_404(LiveStream, pk=stream_id)
+    try:
+        played = json.loads(request.POST.get("segments", "[]"))
+    except ValueError:
+        return JsonResponse({"error": "segments"}, status=400)
+    try:
+        progress = services.live_progress_report(
+            stream=stream,
+            progress_id=progress_id,
+            viewing=request.POST.get("viewing", ""),
+            played=played,
+            position=request.POST.get("position", 0),
+        )
+    except services.ViewingRejected as rejection:
+        own = request.user.is_authenticated and (
+            LessonProgress.objects.filter(pk=progress_id, member__user=request.user).exists()
+        )
+        if not own:
+            raise Http404 from None
+        reason = "ended" if isinstance(rejection, services.ViewingEnded) else "superseded"
+        return JsonResponse({reason: True}, status=409)
+    return JsonResponse(
+        {
+            "watched": progress.watched_seconds,
+            "complete": progress.completed_at is not None,
+            "status": services.live_status_text(progress),
+        }
+    )

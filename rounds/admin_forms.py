@@ -471,6 +471,15 @@ class SessionForm(WagtailAdminModelForm):
     description = forms.CharField(
         label=_("Description"), widget=forms.Textarea(attrs={"rows": 3}), required=False
     )
+    live = forms.BooleanField(
+        label=_("Live lecture from the main hall (直播课堂)"),
+        required=False,
+        help_text=_(
+            "The lecture is streamed live to every site and to members' phones, and counts as "
+            "the first lesson shown; its recording becomes that lesson's video. After saving, "
+            "the session's live page shows the stream key and the settings for the hall."
+        ),
+    )
 
     class Meta:
         model = Session
@@ -487,6 +496,7 @@ class SessionForm(WagtailAdminModelForm):
         "until",
         "lessons",
         "hours",
+        "live",
         "description",
     ]
 
@@ -515,6 +525,9 @@ class SessionForm(WagtailAdminModelForm):
             )
         self.fields["round"].queryset = rounds
         self.fields["lessons"].set_lessons(list(session.lessons.all()) if session.pk else [])
+        if session.pk and session.live_stream_id:
+            self.initial["live"] = True
+            self.fields["live"].disabled = True
 
     def clean_title(self):
         return self.cleaned_data["title"].strip()
@@ -536,6 +549,12 @@ class SessionForm(WagtailAdminModelForm):
         recurrence, until = data.get("recurrence"), data.get("until")
         if start and end and end <= start:
             self.add_error("end", _("A session must end after it starts."))
+        if data.get("live") and not data.get("lessons"):
+            self.add_error(
+                "lessons", _("Choose the lesson the live lecture counts as (the first one shown).")
+            )
+        if data.get("live") and recurrence:
+            self.add_error("recurrence", _("A live lecture is given once: it does not repeat."))
         if recurrence and not until:
             self.add_error("until", _("Say until when the session repeats."))
         if not recurrence:

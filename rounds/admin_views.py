@@ -8,6 +8,7 @@ for its host site.
 from decimal import Decimal
 
 import django_filters
+from django.conf import settings
 from django.contrib import messages
 from django.db.models import Count
 from django.http import Http404, JsonResponse
@@ -29,6 +30,7 @@ from wagtail.admin.widgets.button import Button, HeaderButton
 from wagtail.log_actions import log
 
 from core.audit import audit_event
+from courses.services import live_end, live_expire, live_key_regenerate
 from members import access
 from members.models import Category, Member, Organization, Role, subtree_q
 
@@ -559,8 +561,21 @@ def recurrence_text(session) -> str:
 class SessionIndexView(generic.IndexView):
     def get_base_queryset(self):
         return sessions_visible(self.request.user).select_related(
-            "event", "event__rule", "round", "host"
+            "event", "event__rule", "round", "host", "live_stream"
         )
+
+    def get_list_more_buttons(self, instance):
+        buttons = super().get_list_more_buttons(instance)
+        if instance.live_stream_id:
+            buttons.append(
+                Button(
+                    _("Live lecture: %(status)s") % {"status": instance.live_stream.status_text},
+                    url=reverse("group_sessions:live", args=[instance.pk]),
+                    icon_name="media",
+                    priority=5,
+                )
+            )
+        return buttons
 
     @cached_property
     def columns(self):
@@ -628,6 +643,7 @@ class SessionFormMixin:
             recurrence=data["recurrence"],
             until=data["until"],
             description=data["description"],
+            live=data["live"],
             user=self.request.user,
             session=session,
         )
@@ -782,3 +798,83 @@ def scope_count(request):
         count,
     ) % {"count": f"{count:,}"}
     return JsonResponse({"count": count, "text": text})
+
+
+# --- Live lectures ------------------------------------------------------------------------------
+
+
+class SessionLiveView(PermissionCheckedMixin, WagtailAdminTemplateMixin, TemplateView):
+    """A live lecture's page for the trainer: its state in words, where the hall pushes to
+    (server URL and stream key, with the OBS settings), a new key, and "end the lecture"."""
+
+    model = Session
+    permission_required = "change"
+    template_name = "rounds/admin/session_live.html"
+    page_title = gettext_lazy("Live lecture")
+    header_icon = "media"
+
+    def get_object(self):
+        session = (
+            sessions_visible(self.request.user)
+            .select_related("event", "live_stream", "live_stream__lesson", "round")
+            .filter(pk=self.kwargs["pk"])
+            .first()
+        )
+        if session is None:
+            raise Http404
+        return session
+
+    def get(self, request, *args, **kwargs):
+        self.object = self.get_object()
+        return super().get(request, *args, **kwargs)
+
+    def post(self, request, *args, **kwargs):
+        self.object = self.get_object()
+        stream = self.object.live_stream
+        if stream is None:
+            return redirect("group_sessions:live", self.object.pk)
+        action = request.POST.get("action")
+        if action == "new_key":
+            if stream.state in stream.ENDED:
+                messages.error(request, _("The lecture has ended: its key is no longer used."))
+            else:
+                live_key_regenerate(stream=stream, user=request.user)
+                messages.success(
+                    request,
+                    _("A new stream key is ready. Put it into OBS; the old key no longer works."),
+                )
+        elif action == "end":
+            live_end(stream=stream, user=request.user)
+            messages.success(
+                request,
+                _(
+                    "The live lecture has ended. Its recording is being processed and will "
+                    "become the lesson's video."
+                ),
+            )
+        return redirect("group_sessions:live", self.object.pk)
+
+    def get_page_subtitle(self):
+        return self.object.title
+
+    def get_breadcrumbs_items(self):
+        return [
+            *self.breadcrumbs_items,
+            {"url": reverse("group_sessions:index"), "label": _("Group sessions")},
+            {"url": "", "label": _("Live lecture"), "sublabel": self.object.title},
+        ]
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        stream = self.object.live_stream
+        if stream is not None:
+            stream = live_expire(stream_id=stream.pk)
+        context.update(
+            {
+                "object": self.object,
+                "stream": stream,
+                "rtmp_url": settings.LUNXUN_LIVE_RTMP_URL,
+                "pushed_minutes": int(stream.pushed_seconds() // 60) if stream else 0,
+            }
+        )
+        return context

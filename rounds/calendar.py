@@ -106,7 +106,9 @@ def sessions_for_member(member):
 def with_calendar_data(sessions):
     """Load what showing a session needs: event and rule, host, round, lessons, and the
     persisted occurrences (cancellations, moves) that django-scheduler consults."""
-    return sessions.select_related("event", "event__rule", "host", "round").prefetch_related(
+    return sessions.select_related(
+        "event", "event__rule", "host", "round", "live_stream"
+    ).prefetch_related(
         Prefetch("lessons", queryset=LessonPage.objects.order_by("path")),
         "event__occurrence_set",
     )

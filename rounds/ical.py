@@ -107,6 +107,12 @@ def _fill(vevent: Event, session, url: str):
         lines.append(_("Lessons shown:"))
         lines.extend(f"- {lesson.title}" for lesson in lessons)
     lines.append(_("Study hours: %(hours)s") % {"hours": _hours(session.hours)})
+    if session.live_stream_id:
+        stream = session.live_stream
+        lines.append(
+            _("Live lecture (直播课堂): watch it at the site or on the lesson's page: %(status)s")
+            % {"status": stream.status_text}
+        )
     if session.event.description.strip():
         lines.append(session.event.description.strip())
     vevent.add("description", "\n".join(lines))

@@ -457,6 +457,16 @@ class Session(models.Model):
         validators=[MinValueValidator(Decimal("0"))],
     )
     qr_key = models.CharField(max_length=64, default=_new_key, editable=False)
+    # A live lecture (直播课堂): the main hall's lecture, shown live at every site holding a
+    # sitting of this session and on members' phones; it counts as its stream's lesson.
+    live_stream = models.OneToOneField(
+        "courses.LiveStream",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="session",
+        verbose_name=_("live lecture"),
+    )
 
     class Meta:
         verbose_name = _("group session")
@@ -469,6 +479,10 @@ class Session(models.Model):
     @property
     def title(self):
         return self.event.title
+
+    @property
+    def is_live(self) -> bool:
+        return self.live_stream_id is not None
 
     @property
     def is_group_study(self) -> bool:

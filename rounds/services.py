@@ -19,6 +19,7 @@ from django.utils.translation import gettext as _
 from schedule.models import Calendar, Event, Rule
 
 from core.audit import audit_event
+from courses.services import live_stream_create, live_stream_set_lesson
 from members import access
 from members.models import Member, Organization
 
@@ -191,11 +192,15 @@ def session_save(
     recurrence: str = "",
     until: date | None = None,
     description: str = "",
+    live: bool = False,
     user=None,
     session: Session | None = None,
 ) -> Session:
     """Create or update a group session and its scheduler event in the round's calendar
-    (``training_round`` None: group study outside any training, in its own calendar)."""
+    (``training_round`` None: group study outside any training, in its own calendar).
+
+    ``live``: a live lecture from the main hall, counting as the first of ``lessons`` (its
+    stream and key are made once; the lesson can change until the lecture starts)."""
     calendar = round_calendar(training_round) if training_round else group_study_calendar()
     rule = recurrence_rule(recurrence)
     with transaction.atomic():
@@ -213,6 +218,12 @@ def session_save(
         session.host = host
         session.location = location
         session.hours = hours
+        lessons = list(lessons)
+        if live and lessons:
+            if session.live_stream_id is None:
+                session.live_stream = live_stream_create(lesson=lessons[0], user=user)
+            else:
+                live_stream_set_lesson(stream=session.live_stream, lesson=lessons[0], user=user)
         session.save()
         session.lessons.set(lessons)
     return session

@@ -64,6 +64,12 @@ class SessionViewSet(ModelViewSet):
     def get_form_class(self, for_update=False):
         return SessionForm
 
+    def get_urlpatterns(self):
+        return [
+            *super().get_urlpatterns(),
+            path("live/<int:pk>/", admin_views.SessionLiveView.as_view(), name="live"),
+        ]
+
 
 class StudyPlanViewSet(ScopedModelViewSet):
     """Five-year plans, each set at an organisation of the trainer's subtree."""

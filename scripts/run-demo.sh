@@ -9,7 +9,15 @@ export DJANGO_SETTINGS_MODULE=${DJANGO_SETTINGS_MODULE:-config.settings.dev}
 $py manage.py send_reminders --schedule -v 0
 $py manage.py db_worker --interval 1 -v 0 &
 worker=$!
-trap 'kill $worker 2>/dev/null || true' EXIT INT TERM
+pids=($worker)
+# Live lectures: nginx's RTMP module beside the site (docs/live.md), or exactly why not.
+if $py manage.py live_server --check; then
+  $py manage.py live_server &
+  pids+=($!)
+else
+  echo "Live lectures are off in this demo (see the line above; docs/live.md)."
+fi
+trap 'kill "${pids[@]}" 2>/dev/null || true' EXIT INT TERM
 echo ""
 echo "Lunxun is starting on http://127.0.0.1:8000  (admin: http://127.0.0.1:8000/admin/)"
 echo "Demo logins are listed above and in README.md; every password is Lunxun@2026."

@@ -13,6 +13,7 @@ packages=(
   libharfbuzz-subset0   # without it WeasyPrint silently subsets fonts in pure Python, 10-50x slower
   libpango-1.0-0 libpangoft2-1.0-0  # WeasyPrint's text layout
   gettext               # compiles the translations (msgfmt)
+  nginx libnginx-mod-rtmp  # live lectures: the RTMP server, live HLS ladder, recording (docs/live.md)
 )
 if [ "$profile" = bench ]; then
   packages+=(
@@ -27,7 +28,6 @@ if [ "$profile" = test ]; then
     zbar-tools          # zbarimg reads QR codes back
     postgresql          # the suite runs a second time on PostgreSQL
     redis-server        # the scale-profile run: cache and RQ task queue
-    nginx               # the scale-profile run: gunicorn behind nginx, as in production
   )
 fi
 

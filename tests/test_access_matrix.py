@@ -166,6 +166,9 @@ SKIPPED = {
         "trainers (tests/courses/test_private_images.py)"
     ),
     "wagtail_serve": "Wagtail's page catch-all; lesson pages are checked below",
+    "courses.live.serve_live_hls": (
+        "the live ladder of a lecture: public like a lesson's HLS (media files)"
+    ),
     "wagtailcore_authenticate_with_password": "Wagtail's page-privacy password form (unused)",
     "wagtaildocs_authenticate_with_password": "Wagtail's document-privacy form (unused)",
     "members:import_upload": "the argument is a file kind (roster/organizations)",
@@ -302,6 +305,21 @@ class World:
     @cached_property
     def lesson(self):
         return self.round.lessons.order_by("path").first()
+
+    @cached_property
+    def live_stream(self):
+        """A live lecture of the round's lesson, on air."""
+        stream = course_services.live_stream_create(lesson=self.lesson)
+        return course_services.live_publish_begin(key=stream.key)
+
+    @cached_property
+    def live_progress(self):
+        """member_a watching the live lecture, from a session of her own."""
+        return course_services.live_viewing_start(
+            member=self.city.member_a,
+            stream=self.live_stream,
+            session_key=course_builders.session_of(self.city.member_a),
+        )
 
     @cached_property
     def reading_lesson(self):
@@ -610,6 +628,38 @@ SITE_CASES = {
         data=lambda w: {"viewing": "", "segments": "[[0, 5]]", "position": "5"},
         insider_data=lambda w: {
             "viewing": str(w.progress.viewing),
+            "segments": "[[0, 5]]",
+            "position": "5",
+        },
+        insiders={"member_a": (200,)},
+        outsiders=(*OUTSIDE, "member_a2", "anonymous", *STAFF_A),
+        anonymous="capability",
+    ),
+    "courses:live_status": Case(
+        kwargs=lambda w: {"stream_id": w.live_stream.pk},
+        # A lecture is the city's shared content, like its lesson: anyone signed in sees its
+        # state.
+        insiders={
+            "member_a": (200,),
+            "member_b": (200,),
+            "secretary_a": (200,),
+            "trainer_b": (200,),
+        },
+        outsiders=(),
+    ),
+    "courses:live_viewing_start": Case(
+        kwargs=lambda w: {"stream_id": w.live_stream.pk},
+        methods=("POST",),
+        # Like a lesson: every member may watch every live lecture; no member record, 404.
+        insiders={"member_a": (200,), "member_b": (200,)},
+        outsiders=STAFF_B + STAFF_A,
+    ),
+    "courses:live_report": Case(
+        kwargs=lambda w: {"stream_id": w.live_stream.pk, "progress_id": w.live_progress.pk},
+        methods=("POST",),
+        data=lambda w: {"viewing": "", "segments": "[[0, 5]]", "position": "5"},
+        insider_data=lambda w: {
+            "viewing": str(w.live_progress.viewing),
             "segments": "[[0, 5]]",
             "position": "5",
         },
@@ -966,7 +1016,12 @@ def test_every_object_url_has_a_case():
 
 def test_the_verification_page_is_the_only_public_object_url():
     assert PUBLIC == {"certificates:verify"}
-    assert CAPABILITIES == {"courses:progress_report", "rounds:check_in", "rounds:ical_feed"}
+    assert CAPABILITIES == {
+        "courses:progress_report",
+        "courses:live_report",
+        "rounds:check_in",
+        "rounds:ical_feed",
+    }
 
 
 def test_cases_name_the_outsiders_of_every_level():
@@ -1080,6 +1135,12 @@ ANONYMOUS_PAGES = {
     "members:sms_activate_code": "entering it with the new password (none asked for: back)",
     "wagtailcore_login": "Wagtail's page-privacy login (unused)",
 }
+# Machine endpoints, not pages: nginx-rtmp's callbacks carry a shared secret in their URL
+# (courses.live); without it they are not there (404) for anyone, signed in or not.
+MACHINE_ENDPOINTS = {
+    "courses:live_publish": "nginx-rtmp's on_publish (the stream key check)",
+    "courses:live_publish_done": "nginx-rtmp's on_publish_done",
+}
 # The code pages without a number asked for in this session: back to asking, nothing shown.
 SMS_CODE_PAGES = {
     "members:sms_login_code": "members:sms_login",
@@ -1110,6 +1171,10 @@ def test_pages_without_an_object_send_anonymous_visitors_to_log_in_but_the_liste
         for method in ("GET", "POST"):
             response = _send(Client(raise_request_exception=False), method, url, {})
             to_login = _is_login_redirect(response, url, login_url)
+            if name in MACHINE_ENDPOINTS:
+                if response.status_code not in (404, 405):
+                    failures.append(f"anonymous {method} {url}: {response.status_code}")
+                continue
             if name not in ANONYMOUS_PAGES:
                 if not (to_login or response.status_code == 405):
                     failures.append(f"anonymous {method} {url}: {response.status_code}")

@@ -33,6 +33,7 @@ from django.utils import timezone
 from certificates import services as certificate_services
 from certificates.models import Certificate
 from core.csp import CSPMiddleware, nonce_trailing_script
+from courses import services as course_services
 from courses.models import LessonPage
 from members import importing
 from quizzes import importing as quiz_importing
@@ -323,6 +324,27 @@ class World:
         )
 
     @cached_property
+    def live_session(self):
+        """A group session that is a live lecture of the round's lesson."""
+        session = builders.session(self.round, self.city.branch_a)
+        session.live_stream = course_services.live_stream_create(lesson=self.lesson)
+        session.save(update_fields=["live_stream"])
+        return session
+
+    def live_lesson(self, *, on_air: bool) -> LessonPage:
+        """A lesson of the course given live: on air now, or not started yet."""
+        course = self.lesson.get_parent()
+        slug = "live-on-air" if on_air else "live-waiting"
+        page = LessonPage.objects.filter(slug=slug).first()
+        if page is None:
+            page = LessonPage(title="直播党课", slug=slug)
+            course.add_child(instance=page)
+            stream = course_services.live_stream_create(lesson=page)
+            if on_air:
+                course_services.live_publish_begin(key=stream.key)
+        return page
+
+    @cached_property
     def leave(self):
         other = factories.member(self.city.branch_a, name="周杰")
         return round_services.leave_request(member=other, training_round=self.round, reason="外出")
@@ -576,6 +598,9 @@ VISITS = {
         Visit("member_a", path=lambda w: w.lesson.get_parent().url),
         Visit("member_a", path=lambda w: w.lesson.url),
         Visit("trainer", path=lambda w: w.lesson.url),
+        # A lesson given live: the player in live mode, and the page waiting for the lecture.
+        Visit("member_a", path=lambda w: w.live_lesson(on_air=True).url),
+        Visit("member_a", path=lambda w: w.live_lesson(on_air=False).url),
     ],
     "wagtailcore_login": [Visit("anonymous")],
 }
@@ -595,6 +620,12 @@ NOT_HTML = {
     "courses:reading_start": "POST, then back to the lesson page",
     "courses:reading_done": "POST, then back to the lesson page",
     "courses:progress_report": "JSON for the player",
+    "courses:live_status": "JSON for the live player",
+    "courses:live_viewing_start": "JSON for the live player",
+    "courses:live_report": "JSON for the live player",
+    "courses:live_publish": "nginx-rtmp's callback (text)",
+    "courses:live_publish_done": "nginx-rtmp's callback (text)",
+    "courses.live.serve_live_hls": "the live ladder (playlists and segments)",
     "courses:keepalive": "JSON for the player",
     "rounds:leave_create": "POST, then a redirect",
     "rounds:leave_withdraw": "POST, then a redirect",
@@ -771,6 +802,10 @@ ADMIN_PAGES = {
     ),
     "group session edit": AdminPage(
         lambda w: reverse("group_sessions:edit", args=[w.sitting.session_id])
+    ),
+    "live lecture (trainer)": AdminPage(
+        lambda w: reverse("group_sessions:live", args=[w.live_session.pk]),
+        contains="data-stream-key",
     ),
     "member edit": AdminPage(lambda w: reverse("party_members:edit", args=[w.city.member_a.pk])),
     "posting add": AdminPage(lambda w: reverse("postings:add")),

@@ -384,6 +384,27 @@ LUNXUN_VIDEO_STALE_MINUTES = env_int("LUNXUN_VIDEO_STALE_MINUTES", 120)
 LUNXUN_FFMPEG_PRESET = os.environ.get("LUNXUN_FFMPEG_PRESET", "veryfast")
 # The embedded default serves MEDIA_ROOT itself; the scale profile serves it from storage/CDN.
 LUNXUN_SERVE_MEDIA = env_bool("LUNXUN_SERVE_MEDIA", not LUNXUN_S3_BUCKET)
+# Live lectures (courses.live): nginx's RTMP module, started with the site. The lecture hall
+# pushes RTMP to LUNXUN_LIVE_RTMP_URL with the lecture's stream key; nginx asks Django
+# (LUNXUN_LIVE_CALLBACK_URL, with LUNXUN_LIVE_CALLBACK_SECRET) whether the key is the lecture's
+# current one, runs ffmpeg to make the live HLS ladder under LUNXUN_LIVE_ROOT/hls and records
+# the push under LUNXUN_LIVE_ROOT/recordings. Players fetch the ladder from LUNXUN_LIVE_HLS_URL
+# (the embedded default serves it itself; behind nginx, nginx proxies /live/ to the live server).
+LUNXUN_LIVE_ROOT = Path(os.environ.get("LUNXUN_LIVE_ROOT", VAR_DIR / "live"))
+LUNXUN_LIVE_RTMP_PORT = env_int("LUNXUN_LIVE_RTMP_PORT", 1935)
+LUNXUN_LIVE_HTTP_PORT = env_int("LUNXUN_LIVE_HTTP_PORT", 8935)
+# Where the hall pushes to, as the trainer is told (the city's public name in production).
+LUNXUN_LIVE_RTMP_URL = os.environ.get(
+    "LUNXUN_LIVE_RTMP_URL", f"rtmp://127.0.0.1:{LUNXUN_LIVE_RTMP_PORT}/live"
+)
+LUNXUN_LIVE_HLS_URL = os.environ.get("LUNXUN_LIVE_HLS_URL", "/live/")
+LUNXUN_LIVE_CALLBACK_URL = os.environ.get("LUNXUN_LIVE_CALLBACK_URL", "http://127.0.0.1:8000")
+# Unset: derived from SECRET_KEY (the live server is configured from the same settings).
+LUNXUN_LIVE_CALLBACK_SECRET = os.environ.get("LUNXUN_LIVE_CALLBACK_SECRET", "")
+# A push gone this long ends the lecture (the recording then becomes the lesson's video).
+LUNXUN_LIVE_GRACE_MINUTES = env_int("LUNXUN_LIVE_GRACE_MINUTES", 15)
+LUNXUN_LIVE_PRESET = os.environ.get("LUNXUN_LIVE_PRESET", "veryfast")
+LUNXUN_NGINX = os.environ.get("LUNXUN_NGINX", "")
 # hls.js from the npm registry: `make` copies the one build the player loads here.
 STATICFILES_DIRS += [("vendor/hls", BASE_DIR / "node_modules" / ".vendor" / "hls")]
 # qrcode-generator and jsQR: the site terminal draws check-in codes and reads personal codes

@@ -22,6 +22,10 @@ for _name in ("SECRET_KEY", "ALLOWED_HOSTS"):
 # nginx terminates TLS and says so in X-Forwarded-Proto (see the example configuration).
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
+# nginx-rtmp calls gunicorn directly on this machine over plain HTTP (LUNXUN_LIVE_CALLBACK_URL,
+# docs/live.md): a redirect to HTTPS would read to it as "rename the stream". The callbacks
+# carry their own shared secret.
+SECURE_REDIRECT_EXEMPT = [r"^live/callbacks/"]
 SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
 SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", True)

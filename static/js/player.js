@@ -11,12 +11,35 @@
  * loses or doubles nothing. A member has one viewing at a time: when another page takes over,
  * this one stops counting until play is pressed here again; when the sign-in has ended, it
  * stops for good (reload after signing in).
+ *
+ * Live mode (config.live, a live lecture): the same player on the live ladder. Segments are
+ * counted on the stream's own clock, the program date-time of what is playing (seconds since
+ * the epoch), which the server maps onto the lecture's timeline (the recording's). No seeking
+ * ahead of the live edge. The lecture's state is asked every few seconds and shown in words;
+ * a lost signal is a state ("please wait"), not an error, and play resumes when it is back.
  */
 (function () {
   "use strict";
 
   var root = document.getElementById("lesson-player");
-  if (!root) return;
+  if (!root) {
+    // A live lecture not on air yet (or being processed): say its state, and open the player
+    // by reloading the page once it is on air or its replay is ready.
+    var waiting = document.getElementById("player-config");
+    var settings = waiting ? JSON.parse(waiting.textContent) : {};
+    if (!settings.live || !settings.status_url) return;
+    setInterval(function () {
+      fetch(settings.status_url, { credentials: "same-origin" })
+        .then(function (response) { return response.ok ? response.json() : null; })
+        .then(function (result) {
+          if (!result) return;
+          var words = document.querySelector("[data-live-words]");
+          if (words) words.textContent = result.status;
+          if (result.watchable || result.state === "replay") window.location.reload();
+        }).catch(function () { /* asked again in a moment */ });
+    }, 5000);
+    return;
+  }
   var config = JSON.parse(document.getElementById("player-config").textContent);
   var video = root.querySelector("video");
   var qualitySelect = root.querySelector("[data-quality]");
@@ -33,6 +56,10 @@
   // this small (or, listening in the background, this large) continues a segment.
   var STEP_SECONDS = 1.5;
   var BACKGROUND_STEP_SECONDS = 30;
+  var LIVE = !!config.live;
+  var LIVE_POLL_MS = 3000;
+  var liveWords = document.querySelector("[data-live-words]");
+  var liveBox = document.querySelector("[data-live-status]");
 
   var state = {
     viewing: null, reportUrl: null,
@@ -57,6 +84,14 @@
   }
 
   function listening() { return state.source === "audio"; }
+
+  // Where the media is, on the clock segments are counted in: the lesson's own seconds, or
+  // live, the program date-time of the frame playing (null until hls.js knows it).
+  function mediaClock() {
+    if (!LIVE) return video.currentTime;
+    var date = state.hls && state.hls.playingDate;
+    return date ? date.getTime() / 1000 : null;
+  }
 
   // Does the media playing now count? Video: while the page is seen. Audio: also hidden, at 1x.
   function counting() {
@@ -86,7 +121,7 @@
     data.set("csrfmiddlewaretoken", csrf);
     data.set("viewing", state.viewing);
     data.set("segments", JSON.stringify(allSegments()));
-    data.set("position", String(video.currentTime || 0));
+    data.set("position", String((LIVE ? mediaClock() : video.currentTime) || 0));
     return data;
   }
 
@@ -182,7 +217,11 @@
     if (state.hls) { state.hls.destroy(); state.hls = null; }
     if (window.Hls && window.Hls.isSupported()) {
       root.dataset.source = "hls.js";
-      state.hls = new window.Hls({
+      state.hls = new window.Hls(LIVE ? {
+        liveDurationInfinity: true,
+        liveSyncDurationCount: 2,
+        capLevelToPlayerSize: true
+      } : {
         startPosition: position,
         capLevelToPlayerSize: true,
         // Subtitles become the video's text tracks, drawn by the browser (styled by ::cue).
@@ -195,7 +234,9 @@
       state.hls.on(window.Hls.Events.SUBTITLE_TRACKS_UPDATED, showCaptions);
       // An in-app browser whose Media Source fails on our streams: play the MP4 instead.
       state.hls.on(window.Hls.Events.ERROR, function (event, data) {
-        if (data && data.fatal) playMp4();
+        if (!data || !data.fatal) return;
+        if (LIVE) { liveLost(); return; }  // no MP4 of a live lecture: wait and try again
+        playMp4();
       });
     } else if (video.canPlayType("application/vnd.apple.mpegurl")) {
       // Several Android browsers answer "maybe" here and then cannot play HLS after all.
@@ -323,6 +364,7 @@
     return openViewing().then(function (result) {
       if (!result) return;
       attach(sourceUrl());
+      if (LIVE) { video.play().catch(function () {}); return; }
       if (result.position && result.position < result.duration - 3) {
         video.addEventListener("loadedmetadata", function once() {
           video.removeEventListener("loadedmetadata", once);
@@ -350,7 +392,8 @@
   }
 
   video.addEventListener("timeupdate", function () {
-    var now = video.currentTime;
+    var now = mediaClock();
+    if (now === null) return;
     if (counting()) {
       var step = now - state.lastTime;
       var limit = listening() && document.visibilityState !== "visible" ? BACKGROUND_STEP_SECONDS : STEP_SECONDS;
@@ -367,6 +410,15 @@
 
   video.addEventListener("seeking", function () {
     closeSegment();
+    if (LIVE) {
+      var edge = state.hls && state.hls.liveSyncPosition;
+      if (edge && video.currentTime > edge + 1) {
+        video.currentTime = edge;
+        say(text.live_no_seek_ahead);
+      }
+      state.lastTime = mediaClock() || 0;
+      return;
+    }
     if (config.block_seek_ahead && video.currentTime > state.furthest + 1) {
       video.currentTime = state.furthest;
       say(text.no_seek_ahead);
@@ -390,7 +442,7 @@
     // Signed out: the lesson may still be watched, but the notice stays: nothing counts.
     if (state.stopped === "ended") { say(text.ended); return; }
     say("");
-    state.lastTime = video.currentTime;
+    state.lastTime = LIVE ? (mediaClock() || 0) : video.currentTime;
     sessionState();
   });
   video.addEventListener("pause", function () { closeSegment(); report(); sessionState(); });
@@ -446,6 +498,49 @@
       var large = document.documentElement.classList.contains("large-type");
       if (!state.captionsChosen && large !== state.captions) { state.captions = large; showCaptions(); }
     }).observe(document.documentElement, { attributes: true, attributeFilter: ["class"] });
+  }
+
+  // --- Live: the lecture's state in words, asked every few seconds.
+  function showLive(result) {
+    if (liveWords && result.status) liveWords.textContent = result.status;
+    if (liveBox) liveBox.dataset.liveStatus = result.state;
+    root.dataset.liveState = result.state;
+  }
+
+  function liveLost() {
+    closeSegment();
+    root.dataset.liveState = "interrupted";
+    say(text.live_interrupted);
+  }
+
+  function livePoll() {
+    fetch(config.status_url, { credentials: "same-origin", headers: { Accept: "application/json" } })
+      .then(function (response) { return response.ok ? response.json() : null; })
+      .then(function (result) {
+        if (!result) return;
+        var before = root.dataset.liveState;
+        showLive(result);
+        if (result.state === "interrupted") {
+          liveLost();
+        } else if (result.state === "live" && before === "interrupted") {
+          // The hall is back: pick the stream up again where it continues.
+          say("");
+          attach(sourceUrl());
+          video.play().catch(function () {});
+        } else if (result.ended) {
+          closeSegment();
+          report();
+          video.pause();
+          if (state.hls) { state.hls.destroy(); state.hls = null; }
+          say(text.live_over);
+          clearInterval(poller);
+        }
+      }).catch(function () { /* asked again in a moment */ });
+  }
+  var poller = null;
+  if (LIVE) {
+    root.dataset.liveState = config.live_state;
+    poller = setInterval(livePoll, LIVE_POLL_MS);
   }
 
   if (remembered() === "audio" && config.audio_url) state.source = "audio";
