@@ -667,13 +667,17 @@ def live_publish_begin(*, key: str, now=None) -> LiveStream:
     LiveKeyRefused). An accepted push opens a new push interval; the first one starts the
     lecture, a later one resumes it after an interruption."""
     now = now or timezone.now()
+    stream = LiveStream.objects.filter(key=str(key or "")).first()
+    if stream is None:
+        raise LiveKeyRefused("unknown stream key")
+    if stream.state in LiveStream.ENDED:  # ended for good: no lock needed to say no
+        # Logged outside any transaction of ours, so the refusal stays on record.
+        audit_event(event="live_publish_refused", obj=stream, result="refused", error="ended")
+        raise LiveKeyRefused("the lecture of this stream key has ended")
     with transaction.atomic():
         stream = LiveStream.objects.select_for_update().filter(key=str(key or "")).first()
-        if stream is None:
-            raise LiveKeyRefused("unknown stream key")
-        if stream.state in LiveStream.ENDED:
-            audit_event(event="live_publish_refused", obj=stream, result="refused", error="ended")
-            raise LiveKeyRefused("the lecture of this stream key has ended")
+        if stream is None or stream.state in LiveStream.ENDED:  # changed meanwhile
+            raise LiveKeyRefused("the stream key changed or its lecture ended")
         pushes = [list(p) for p in stream.pushes]
         if pushes and pushes[-1][1] is None:  # a push nginx never said was done
             pushes[-1][1] = now.isoformat()

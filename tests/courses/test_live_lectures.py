@@ -5,6 +5,7 @@ from datetime import timedelta
 
 import pytest
 import time_machine
+from auditlog.models import LogEntry
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone, translation
@@ -91,6 +92,8 @@ def test_a_key_reused_after_the_lecture_ended_is_refused(
     with django_capture_on_commit_callbacks(execute=False):
         services.live_end(stream=stream)
     assert publish(client, stream.key).status_code == 403
+    refusal = LogEntry.objects.get(additional_data__event="live_publish_refused")
+    assert refusal.additional_data["result"] == "refused"
 
 
 # --- States and their words ---------------------------------------------------------------------
