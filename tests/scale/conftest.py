@@ -4,15 +4,19 @@ scripts/with-scale-stack.sh provides the services (PostgreSQL, Redis, the S3 end
 environment; this fixture makes a fresh database and bucket on them, migrates, collects static
 files, prepares the bucket (``manage.py storage_setup``), seeds a small world
 (tests/scale/seed.py), and starts gunicorn (deploy/gunicorn.conf.py, production settings), an
-RQ worker and nginx (deploy/nginx/lunxun.conf, ports and paths substituted) as separate
-processes. The test process itself never opens the database: everything goes over HTTP, plus
-boto3 to look into the bucket.
+RQ worker, the live-lecture server (``manage.py live_server``: nginx-rtmp, calling back to this
+gunicorn) and nginx (deploy/nginx/lunxun.conf, ports and paths substituted, its live upstream
+on the live server) as separate processes. The test process itself never opens the database:
+everything goes over HTTP (and RTMP), plus boto3 to look into the bucket and
+``manage.py shell`` for the few objects a test makes itself.
 """
 
 import os
 import re
 import secrets
 import shutil
+import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -75,11 +79,14 @@ class Timer:
         self.last = now
 
 
-def render_nginx(template: str, *, port, redirect_port, upstream_port, static_root) -> str:
+def render_nginx(
+    template: str, *, port, redirect_port, upstream_port, live_port, static_root
+) -> str:
     """deploy/nginx/lunxun.conf with this run's ports and paths. Each substitution must hit
     exactly as often as expected, so the example and the test cannot drift apart silently."""
     replacements = [
         ("server 127.0.0.1:8000;", f"server 127.0.0.1:{upstream_port};", 1),
+        ("server 127.0.0.1:8935;", f"server 127.0.0.1:{live_port};", 1),
         ("listen 80;", f"listen 127.0.0.1:{redirect_port};", 1),
         ("listen 443 ssl http2;", f"listen 127.0.0.1:{port};", 1),
         # No TLS in the test: nginx still tells Django the request came over HTTPS, as it
@@ -202,6 +209,14 @@ class Stack:
                 command.process.wait()
         for proc in reversed(self.procs):
             proc.stop()
+        # The live server's nginx runs in a session of its own: manage.py live_server stops it
+        # on SIGTERM, but if that was cut short, it must not outlive the stack.
+        pid_file = getattr(self, "live_root", None) and self.live_root / "nginx.pid"
+        if pid_file and pid_file.exists():
+            try:
+                os.kill(int(pid_file.read_text().strip()), signal.SIGKILL)
+            except (ValueError, ProcessLookupError):
+                pass
 
 
 def _database(url: str, name: str):
@@ -250,12 +265,15 @@ def stack(request):
     stack.bucket = f"{os.environ['LUNXUN_S3_BUCKET']}-{token}"
     stack.endpoint = os.environ["LUNXUN_S3_ENDPOINT_URL"].rstrip("/")
     port, redirect_port, gunicorn_port = free_port(), free_port(), free_port()
+    live_rtmp_port, live_http_port = free_port(), free_port()
     stack.origin = f"https://127.0.0.1:{port}"  # what the browser sees: nginx, over TLS
     stack.base_url = f"http://127.0.0.1:{port}"  # where the test connects (no TLS here)
     stack.redirect_url = f"http://127.0.0.1:{redirect_port}"
     stack.static_root = workdir / "static"
     stack.var_dir = workdir / "var"
     stack.var_dir.mkdir()
+    stack.live_root = workdir / "live"
+    stack.live_rtmp_url = f"rtmp://127.0.0.1:{live_rtmp_port}/live"
 
     env = {k: v for k, v in os.environ.items() if k not in DROPPED_ENV}
     env.update(
@@ -275,6 +293,16 @@ def stack(request):
         PYTHONPATH=str(ROOT),
         PYTHONUNBUFFERED="1",
         LOG_LEVEL="INFO",
+        # The live-lecture server's, given to every process of the stack: gunicorn answers its
+        # callbacks with the same secret (derived from SECRET_KEY) and paths, the worker reads
+        # its recordings.
+        LUNXUN_LIVE_ROOT=str(stack.live_root),
+        LUNXUN_LIVE_RTMP_PORT=str(live_rtmp_port),
+        LUNXUN_LIVE_HTTP_PORT=str(live_http_port),
+        LUNXUN_LIVE_RTMP_URL=stack.live_rtmp_url,
+        LUNXUN_LIVE_CALLBACK_URL=f"http://127.0.0.1:{gunicorn_port}",
+        LUNXUN_LIVE_PRESET="ultrafast",
+        LUNXUN_NGINX=nginx,
     )
     stack.env = env
 
@@ -315,6 +343,9 @@ def stack(request):
                 "default",
             ],
         )
+        stack.live = stack.start("live_server", [PYTHON, "manage.py", "live_server"])
+        stack.logs["live nginx error.log"] = stack.live_root / "logs" / "error.log"
+        stack.logs["live ladder.log"] = stack.live_root / "ladder.log"
         nginx_dir = workdir / "nginx"
         nginx_dir.mkdir()
         (nginx_dir / "lunxun.conf").write_text(
@@ -323,6 +354,7 @@ def stack(request):
                 port=port,
                 redirect_port=redirect_port,
                 upstream_port=gunicorn_port,
+                live_port=live_http_port,
                 static_root=stack.static_root,
             )
         )
@@ -352,9 +384,19 @@ def stack(request):
             answers(gunicorn_login, **{"X-Forwarded-Proto": "https"}),
             timeout=STARTUP_SECONDS,
         )
+
+        def live_answers():
+            stack.live.check_alive()
+            with socket.create_connection(("127.0.0.1", live_rtmp_port), timeout=5):
+                pass
+            # Any answer will do: no lecture is on air yet, so there is nothing to serve.
+            requests.head(f"http://127.0.0.1:{live_http_port}/live/", timeout=5)
+            return True
+
+        wait_until("the live-lecture server to answer", live_answers, timeout=STARTUP_SECONDS)
         stack.nginx = stack.start("nginx", [*nginx_argv, "-e", str(nginx_dir / "error.log")])
         wait_until("nginx to answer", answers(stack.base_url + "/login/"), timeout=30)
-        timer.lap("setup: start gunicorn, RQ worker, nginx")
+        timer.lap("setup: start gunicorn, RQ worker, live server, nginx")
         stack.timer = timer
         yield stack
     finally:
