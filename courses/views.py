@@ -53,6 +53,19 @@ def viewing_start(request, lesson_id):
     return JsonResponse(_progress_json(progress))
 
 
+def _rejected(request, progress_id, rejection):
+    """A report that counted nothing: 409 with the reason to a player of the same member
+    (``superseded``: another viewing took over; ``ended``: the viewing's session ended or the
+    member was deactivated), 404 to anyone else, a signed-out player included."""
+    own = request.user.is_authenticated and (
+        LessonProgress.objects.filter(pk=progress_id, member__user=request.user).exists()
+    )
+    if not own:
+        raise Http404
+    reason = "ended" if isinstance(rejection, services.ViewingEnded) else "superseded"
+    return JsonResponse({reason: True}, status=409)
+
+
 @session_free
 @require_POST
 def progress_report(request, progress_id):
@@ -76,13 +89,7 @@ def progress_report(request, progress_id):
             position=request.POST.get("position", 0),
         )
     except services.ViewingRejected as rejection:
-        own = request.user.is_authenticated and (
-            LessonProgress.objects.filter(pk=progress_id, member__user=request.user).exists()
-        )
-        if not own:
-            raise Http404 from None
-        reason = "ended" if isinstance(rejection, services.ViewingEnded) else "superseded"
-        return JsonResponse({reason: True}, status=409)
+        return _rejected(request, progress_id, rejection)
     return JsonResponse(
         {
             "percent": progress.percent,
@@ -226,13 +233,7 @@ def live_report(request, stream_id, progress_id):
             position=request.POST.get("position", 0),
         )
     except services.ViewingRejected as rejection:
-        own = request.user.is_authenticated and (
-            LessonProgress.objects.filter(pk=progress_id, member__user=request.user).exists()
-        )
-        if not own:
-            raise Http404 from None
-        reason = "ended" if isinstance(rejection, services.ViewingEnded) else "superseded"
-        return JsonResponse({reason: True}, status=409)
+        return _rejected(request, progress_id, rejection)
     return JsonResponse(
         {
             "watched": progress.watched_seconds,
