@@ -1,6 +1,9 @@
 """gunicorn for Lunxun behind nginx (deploy/nginx/lunxun.conf).
 
-Run from the project directory: ``gunicorn -c deploy/gunicorn.conf.py``.
+Run from the project directory: ``gunicorn -c deploy/gunicorn.conf.py``. Several instances
+(on one machine or on several, all behind nginx's ``lunxun_app`` upstream) differ only in
+GUNICORN_BIND, GUNICORN_PIDFILE and GUNICORN_NAME; everything else (SECRET_KEY above all, the
+database, REDIS_URL, the bucket) must be the same for every instance (docs/operations.md).
 
 Threaded workers: a request mostly waits on the database, Redis or object storage, and a slow
 upload must not hold a whole process. Every figure can be set from the environment.
@@ -40,7 +43,9 @@ accesslog = os.environ.get("GUNICORN_ACCESS_LOG", "-")
 errorlog = os.environ.get("GUNICORN_ERROR_LOG", "-")
 loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "info")
 access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms "%({x-real-ip}i)s"'
-proc_name = "lunxun"
+proc_name = os.environ.get("GUNICORN_NAME", "lunxun")
+# One pid file per instance (none by default: a service manager knows the pid).
+pidfile = os.environ.get("GUNICORN_PIDFILE") or None
 # gunicorn's runtime control socket (gunicornc) defaults to one path per user, which every
 # gunicorn on the machine would share; name one with GUNICORN_CONTROL_SOCKET to use it.
 control_socket_disable = not os.environ.get("GUNICORN_CONTROL_SOCKET")
