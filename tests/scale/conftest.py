@@ -1,14 +1,17 @@
 """The scale-profile stack for the story: its own database, bucket, gunicorn, RQ worker, nginx.
 
 scripts/with-scale-stack.sh provides the services (PostgreSQL, Redis, the S3 endpoint) in the
-environment; this fixture makes a fresh database and bucket on them, migrates, collects static
-files, prepares the bucket (``manage.py storage_setup``), seeds a small world
-(tests/scale/seed.py), and starts gunicorn (deploy/gunicorn.conf.py, production settings), an
-RQ worker, the live-lecture server (``manage.py live_server``: nginx-rtmp, calling back to this
-gunicorn) and nginx (deploy/nginx/lunxun.conf, ports and paths substituted, its live upstream
-on the live server) as separate processes. The test process itself never opens the database:
-everything goes over HTTP (and RTMP), plus boto3 to look into the bucket and
-``manage.py shell`` for the few objects a test makes itself.
+environment. Once per run (``prepared``) a template database is migrated and static files are
+collected; each stack then makes its own database as a copy of the template and its own bucket,
+prepares the bucket (``manage.py storage_setup``), seeds a small world
+(tests/scale/seed.py), and starts two gunicorn instances (deploy/gunicorn.conf.py, production
+settings, each on its own port with its own pid file: ``stack.instances``), an RQ worker, the
+live-lecture server (``manage.py live_server``: nginx-rtmp, calling back to the first gunicorn)
+and nginx (deploy/nginx/lunxun.conf, ports and paths substituted: its ``lunxun_app`` upstream
+on both gunicorns, its live upstream on the live server) as separate processes. nginx's access
+log names the instance that answered each request (``upstream=``). The test process itself
+never opens the database: everything goes over HTTP (and RTMP), plus boto3 to look into the
+bucket and ``manage.py shell`` for the few objects a test makes itself.
 """
 
 import os
@@ -80,12 +83,14 @@ class Timer:
 
 
 def render_nginx(
-    template: str, *, port, redirect_port, upstream_port, live_port, static_root
+    template: str, *, port, redirect_port, upstream_ports, live_port, static_root
 ) -> str:
     """deploy/nginx/lunxun.conf with this run's ports and paths. Each substitution must hit
     exactly as often as expected, so the example and the test cannot drift apart silently."""
+    first, second = upstream_ports
     replacements = [
-        ("server 127.0.0.1:8000;", f"server 127.0.0.1:{upstream_port};", 1),
+        ("server 127.0.0.1:8000 ", f"server 127.0.0.1:{first} ", 1),
+        ("server 127.0.0.1:8001 ", f"server 127.0.0.1:{second} ", 1),
         ("server 127.0.0.1:8935;", f"server 127.0.0.1:{live_port};", 1),
         ("listen 80;", f"listen 127.0.0.1:{redirect_port};", 1),
         ("listen 443 ssl http2;", f"listen 127.0.0.1:{port};", 1),
@@ -120,7 +125,11 @@ http {{
     include /etc/nginx/mime.types;
     default_type application/octet-stream;
     sendfile on;
-    access_log {d}/access.log;
+    # The combined format, plus the gunicorn instance that answered.
+    log_format upstream '$remote_addr - $remote_user [$time_local] "$request" $status '
+                        '$body_bytes_sent "$http_referer" "$http_user_agent" '
+                        'upstream=$upstream_addr';
+    access_log {d}/access.log upstream;
     client_body_temp_path {d}/client_body;
     proxy_temp_path {d}/proxy;
     fastcgi_temp_path {d}/fastcgi;
@@ -176,12 +185,16 @@ class Stack:
     def manage(self, *args, log_name=None) -> str:
         return self.manage_started(*args, log_name=log_name).finish()
 
-    def start(self, name, argv) -> Proc:
+    def start(self, name, argv, *, env=None) -> Proc:
         log = self.workdir / f"{name}.log"
         self.logs[name] = log
-        proc = Proc(name, argv, env=self.env, cwd=ROOT, log_path=log)
+        proc = Proc(name, argv, env={**self.env, **(env or {})}, cwd=ROOT, log_path=log)
         self.procs.append(proc)
         return proc
+
+    def gunicorn_log(self) -> str:
+        """What both gunicorn instances logged."""
+        return "".join(proc.log_path.read_text(errors="replace") for proc in self.gunicorns)
 
     def s3(self):
         return boto3.client(
@@ -244,11 +257,66 @@ def pytest_terminal_summary(terminalreporter):
             terminalreporter.write_line(f"{seconds:7.1f}  {step}")
 
 
-@pytest.fixture
-def stack(request):
+class Prepared:
+    """What every stack of a run starts from: a migrated template database and one
+    STATIC_ROOT (collectstatic hashes and compresses every file), made once."""
+
+    def __init__(self, workdir: Path, template: str, static_root: Path):
+        self.workdir, self.template, self.static_root = workdir, template, static_root
+
+
+@pytest.fixture(scope="session")
+def prepared():
     missing = [name for name in REQUIRED_ENV if not os.environ.get(name)]
     if missing:
         _missing(f"{', '.join(missing)} not set")
+    import psycopg
+
+    timer = Timer()
+    workdir = Path(tempfile.mkdtemp(prefix="lunxun-scale-prepared-"))
+    os.chmod(workdir, 0o755)
+    template = f"lunxun_template_{secrets.token_hex(4)}"
+    admin_url, template_url = _database(os.environ["DATABASE_URL"], template)
+    env = {k: v for k, v in os.environ.items() if k not in DROPPED_ENV}
+    env.update(
+        DJANGO_SETTINGS_MODULE="config.settings.production",
+        SECRET_KEY=secrets.token_urlsafe(50),
+        ALLOWED_HOSTS="127.0.0.1,localhost",
+        DATABASE_URL=template_url,
+        LUNXUN_VAR_DIR=str(workdir / "var"),
+        STATIC_ROOT=str(workdir / "static"),
+        REDIS_URL=urlunsplit(urlsplit(os.environ["REDIS_URL"])._replace(path="/1")),
+        PATH=f"{VENV_BIN}:{os.environ.get('PATH', '/usr/bin:/bin')}",
+        PYTHONPATH=str(ROOT),
+        PYTHONUNBUFFERED="1",
+    )
+    with psycopg.connect(admin_url, autocommit=True) as connection:
+        connection.execute(f'CREATE DATABASE "{template}"')
+    try:
+        argv = [PYTHON, "manage.py"]
+        collect = Command(
+            "collectstatic",
+            [*argv, "collectstatic", "--noinput", "-v", "0"],
+            env=env,
+            log=workdir / "manage-collectstatic.log",
+        )
+        Command(
+            "migrate",
+            [*argv, "migrate", "--noinput", "-v", "0"],
+            env=env,
+            log=workdir / "manage-migrate.log",
+        ).finish()
+        collect.finish()
+        timer.lap("setup, once: migrate a template database + collectstatic (at once)")
+        yield Prepared(workdir, template, workdir / "static")
+    finally:
+        with psycopg.connect(admin_url, autocommit=True) as connection:
+            connection.execute(f'DROP DATABASE IF EXISTS "{template}" WITH (FORCE)')
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+@pytest.fixture
+def stack(request, prepared):
     nginx = os.environ.get("LUNXUN_NGINX") or _tool("nginx")
     for tool in ("ffmpeg", "ffprobe", "pdftotext"):
         _tool(tool)
@@ -264,12 +332,16 @@ def stack(request):
     admin_url, db_url = _database(os.environ["DATABASE_URL"], f"lunxun_story_{token}")
     stack.bucket = f"{os.environ['LUNXUN_S3_BUCKET']}-{token}"
     stack.endpoint = os.environ["LUNXUN_S3_ENDPOINT_URL"].rstrip("/")
-    port, redirect_port, gunicorn_port = free_port(), free_port(), free_port()
+    port, redirect_port = free_port(), free_port()
+    gunicorn_ports = [free_port(), free_port()]
+    gunicorn_port = gunicorn_ports[0]
     live_rtmp_port, live_http_port = free_port(), free_port()
     stack.origin = f"https://127.0.0.1:{port}"  # what the browser sees: nginx, over TLS
     stack.base_url = f"http://127.0.0.1:{port}"  # where the test connects (no TLS here)
     stack.redirect_url = f"http://127.0.0.1:{redirect_port}"
-    stack.static_root = workdir / "static"
+    # Each gunicorn instance, addressed directly (not through nginx).
+    stack.instances = [f"http://127.0.0.1:{p}" for p in gunicorn_ports]
+    stack.static_root = prepared.static_root
     stack.var_dir = workdir / "var"
     stack.var_dir.mkdir()
     stack.live_root = workdir / "live"
@@ -289,6 +361,10 @@ def stack(request):
         # Its own Redis database: other scale tests flush theirs (db 0).
         REDIS_URL=urlunsplit(urlsplit(os.environ["REDIS_URL"])._replace(path="/1")),
         LUNXUN_RATELIMIT_IP_HEADER="HTTP_X_REAL_IP",
+        # Hourly windows for the limits test_two_instances.py runs into: django-ratelimit counts
+        # in fixed windows, and a burst of tries must not straddle two of them.
+        LUNXUN_ACTIVATE_RATE="5/h",
+        LUNXUN_PASSWORD_CHECK_RATE="5/h",
         PATH=f"{VENV_BIN}:{os.environ.get('PATH', '/usr/bin:/bin')}",
         PYTHONPATH=str(ROOT),
         PYTHONUNBUFFERED="1",
@@ -307,30 +383,35 @@ def stack(request):
     stack.env = env
 
     with psycopg.connect(admin_url, autocommit=True) as connection:
-        connection.execute(f'CREATE DATABASE "lunxun_story_{token}"')
+        # A copy of the migrated template (``prepared``): this stack's own database.
+        connection.execute(f'CREATE DATABASE "lunxun_story_{token}" TEMPLATE "{prepared.template}"')
     try:
-        # Migrations, collectstatic (hashing and compressing every file) and the bucket at once.
-        collect = stack.manage_started("collectstatic", "--noinput", "-v", "0")
-        bucket = stack.manage_started("storage_setup")
-        stack.manage("migrate", "--noinput", "-v", "0")
-        collect.finish()
-        bucket.finish()
-        timer.lap("setup: migrate + collectstatic + storage_setup (at once)")
+        stack.manage("storage_setup")
+        timer.lap("setup: database from the template + storage_setup")
         stack.seed = _seed(stack)
         timer.lap("setup: seed")
 
-        stack.gunicorn = stack.start(
-            "gunicorn",
-            [
-                str(VENV_BIN / "gunicorn"),
-                "-c",
-                str(ROOT / "deploy" / "gunicorn.conf.py"),
-                "--bind",
-                f"127.0.0.1:{gunicorn_port}",
-                "--workers",
-                "2",
-            ],
-        )
+        # Two application servers behind the one nginx upstream, as a city runs them: the same
+        # settings and SECRET_KEY, their own port and pid file each.
+        stack.gunicorns = [
+            stack.start(
+                f"gunicorn-{letter}",
+                [
+                    str(VENV_BIN / "gunicorn"),
+                    "-c",
+                    str(ROOT / "deploy" / "gunicorn.conf.py"),
+                    "--workers",
+                    "2",
+                ],
+                # As docs/operations.md runs them: one bind and one pid file per instance.
+                env={
+                    "GUNICORN_BIND": f"127.0.0.1:{instance_port}",
+                    "GUNICORN_PIDFILE": str(workdir / f"gunicorn-{letter}.pid"),
+                    "GUNICORN_NAME": f"lunxun-{letter}",
+                },
+            )
+            for letter, instance_port in zip("ab", gunicorn_ports, strict=True)
+        ]
         stack.worker = stack.start(
             "rqworker",
             [
@@ -353,7 +434,7 @@ def stack(request):
                 NGINX_TEMPLATE.read_text(),
                 port=port,
                 redirect_port=redirect_port,
-                upstream_port=gunicorn_port,
+                upstream_ports=gunicorn_ports,
                 live_port=live_http_port,
                 static_root=stack.static_root,
             )
@@ -378,12 +459,12 @@ def stack(request):
 
             return check
 
-        gunicorn_login = f"http://127.0.0.1:{gunicorn_port}/login/"
-        wait_until(
-            "gunicorn to answer",
-            answers(gunicorn_login, **{"X-Forwarded-Proto": "https"}),
-            timeout=STARTUP_SECONDS,
-        )
+        for instance in stack.instances:
+            wait_until(
+                f"gunicorn on {instance} to answer",
+                answers(f"{instance}/login/", **{"X-Forwarded-Proto": "https"}),
+                timeout=STARTUP_SECONDS,
+            )
 
         def live_answers():
             stack.live.check_alive()
@@ -396,7 +477,7 @@ def stack(request):
         wait_until("the live-lecture server to answer", live_answers, timeout=STARTUP_SECONDS)
         stack.nginx = stack.start("nginx", [*nginx_argv, "-e", str(nginx_dir / "error.log")])
         wait_until("nginx to answer", answers(stack.base_url + "/login/"), timeout=30)
-        timer.lap("setup: start gunicorn, RQ worker, live server, nginx")
+        timer.lap("setup: start two gunicorns, RQ worker, live server, nginx")
         stack.timer = timer
         yield stack
     finally:

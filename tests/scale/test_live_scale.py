@@ -101,7 +101,7 @@ def test_a_lecture_goes_live_through_the_public_nginx(stack):
     assert [p.name for p in (stack.live_root / "www" / "live").iterdir()] == [lecture["name"]]
     # The ladder came from the live server, not gunicorn; the callbacks went straight to
     # gunicorn (with the secret both were given) and are not reachable through nginx.
-    gunicorn_log = stack.logs["gunicorn"].read_text()
+    gunicorn_log = stack.gunicorn_log()
     assert f"/live/{lecture['name']}/" not in gunicorn_log
     assert len(re.findall(r"POST /live/callbacks/publish/", gunicorn_log)) == 2, gunicorn_log[
         -3000:

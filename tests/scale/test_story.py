@@ -1,11 +1,13 @@
 """One whole story on the scale profile, over HTTP, against real processes.
 
-PostgreSQL, Redis and an S3 endpoint (scripts/with-scale-stack.sh); gunicorn, an RQ worker and
-nginx started by the ``stack`` fixture (conftest.py). A trainer uploads a video through nginx;
-the worker transcodes it into the bucket; the trainer puts it on a lesson; a member watches it
-(playlists and segments straight from object storage) and reports progress until complete; the
-secretary's coverage shows the member complete; the trainer closes the round; the worker issues
-the certificate and renders its PDF into the private store; the member downloads it.
+PostgreSQL, Redis and an S3 endpoint (scripts/with-scale-stack.sh); two gunicorn instances, an
+RQ worker and nginx started by the ``stack`` fixture (conftest.py): nginx sends each request to
+either instance, so every step below also holds across them. A trainer uploads a video
+through nginx; the worker transcodes it into the bucket; the trainer puts it on a lesson; a
+member watches it (playlists and segments straight from object storage) and reports progress
+until complete; the secretary's coverage shows the member complete; the trainer closes the
+round; the worker issues the certificate and renders its PDF into the private store; the member
+downloads it.
 """
 
 import http.client
@@ -82,7 +84,7 @@ def test_city_story(stack, tmp_path):
     # It went through nginx to gunicorn ...
     access = (stack.workdir / "nginx" / "access.log").read_text()
     assert re.search(rf'"POST {add_url} HTTP/1.1" 302 ', access), access[-2000:]
-    assert f"POST {add_url}" in stack.logs["gunicorn"].read_text()
+    assert f"POST {add_url}" in stack.gunicorn_log()
     # ... and the source is in the bucket's private area, not on the web machine's disk.
     sources = stack.keys("private/videos/sources/")
     assert len(sources) == 1 and sources[0].endswith(".mp4"), sources
@@ -283,7 +285,7 @@ def test_city_story(stack, tmp_path):
     assert static.headers["Cache-Control"] == "public, max-age=31536000, immutable"
     assert static.headers.get("Content-Encoding") == "gzip"  # WhiteNoise's .gz, gzip_static
     assert "lesson-player" in static.text
-    assert player_js not in stack.logs["gunicorn"].read_text()
+    assert player_js not in stack.gunicorn_log()
     # A body over the default limit is refused by nginx before Django reads a byte.
     connection = http.client.HTTPConnection("127.0.0.1", urlsplit(stack.base_url).port, timeout=30)
     connection.putrequest("POST", "/login/")
