@@ -45,6 +45,33 @@ def check_production_settings(app_configs, **kwargs):
     return errors
 
 
+# Caches that live in one process (or, for files, on one machine's disk).
+LOCAL_CACHES = {
+    "django.core.cache.backends.locmem.LocMemCache",
+    "django.core.cache.backends.dummy.DummyCache",
+    "django.core.cache.backends.filebased.FileBasedCache",
+}
+
+
+@register(Tags.caches, deploy=True)
+def check_shared_cache(app_configs, **kwargs):
+    """A city (PostgreSQL) runs several gunicorn instances, often on several machines, behind
+    one nginx upstream, with no stickiness: the cache must be the one they share (Redis), or
+    rate limits would count per process and Wagtail's cached site paths would go stale."""
+    engine = settings.DATABASES["default"]["ENGINE"]
+    backend = settings.CACHES["default"]["BACKEND"]
+    if "postgresql" not in engine or backend not in LOCAL_CACHES:
+        return []
+    return [
+        Error(
+            f"The cache ({backend.rsplit('.', 1)[-1]}) is not shared by the web processes of a "
+            "city: rate limits would count per process.",
+            hint="Set REDIS_URL (the scale profile's cache and task queue; docs/settings.md).",
+            id="lunxun.E005",
+        )
+    ]
+
+
 @register()
 def check_sms_backend(app_configs, **kwargs):
     """A provider SMS backend selected but not fully configured stops the site at start-up,

@@ -61,6 +61,20 @@ def test_scale_profile_settings_pass_the_deployment_checks():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_a_city_without_the_shared_cache_is_refused():
+    """Two or more gunicorn instances behind one upstream share rate limits only in Redis."""
+    result = deploy_check(
+        SECRET_KEY=strong_key(),
+        ALLOWED_HOSTS="lunxun.example.cn",
+        DATABASE_URL="postgres://lunxun@127.0.0.1:5432/lunxun",
+        REDIS_URL="",  # no Redis: the cache falls back to local memory
+        LUNXUN_S3_BUCKET="lunxun",
+        LUNXUN_S3_ENDPOINT_URL="http://127.0.0.1:9000",
+    )
+    assert result.returncode != 0
+    assert "lunxun.E005" in result.stderr + result.stdout
+
+
 @pytest.mark.parametrize("hosts", ["*", "lunxun.example.cn,*", "*.example.cn"])
 def test_wildcard_allowed_hosts_is_refused(hosts):
     result = deploy_check(SECRET_KEY=strong_key(), ALLOWED_HOSTS=hosts)
