@@ -13,8 +13,8 @@ and through nginx, whose access log names the instance that answered (``upstream
 * rate limits: wrong current passwords split across A and B lock the password check; tries of
   the activation page through nginx (both instances answering) hit the address limit; failed
   logins split across A and B lock the account;
-* the offline terminal: claimed once when A and B are asked at the same moment; records synced
-  through A are replays on B and through nginx; a personal code shown by A is genuine on B;
+* the offline terminal: claimed once when A and B are asked at the same moment; a personal code
+  shown by A is genuine on B; records synced through B are replays on A and through nginx;
 * live-lecture callbacks: nginx-rtmp's on_publish and on_publish_done accepted by either
   instance, the lecture's state the same on both;
 * the cache: Wagtail's site root paths, warmed on A and B, dropped by a change made in a third
@@ -148,6 +148,9 @@ def test_two_instances_share_every_state_that_matters(stack):
     a, b = stack.instances
     nginx = stack.base_url
     password = seed["password"]
+    # Two instances indeed: each its own master process, named in its own pid file.
+    pids = [int((stack.workdir / f"gunicorn-{x}.pid").read_text()) for x in "ab"]
+    assert pids == [proc.process.pid for proc in stack.gunicorns], pids
     world = make_world(stack)
     timer.lap("two instances: world made (a sitting now, a terminal, a lecture)")
 
@@ -261,7 +264,8 @@ def test_two_instances_share_every_state_that_matters(stack):
     assert answers == [200, 409], {base: r.text for base, r in claims.items()}
     secret = next(r.json()["secret"] for r in claims.values() if r.status_code == 200)
     assert json_post(secretary, f"{nginx}{claim_url}").status_code == 409
-    # A personal code shown by A, read offline, synced: through A, then replayed on B and nginx.
+    # A personal code shown by A, read offline, synced through B (which finds it genuine), then
+    # sent again through A and nginx: replays, nothing recorded twice.
     coder = browser(stack)
     assert login(coder, a, world["coder"], password).status_code == 302
     codes = coder.get(f"{a}/check-in/mine/").text
@@ -283,13 +287,13 @@ def test_two_instances_share_every_state_that_matters(stack):
         record["sig"] = record_sign(secret=secret, record=record)
         records.append(record)
     sync_url = f"/site-terminals/{world['terminal']}/sync/"
-    first = json_post(secretary, f"{a}{sync_url}", {"records": records})
+    first = json_post(secretary, f"{b}{sync_url}", {"records": records})
     assert first.status_code == 200, first.text
     assert [(r["result"], r["replayed"]) for r in first.json()["results"]] == [
         ("accepted", False),
         ("accepted", False),
     ], first.json()
-    for base in (b, nginx, nginx):
+    for base in (a, nginx, nginx):
         replay = json_post(secretary, f"{base}{sync_url}", {"records": records})
         assert replay.status_code == 200, replay.text
         results = replay.json()["results"]
@@ -298,7 +302,7 @@ def test_two_instances_share_every_state_that_matters(stack):
             ("accepted", True),
         ], (base, results)
     assert secretary.get(f"{b}{code_url}").json()["checked_in"] == 3
-    timer.lap("two instances: terminal claimed once; records synced on A are replays on B")
+    timer.lap("two instances: terminal claimed once; records synced on B are replays on A")
 
     # --- Live-lecture callbacks ------------------------------------------------------------
     callback_secret = salted_hmac(
@@ -334,17 +338,12 @@ def test_two_instances_share_every_state_that_matters(stack):
     course = "/courses/party-constitution/"
     for base in (a, b, a, b):  # warm both instances' view of the site root paths
         assert f'href="{course}"' in member.get(f"{base}/courses/").text
-    set_site_root(stack, "/home/courses/")
-    try:
-        for base in (a, b, nginx, nginx):
-            page = member.get(f"{base}/")
-            assert page.status_code == 200, (base, page.status_code)
-            assert 'href="/party-constitution/"' in page.text, base
-            assert f'href="{course}"' not in page.text, base
-    finally:
-        set_site_root(stack, "/home/")
-    for base in (a, b):
-        assert f'href="{course}"' in member.get(f"{base}/courses/").text
+    set_site_root(stack, "/home/courses/")  # the last check: the stack goes with the test
+    for base in (a, b, nginx, nginx):
+        page = member.get(f"{base}/")
+        assert page.status_code == 200, (base, page.status_code)
+        assert 'href="/party-constitution/"' in page.text, base
+        assert f'href="{course}"' not in page.text, base
     for proc in stack.procs:
         proc.check_alive()
     timer.lap("two instances: a cache invalidation from a third process seen by both")
