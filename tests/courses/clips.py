@@ -49,6 +49,7 @@ def make_lecture_clip(
     path,
     *,
     seconds=60,
+    grain=6,
     video_args=("-c:v", "libx264", "-preset", "veryfast", "-crf", "20", "-pix_fmt", "yuv420p"),
     audio_args=("-c:a", "aac", "-b:a", "128k"),
 ):
@@ -56,7 +57,8 @@ def make_lecture_clip(
     (H.264 at about 5 Mbit/s, AAC): a slide of Chinese and English text that changes every
     15 s, a clip playing on the slide (testsrc2), the speaker's window (a slowly zooming
     Mandelbrot set with camera grain: motion and fine detail), a pointer moving over the slide
-    and a notice scrolling along the bottom; a tone with pink noise for the voice. Not a still
+    and a notice scrolling along the bottom; a tone with pink noise for the voice (``grain``:
+    the strength of the camera's noise, 0-100). Not a still
     frame: that would flatter both the speed and the quality of a transcode."""
     first = "enable='lt(mod(t,30),15)'"
     second = "enable='gte(mod(t,30),15)'"
@@ -89,7 +91,7 @@ def make_lecture_clip(
     graph = ";".join(
         [
             f"[0:v]{slide}[slide]",
-            "[1:v]noise=alls=6:allf=t[head]",
+            f"[1:v]noise=alls={grain}:allf=t[head]",
             "[slide][2:v]overlay=x=60:y=350[s1]",
             "[s1][head]overlay=x=840:y=360[s2]",
             "[s2][3:v]overlay=x='60+mod(t*90\\,460)':y='200+40*sin(t)':shortest=1,"
