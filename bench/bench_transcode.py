@@ -262,9 +262,9 @@ def main():
         rows.append(
             result_row(
                 f"SSIM of {rung.name} against the source",
-                round(new, 4),
+                f"{new:.4f}",  # as text: RESULTS.md would round a number to 2 decimals
                 "",
-                baseline=round(old, 4),
+                baseline=f"{old:.4f}",
                 baseline_label=f"-preset {BASELINE_PRESET}",
                 target=f">= {floor:.4f} (99 % of the baseline)",
                 met=met,
