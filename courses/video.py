@@ -57,7 +57,6 @@ DEFAULT_EXTENSIONS = (
 DEFAULT_MAX_BYTES = 4 * 1024**3
 DEFAULT_MIN_SECONDS = 1
 DEFAULT_MAX_SECONDS = 6 * 3600
-DEFAULT_PRESET = "veryfast"
 DEFAULT_THREADS = 2
 DEFAULT_MAX_FPS = 30
 
@@ -133,6 +132,53 @@ LADDER: tuple[Rung, ...] = (
 )
 
 
+@dataclass(frozen=True)
+class X264:
+    """libx264 settings of one rung: a preset, and ``-x264-params`` changed on top of it."""
+
+    preset: str
+    params: str = ""
+
+
+@dataclass(frozen=True)
+class Encoding:
+    """How the ladder is encoded: x264 settings by rung, and the scaler of the rungs.
+
+    ``x264`` is a list of (largest short side, settings), smallest first; a rung takes the
+    first entry its height fits under (``None``: any height).
+    """
+
+    x264: tuple[tuple[int | None, X264], ...]
+    scale_flags: str = SCALE_FLAGS
+
+    @classmethod
+    def uniform(cls, preset: str, params: str = "") -> Encoding:
+        """The same x264 settings on every rung (what LUNXUN_FFMPEG_PRESET asks for)."""
+        return cls(x264=((None, X264(preset, params)),))
+
+    def for_rung(self, rung: Rung) -> X264:
+        for bound, chosen in self.x264:
+            if bound is None or rung.height <= bound:
+                return chosen
+        return self.x264[-1][1]
+
+
+# The ladder's encoding, measured by bench/bench_transcode.py against the uniform "veryfast" it
+# replaced (docs/courses.md has the figures). The lowest rung costs little and loses most from
+# a cheaper motion search, so it keeps veryfast. 360p and 540p take superfast's motion search
+# but keep veryfast's macroblock tree over a 10-frame lookahead (superfast turns it off; it
+# is what keeps a still slide sharp). 720p, half of all the encoding, takes ultrafast's
+# analysis with CABAC, the deblocking filter, the macroblock tree and quarter-pixel motion put
+# back: every rung stays within 1 % of the SSIM veryfast reached, at about 0.6 of its CPU time.
+TUNED_ENCODING = Encoding(
+    x264=(
+        (234, X264("veryfast")),
+        (540, X264("superfast", "mbtree=1:rc-lookahead=10")),
+        (None, X264("ultrafast", "cabac=1:deblock=0,0:mbtree=1:rc-lookahead=10:subme=1")),
+    )
+)
+
+
 @dataclass
 class TranscodeResult:
     master_playlist: str  # all paths relative to out_dir
@@ -162,6 +208,12 @@ def _ffprobe_bin() -> str:
 
 def _threads() -> int:
     return max(1, int(_setting("LUNXUN_FFMPEG_THREADS", DEFAULT_THREADS)))
+
+
+def _encoding() -> Encoding:
+    """LUNXUN_FFMPEG_PRESET, when set, puts that x264 preset on every rung instead."""
+    preset = _setting("LUNXUN_FFMPEG_PRESET", "")
+    return Encoding.uniform(preset) if preset else TUNED_ENCODING
 
 
 def allowed_extensions() -> list[str]:
@@ -540,9 +592,13 @@ def _tee_slave(options: list[tuple[str, str]], target: str) -> str:
     return _tee_escape(f"[{inner}]{target}", _TEE_SLAVE_SPECIAL)
 
 
-def build_command(source_path, out_dir, probe: ProbeResult) -> list[str]:
-    """The ffmpeg argv for the whole job, built with ffmpeg-python."""
+def build_command(
+    source_path, out_dir, probe: ProbeResult, *, encoding: Encoding | None = None
+) -> list[str]:
+    """The ffmpeg argv for the whole job, built with ffmpeg-python. ``encoding`` defaults to
+    the settings' (TUNED_ENCODING unless LUNXUN_FFMPEG_PRESET says otherwise)."""
     info = probe
+    encoding = encoding if encoding is not None else _encoding()
     source_path = os.path.abspath(source_path)
     out = os.path.abspath(out_dir)
     if "%" in out:  # the hls muxer expands %v and %d patterns in its file names
@@ -580,7 +636,8 @@ def build_command(source_path, out_dir, probe: ProbeResult) -> list[str]:
     options = {}
     stream_map = []
     for i, rung in enumerate(rungs):
-        streams += [_scaled(pictures.stream(i), rung.height, portrait), sounds.stream(i)]
+        scaled = _scaled(pictures.stream(i), rung.height, portrait, flags=encoding.scale_flags)
+        streams += [scaled, sounds.stream(i)]
         options[f"b:v:{i}"] = rung.video_bitrate
         options[f"maxrate:v:{i}"] = round(rung.video_bitrate * 1.07)
         options[f"bufsize:v:{i}"] = round(rung.video_bitrate * 1.5)
@@ -592,6 +649,16 @@ def build_command(source_path, out_dir, probe: ProbeResult) -> list[str]:
     if rate:
         gop = max(1, round(KEYFRAME_SECONDS * rate))
         options.update(g=gop, keyint_min=gop)
+    x264 = [encoding.for_rung(rung) for rung in rungs]
+    if len(set(x264)) == 1:  # one setting for all: plain -preset, as an operator would write
+        options["preset"] = x264[0].preset
+        if x264[0].params:
+            options["x264-params"] = x264[0].params
+    else:
+        for i, chosen in enumerate(x264):
+            options[f"preset:v:{i}"] = chosen.preset
+            if chosen.params:
+                options[f"x264-params:v:{i}"] = chosen.params
 
     hls = _tee_slave(
         [
@@ -617,7 +684,6 @@ def build_command(source_path, out_dir, probe: ProbeResult) -> list[str]:
         format="tee",
         **{
             "c:v": "libx264",
-            "preset": _setting("LUNXUN_FFMPEG_PRESET", DEFAULT_PRESET),
             "sc_threshold": 0,
             "force_key_frames": f"expr:gte(t,n_forced*{KEYFRAME_SECONDS})",
             "c:a": "aac",

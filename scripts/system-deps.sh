@@ -8,7 +8,7 @@ set -euo pipefail
 profile=${1:-demo}
 packages=(
   ffmpeg                # video probing and transcoding
-  fonts-noto-cjk        # Chinese text in pages and certificates
+  fonts-noto-cjk        # Chinese text in pages, certificates and the lecture clip of the video tests and bench
   fonts-hanazono        # certificates: the rare CJK Extension B-F name characters Noto lacks
   libharfbuzz-subset0   # without it WeasyPrint silently subsets fonts in pure Python, 10-50x slower
   libpango-1.0-0 libpangoft2-1.0-0  # WeasyPrint's text layout

@@ -381,7 +381,9 @@ LUNXUN_VIDEO_MAX_BYTES = env_int("LUNXUN_VIDEO_MAX_BYTES", 4 * 1024**3)
 # A lesson video's caption file (WebVTT or SRT), checked by courses.captions.
 LUNXUN_CAPTIONS_MAX_BYTES = env_int("LUNXUN_CAPTIONS_MAX_BYTES", 1024 * 1024)
 LUNXUN_VIDEO_STALE_MINUTES = env_int("LUNXUN_VIDEO_STALE_MINUTES", 120)
-LUNXUN_FFMPEG_PRESET = os.environ.get("LUNXUN_FFMPEG_PRESET", "veryfast")
+# Empty: the tuned per-rung x264 settings (courses.video.TUNED_ENCODING); a preset name puts
+# that preset on every rung instead.
+LUNXUN_FFMPEG_PRESET = os.environ.get("LUNXUN_FFMPEG_PRESET", "")
 # The embedded default serves MEDIA_ROOT itself; the scale profile serves it from storage/CDN.
 LUNXUN_SERVE_MEDIA = env_bool("LUNXUN_SERVE_MEDIA", not LUNXUN_S3_BUCKET)
 # Live lectures (courses.live): nginx's RTMP module, started with the site. The lecture hall

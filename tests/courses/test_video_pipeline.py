@@ -628,7 +628,7 @@ def test_command_decodes_once_with_safe_flags(tmp_path, src_640):
     assert argv[argv.index("-force_key_frames") + 1] == "expr:gte(t,n_forced*2)"
     assert argv[argv.index("-sc_threshold") + 1] == "0"
     assert argv[argv.index("-g") + 1] == "60"
-    assert argv[argv.index("-preset") + 1] == "veryfast"
+    assert "-preset:v:0" in argv  # per rung: tests/courses/test_video_encoding.py
     assert argv[argv.index("-threads") + 1] == "2"
     graph = argv[argv.index("-filter_complex") + 1]
     assert "split=3" in graph  # two rungs and the poster
