@@ -138,6 +138,10 @@ def run_all(args):
         if args.summarize:
             if path.exists():
                 results[db] = json.loads(path.read_text())
+                failures += results[db]["failures"]
+            elif collected := collect(args, db):
+                results[db] = collected  # a run that stopped early: the passes it finished
+                failures += collected["failures"]
             else:
                 failures.append(f"{db}: no results in {path.name}")
             continue
@@ -254,6 +258,41 @@ def run_db(args, db):
         )
     )
     return 1 if failures else 0
+
+
+def collect(args, db):
+    """What a run of ``db`` that did not finish left in bench/out: the sizes it built and the
+    passes it finished (a size missing a pass is said to be so)."""
+    merged, failures, counts = {}, [], set()
+    for size in args.sizes:
+        if not build_file(db, size).exists():
+            failures.append(f"{db} {size:,}: no data set was built")
+            continue
+        runs = [
+            json.loads(pass_file(db, size, n).read_text())
+            for n in range(1, args.passes + 1)
+            if pass_file(db, size, n).exists()
+        ]
+        if not runs:
+            failures.append(f"{db} {size:,}: no pass finished")
+            continue
+        counts.add(len(runs))
+        merged[str(size)] = merge(json.loads(build_file(db, size).read_text()), runs)
+    if not merged:
+        return None
+    if len(counts) > 1:
+        failures.append(f"{db}: sizes measured in unequal numbers of passes {sorted(counts)}")
+    return {
+        "db": db,
+        "sizes": merged,
+        "failures": [
+            f"{db}: the run stopped early; summarised from the passes it finished",
+            *failures,
+        ],
+        "passes": min(counts),
+        "requests": args.requests,
+        "measured_at": min(s["measured_at"] for s in merged.values()),
+    }
 
 
 def merge(built, runs):
