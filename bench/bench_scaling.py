@@ -615,13 +615,13 @@ class ReportPage:
 
 
 def report_members(nodes):
-    """Members of the village's last branch (not the branch whose member opens the home page)."""
+    """Members of the township's last branch (not the branch whose member opens the home page;
+    at 30,000 members a village has one branch only)."""
     from members.models import Member, Organization
 
+    township = nodes["township"]
     branch = (
-        Organization.objects.filter(
-            path__startswith=nodes["village"].path, depth=nodes["village"].depth + 1
-        )
+        Organization.objects.filter(path__startswith=township.path, depth=township.depth + 2)
         .exclude(pk=nodes["branch"].pk)
         .order_by("-path")[0]
     )
