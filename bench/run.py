@@ -37,6 +37,7 @@ QUICK = {
     "plans": ["--members=30000", "--requests=5"],
     "progress": ["--members=500", "--seconds=5", "--trial-seconds=2"],
     "quiz": ["--city=30000", "--members=2000", "--seconds=5"],
+    "scaling": ["--sizes=3000,6000", "--passes=2", "--requests=5"],
     "seed": ["--members=30000", "--baseline-sample=500"],
     "terminal": ["--minutes=1", "--records=100"],
     "transcode": ["--seconds=10", "--repeat=1"],
