@@ -9,6 +9,12 @@ from rounds.hours import hours_summary_check, hours_summary_repair, source_years
 SHOWN = 20
 
 
+def _figures(figures) -> str:
+    """lessons / sessions / records = total."""
+    lessons, sessions, records, total = (f"{value:g}" for value in figures)
+    return f"{lessons} / {sessions} / {records} = {total}"
+
+
 class Command(BaseCommand):
     help = (
         "Compare the yearly study-hours summary with a recount from lessons, attendance and "
@@ -42,8 +48,8 @@ class Command(BaseCommand):
                     % {
                         "year": each,
                         "member": found.member_id,
-                        "stored": found.stored.as_tuple(),
-                        "counted": found.counted.as_tuple(),
+                        "stored": _figures(found.stored),
+                        "counted": _figures(found.counted),
                     }
                 )
             if repair and drift:
