@@ -13,14 +13,15 @@ import time_machine
 from auditlog.models import LogEntry
 from django.core.management import call_command
 from django.db import transaction
+from django.urls import reverse
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from courses import services as course_services
 from courses.models import LessonProgress
 from members.models import Member, Role
-from rounds import hours, ledger, records, services
-from rounds.models import Attendance, HoursSummary, StudyRecord
+from rounds import hours, ledger, plans, records, services
+from rounds.models import Attendance, HoursSummary, PlanTarget, StudyPlan, StudyRecord
 
 from .. import factories
 from ..courses.builders import session_of
@@ -285,6 +286,32 @@ def test_deleting_a_member_takes_their_summary_with_them(world):
     roll_call(world, world.member_a, world.sittings[1], Attendance.Status.PRESENT)
     world.member_a.delete()
     assert not HoursSummary.objects.filter(member_id=world.member_a.pk).exists()
+
+
+def test_the_lists_and_the_plan_read_the_summary_not_the_sources(world, client_for):
+    """The staff list, its below-requirement filter and a plan's hours target read the year's
+    summary row: a row changed behind the sources' back shows there (and only the check finds
+    it), while the member's own entries still come from the sources."""
+    a = world.member_a
+    record_approved(world, a, date(2027, 3, 1), Decimal("2"))
+    HoursSummary.objects.filter(member=a, year=2027).update(records=40, total=40)
+
+    people = Member.objects.filter(pk=a.pk)
+    row = ledger.ledger_for_members(members_qs=people, year=2027).get()
+    assert (row.hours_total, row.is_below) == (Decimal("40"), 0)
+    assert not ledger.below_requirement(ledger.ledger_for_members(members_qs=people, year=2027))
+    assert ledger.ledger_total(member=a, year=2027) == Decimal("2")  # entries: the sources
+
+    plan = StudyPlan.objects.create(title="五年规划", organization=world.root, first_year=2027)
+    target = PlanTarget.objects.create(
+        plan=plan, kind=PlanTarget.Kind.HOURS, audience=PlanTarget.Audience.MEMBERS, number=32
+    )
+    figure, _missing = plans.year_figure(target, world.branch_a, 2027)
+    assert (figure.audience, figure.met) == (1, 1)
+
+    page = client_for(world.trainer).get(reverse("rounds:ledger_org") + "?year=2027&below=1")
+    assert a.name not in page.content.decode()
+    assert [d.member_id for d in hours.hours_summary_check(year=2027)] == [a.pk]
 
 
 # --- manage.py ledger_summary ------------------------------------------------------------------
