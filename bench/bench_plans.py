@@ -92,7 +92,7 @@ def run_both(args):
         for line in table(db, result):
             print(line)
         ok = ok and all(page["met"] for page in result["pages"].values()) and result["flat"]
-    _write_rows(results, failures)
+    _write_rows(results, failures, args.summarize)
     return 0 if ok else 1
 
 
@@ -119,11 +119,15 @@ def table(db, result):
         yield f"  slowest: {line}"
 
 
-def _write_rows(results, failures):
+def _write_rows(results, failures, summarize=False):
+    """bench/out/plans.json, the rows RESULTS.md shows (_setup.write_results)."""
     sys.path.insert(0, str(HERE))
-    from _setup import result_row
+    from _setup import result_row, summarised_from, write_results
 
-    rows = []
+    rows, notes = [], list(failures)
+    for db in DBS:
+        if db not in results:
+            rows.append(result_row(f"{db}: plan pages", "no figures", met=False))
     for db, result in results.items():
         for name, page in result["pages"].items():
             rows.append(
@@ -146,7 +150,20 @@ def _write_rows(results, failures):
                 met=result["flat"],
             )
         )
-    (OUT / "plans.json").write_text(json.dumps({"rows": rows, "failures": failures}))
+    measured_at = None
+    if summarize:
+        paths = [OUT / f"plans-{db}-large.json" for db in results]
+        note, measured_at = summarised_from(paths)
+        notes.append(note)
+    write_results(
+        "plans",
+        rows,
+        title="The five-year plan page on the scale city",
+        ok=not failures,
+        data="; ".join(f"{db}: {result['data']}" for db, result in results.items()),
+        notes=notes,
+        measured_at=measured_at,
+    )
 
 
 # --- Child: one database ----------------------------------------------------------------------
@@ -443,6 +460,20 @@ def build(members, rng):
     return nodes, added
 
 
+def build_hours_summary():
+    """The yearly hours summary of the data the bulk inserts above wrote without it (what
+    ``manage.py ledger_summary --all --repair`` does for existing data)."""
+    from django.db import connection
+
+    from rounds.hours import hours_summary_rebuild
+
+    rows = hours_summary_rebuild()
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("VACUUM ANALYZE")
+    return rows
+
+
 def staff_client(username, role, node):
     from django.contrib.auth import get_user_model
     from django.test import Client
@@ -481,6 +512,7 @@ def run_one(args):
     with time_machine.travel(frozen, tick=True):
         members = args.small if size == "small" else args.members
         nodes, (participations, records) = build(members, rng)
+        build_hours_summary()
         built = time.perf_counter() - started
         plan = make_plan(nodes["city"])
         url = reverse("rounds:plan", args=[plan.pk])

@@ -33,6 +33,7 @@ QUICK = {
     "certificates": ["--single=10", "--naive=5", "--bulk=40", "--merged=20", "--long=200"],
     "coverage": ["--members=30000", "--repeat=3"],
     "import": ["--rows=2000", "--city=5000", "--baseline-sample=200"],
+    "hours": ["--members=30000", "--requests=5"],
     "pages": ["--members=30000", "--requests=20"],
     "plans": ["--members=30000", "--requests=5"],
     "progress": ["--members=500", "--seconds=5", "--trial-seconds=2"],

@@ -8,6 +8,7 @@ import shutil
 import tempfile
 import time
 import uuid
+from contextlib import nullcontext
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -46,6 +47,10 @@ log = logging.getLogger(__name__)
 # change is saved, with ``member_id`` and ``lesson_id``. Higher apps (rounds) keep their derived
 # status current from it; the hot path of progress reports sends nothing else.
 lesson_progress_changed = Signal()
+# Sent by ``progress_report`` when a report completes a lesson (study hours earned), INSIDE the
+# transaction of its UPDATE, with ``progress``: a queryset update sends no post_save, and
+# rounds keeps each member's yearly hours summary in the same transaction (rounds/hours.py).
+lesson_hours_earned = Signal()
 
 
 # --- Video -------------------------------------------------------------------------------------
@@ -398,9 +403,13 @@ def progress_report(*, progress_id: int, viewing, segments, position) -> LessonP
             raise _rejection(progress_id, viewing)
         read_at = progress.updated_at
         fields = _credit_report(progress, segments, position, now)
-        changed = LessonProgress.objects.filter(
-            pk=progress.pk, viewing=viewing, updated_at=read_at
-        ).update(**{name: getattr(progress, name) for name in fields})
+        # A completing report writes its hours and what is summed from them together.
+        with transaction.atomic() if "completed_at" in fields else nullcontext():
+            changed = LessonProgress.objects.filter(
+                pk=progress.pk, viewing=viewing, updated_at=read_at
+            ).update(**{name: getattr(progress, name) for name in fields})
+            if changed:
+                _hours_earned(progress, fields)
         if changed:
             _announce_completion(progress, fields)
             return progress
@@ -414,6 +423,7 @@ def progress_report(*, progress_id: int, viewing, segments, position) -> LessonP
         LessonProgress.objects.filter(pk=progress.pk).update(
             **{name: getattr(progress, name) for name in fields}
         )
+        _hours_earned(progress, fields)
     _announce_completion(progress, fields)
     return progress
 
@@ -438,6 +448,11 @@ def _rejection(progress_id, viewing) -> ViewingRejected:
     if LessonProgress.objects.filter(pk=progress_id, viewing=viewing).exists():
         return ViewingEnded()
     return ViewingSuperseded()
+
+
+def _hours_earned(progress: LessonProgress, fields) -> None:
+    if "completed_at" in fields:
+        lesson_hours_earned.send(sender=LessonProgress, progress=progress)
 
 
 def _announce_completion(progress: LessonProgress, fields) -> None:

@@ -13,6 +13,7 @@ from courses.models import LessonPage, LessonProgress
 from members.models import Member, Organization, Role, RoleAssignment
 
 from . import records, services
+from .hours import hours_summary_rebuild
 from .models import (
     KIND_PRESETS,
     Attendance,
@@ -191,6 +192,7 @@ def seed_demo_rounds(now=None) -> str | None:
         _seed_mobile_ticked(mobile=mobile, round_=current, lessons=lessons, user=user, when=held_on)
         _seed_records(demo=demo, today=today)
         _seed_plan(city=city, members=members, user=user, today=today)
+        hours_summary_rebuild()  # the bulk inserts above sent no signals
     return (
         f"Demo rounds: '{previous.title}' closed with its snapshot; "
         f"'{current.title}' under way (coverage at /rounds/{current.pk}/coverage/)."

@@ -8,9 +8,11 @@ A year is a calendar year in the deployment's time zone. The requirement depends
 member's position and comes from ``settings.LUNXUN_YEARLY_HOURS``; positions not listed there
 use the "member" figure.
 
-One member's ledger is a short list read in Python; a list of members is one query whose
-sums, requirement and gap are computed by the database, so it can be ordered and paged over
-a whole city.
+One member's ledger is a short list read in Python; a list of members is one query that reads
+each member's row of the year in the summary (``HoursSummary``, kept by rounds/hours.py in the
+transaction of every write to the sources) and computes requirement and gap in the database, so
+it can be ordered and paged over a whole city. ``ledger_for_members_live`` sums the sources
+instead: the recount the summary is checked against.
 """
 
 from dataclasses import dataclass
@@ -22,8 +24,10 @@ from django.db.models import (
     Case,
     DecimalField,
     F,
+    FilteredRelation,
     IntegerField,
     OuterRef,
+    Q,
     Subquery,
     Sum,
     Value,
@@ -39,7 +43,7 @@ from courses.models import LessonProgress
 from members import access
 from members.models import Member
 
-from .models import Attendance, StudyRecord, day_start
+from .models import Attendance, HoursSummary, StudyRecord, day_start
 
 HOURS = DecimalField(max_digits=8, decimal_places=1)
 ZERO = Decimal("0")
@@ -221,24 +225,10 @@ def _requirement_expression():
     return Case(*whens, default=Value(default), output_field=HOURS)
 
 
-def ledger_for_members(*, members_qs, year: int | None):
-    """``members_qs`` annotated with the year's hours (``year`` None: every year's, as for the
-    hours 发展对象 need before admission), requirement and gap, all in SQL.
-
-    ``hours_lessons``, ``hours_sessions``, ``hours_total``, ``hours_required``, ``hours_gap``
-    (zero once the requirement is met) and ``is_below`` (1 below the requirement, else 0);
-    ordered below-requirement first, then by name. One query, whatever the number of members.
-    """
-    lessons = _sum_subquery(_lesson_rows(OuterRef("pk"), year), "hours_earned")
-    sessions = _sum_subquery(_attendance_rows(OuterRef("pk"), year), "sitting__session__hours")
-    records = _sum_subquery(_record_rows(OuterRef("pk"), year), "hours")
+def _with_gap(annotated):
+    """Add total, requirement, gap and ``is_below`` to ``hours_lessons/sessions/records``."""
     return (
-        members_qs.annotate(
-            hours_lessons=lessons,
-            hours_sessions=sessions,
-            hours_records=records,
-            hours_required=_requirement_expression(),
-        )
+        annotated.annotate(hours_required=_requirement_expression())
         .annotate(
             hours_total=Round(
                 F("hours_lessons") + F("hours_sessions") + F("hours_records"),
@@ -257,6 +247,62 @@ def ledger_for_members(*, members_qs, year: int | None):
             )
         )
         .order_by("-is_below", "name", "pk")
+    )
+
+
+def _summed(column):
+    """Every year's ``column`` of a member's summary rows (the hours before admission)."""
+    rows = HoursSummary.objects.filter(member=OuterRef("pk")).order_by().values("member")
+    summed = rows.annotate(total=Sum(column)).values("total")
+    return Round(Coalesce(Subquery(summed, output_field=HOURS), Value(ZERO), output_field=HOURS), 1)
+
+
+def ledger_for_members(*, members_qs, year: int | None):
+    """``members_qs`` annotated with the year's hours (``year`` None: every year's, as for the
+    hours 发展对象 need before admission), requirement and gap, all in SQL.
+
+    ``hours_lessons``, ``hours_sessions``, ``hours_total``, ``hours_required``, ``hours_gap``
+    (zero once the requirement is met) and ``is_below`` (1 below the requirement, else 0);
+    ordered below-requirement first, then by name. One query, whatever the number of members:
+    the hours are read from each member's row of the year in the summary (``HoursSummary``,
+    rounds/hours.py), one join, never summed from the sources here.
+    """
+    if year is None:
+        return _with_gap(
+            members_qs.annotate(
+                hours_lessons=_summed("lessons"),
+                hours_sessions=_summed("sessions"),
+                hours_records=_summed("records"),
+            )
+        )
+    zero = Value(ZERO)
+    return _with_gap(
+        members_qs.annotate(
+            year_hours=FilteredRelation("hours_summaries", condition=Q(hours_summaries__year=year))
+        ).annotate(
+            hours_lessons=Coalesce(F("year_hours__lessons"), zero, output_field=HOURS),
+            hours_sessions=Coalesce(F("year_hours__sessions"), zero, output_field=HOURS),
+            hours_records=Coalesce(F("year_hours__records"), zero, output_field=HOURS),
+        )
+    )
+
+
+def ledger_for_members_live(*, members_qs, year: int | None):
+    """What ``ledger_for_members`` gives, summed live from the three sources instead of read
+    from the summary: the recount the summary is checked against (tests, bench baseline).
+
+    ``members_qs`` annotated with the year's hours (``year`` None: every year's, as for the
+    hours 发展对象 need before admission), requirement and gap, all in SQL.
+
+    ``hours_lessons``, ``hours_sessions``, ``hours_total``, ``hours_required``, ``hours_gap``
+    (zero once the requirement is met) and ``is_below`` (1 below the requirement, else 0);
+    ordered below-requirement first, then by name. One query, whatever the number of members.
+    """
+    lessons = _sum_subquery(_lesson_rows(OuterRef("pk"), year), "hours_earned")
+    sessions = _sum_subquery(_attendance_rows(OuterRef("pk"), year), "sitting__session__hours")
+    records = _sum_subquery(_record_rows(OuterRef("pk"), year), "hours")
+    return _with_gap(
+        members_qs.annotate(hours_lessons=lessons, hours_sessions=sessions, hours_records=records)
     )
 
 

@@ -894,6 +894,31 @@ class StudyRecord(models.Model):
         return f"{self.member} · {self.title} · {self.studied_on}"
 
 
+class HoursSummary(models.Model):
+    """A member's study hours (学时) in one calendar year, per source and in total: what the
+    ledger's lists read (rounds/ledger.py), so a city's list is one join, not three sums per
+    member. Kept in the same transaction as every write to its sources (rounds/hours.py);
+    ``manage.py ledger_summary`` checks it against a full recount and repairs it. No row: no
+    hours that year."""
+
+    member = models.ForeignKey(Member, on_delete=models.CASCADE, related_name="hours_summaries")
+    year = models.PositiveSmallIntegerField()
+    lessons = models.DecimalField(max_digits=8, decimal_places=1, default=Decimal("0"))
+    sessions = models.DecimalField(max_digits=8, decimal_places=1, default=Decimal("0"))
+    records = models.DecimalField(max_digits=8, decimal_places=1, default=Decimal("0"))
+    total = models.DecimalField(max_digits=8, decimal_places=1, default=Decimal("0"))
+
+    class Meta:
+        verbose_name = _("yearly study hours")
+        verbose_name_plural = _("yearly study hours")
+        constraints = [
+            models.UniqueConstraint(fields=["member", "year"], name="hours_summary_once_per_year")
+        ]
+
+    def __str__(self):
+        return f"{self.member_id} · {self.year} · {self.total}"
+
+
 class StudyPlan(ClusterableModel):
     """《党员教育培训工作五年规划》: yearly targets per category, set by the city (or any level,
     for its subtree) and met by each subtree. Figures are computed from the ledger, the

@@ -1,8 +1,9 @@
 """The five-year plan's figures (五年规划): for a subtree, each target's figure per year, the
 names still missing this year, and the quarter-by-quarter coverage of the rotation rounds.
 
-Nothing is stored: each figure is counted from the roster, the ledger and the trainings, one or
-two queries per target and year whatever the size of the subtree. The audience is today's
+Nothing is stored: each figure is counted from the roster, the ledger's yearly hours summary
+(rounds/hours.py) and the trainings, one or two queries per target and year whatever the size
+of the subtree. The audience is today's
 roster (who is a secretary, who is a 发展对象 now); the ledger and the trainings say what each
 did in each year. Organisations are never ranked: a subtree sees its own figures, and its
 children in tree order.
@@ -161,6 +162,11 @@ def year_figure(target: PlanTarget, node: Organization, year: int | None):
         return figure, members.filter(pk__in=set(people) - met)
     if target.kind == T.Kind.TRAINED:
         done = members.filter(pk__in=_completed_training(target.training_kind, year))
+    elif year is not None and Decimal(target.number or 0) > 0:
+        # The year's row in the hours summary: one join, no sums (rounds/hours.py).
+        done = members.filter(
+            hours_summaries__year=year, hours_summaries__total__gte=Decimal(target.number)
+        )
     else:
         hours = Decimal(target.number or 0)
         done = ledger_for_members(members_qs=members, year=year).filter(hours_total__gte=hours)

@@ -24,6 +24,7 @@ from members import access
 from members.models import Member, Organization
 
 from .coverage import coverage_by_organization
+from .hours import hours_summary_batch, hours_summary_refresh, year_of
 from .models import (
     Attendance,
     CoverageSnapshot,
@@ -447,7 +448,7 @@ def check_ins_record(*, sitting: Sitting, arrivals: dict, user, request=None) ->
         if not answers[member.pk]:
             arriving[member.pk] = (member, at)
     written = []
-    with transaction.atomic():
+    with transaction.atomic(), hours_summary_batch():
         _lock_members(list(arriving))
         existing = {
             a.member_id: a for a in Attendance.objects.filter(sitting=sitting, member__in=arriving)
@@ -469,6 +470,10 @@ def check_ins_record(*, sitting: Sitting, arrivals: dict, user, request=None) ->
         for attendance in written:
             if attendance.pk is not None and attendance.member_id in existing:
                 attendance.save()
+        # A bulk insert sends no post_save: the yearly hours of those it checked in (the year
+        # of the sitting as stored, whatever the object passed in says).
+        year = year_of(Sitting.objects.values_list("start", flat=True).get(pk=sitting.pk))
+        hours_summary_refresh(pairs=[(a.member_id, year) for a in written])
     for attendance in written:
         audit_event(
             event="check_in",
@@ -561,7 +566,7 @@ def roll_call_save(
         raise RollCallError(_("This session is closed: say why you are changing attendance."))
     now = timezone.now()
     changed = []
-    with transaction.atomic():
+    with transaction.atomic(), hours_summary_batch():
         _lock_members([m for m, status in marks.items() if status in Attendance.ATTENDED])
         existing = {
             a.member_id: a

@@ -1,14 +1,18 @@
 from auditlog.registry import auditlog
 from django.contrib.auth.models import Permission
+from django.db.models import QuerySet
+from django.db.models.signals import post_delete, post_save, pre_save
 from django.dispatch import receiver
 
-from courses.services import lesson_progress_changed
+from courses.models import LessonProgress
+from courses.services import lesson_hours_earned, lesson_progress_changed
 from members.demo import demo_city_seeded
 from members.models import Member
 from members.services import trainer_group_ready
 from quizzes.services import quiz_attempt_submitted
 
 from . import demo
+from .hours import hours_summary_refresh, year_of
 from .models import (
     Attendance,
     Exemption,
@@ -84,3 +88,147 @@ def grant_round_permissions(sender, group, **kwargs):
 @receiver(demo_city_seeded)
 def seed_demo_rounds(sender, **kwargs):
     return demo.seed_demo_rounds()
+
+
+# --- The yearly hours summary (rounds/hours.py), in the transaction of each write ------------
+# Django sends these inside the transaction of the save or delete (cascades included); the
+# writes it sends nothing for (bulk inserts, queryset updates) refresh the summary themselves.
+
+HOURS_FIELDS = {"completed_at", "hours_earned"}
+
+
+def _member_going(origin) -> bool:
+    """Deleting a member takes their summary rows with them: nothing to recount."""
+    if isinstance(origin, Member):
+        return True
+    return isinstance(origin, QuerySet) and origin.model is Member
+
+
+def _touches_hours(update_fields) -> bool:
+    return update_fields is None or bool(HOURS_FIELDS & set(update_fields))
+
+
+@receiver(pre_save, sender=LessonProgress)
+def lesson_hours_before(sender, instance, update_fields=None, **kwargs):
+    """The year a completion was in, when a save may move or undo it (not a progress save)."""
+    instance._completed_before = None
+    if instance.pk and _touches_hours(update_fields):
+        instance._completed_before = (
+            LessonProgress.objects.filter(pk=instance.pk)
+            .values_list("completed_at", flat=True)
+            .first()
+        )
+
+
+@receiver(post_save, sender=LessonProgress)
+def lesson_hours_saved(sender, instance, update_fields=None, **kwargs):
+    """A completion saved (reading, a live lecture settled), moved or undone (the admin): the
+    lessons of its year, and of the year it left."""
+    if not _touches_hours(update_fields):
+        return
+    before = getattr(instance, "_completed_before", None)
+    pairs = [(instance.member_id, year_of(m)) for m in (instance.completed_at, before) if m]
+    if pairs:
+        hours_summary_refresh(pairs=pairs)
+
+
+@receiver(lesson_hours_earned)
+def lesson_hours_reported(sender, progress, **kwargs):
+    """A progress report completed a lesson (a queryset update: no post_save)."""
+    hours_summary_refresh(pairs=[(progress.member_id, year_of(progress.completed_at))])
+
+
+@receiver(post_delete, sender=LessonProgress)
+def lesson_hours_deleted(sender, instance, origin=None, **kwargs):
+    if instance.completed_at is not None and not _member_going(origin):
+        hours_summary_refresh(pairs=[(instance.member_id, year_of(instance.completed_at))])
+
+
+def _attendance_pair(attendance):
+    start = Sitting.objects.filter(pk=attendance.sitting_id).values_list("start", flat=True)
+    return attendance.member_id, year_of(start.first())
+
+
+@receiver(post_save, sender=Attendance)
+def attendance_saved(sender, instance, **kwargs):
+    """Checked in, marked at roll call or on paper, corrected: present and late count."""
+    hours_summary_refresh(pairs=[_attendance_pair(instance)])
+
+
+@receiver(post_delete, sender=Attendance)
+def attendance_deleted(sender, instance, origin=None, **kwargs):
+    if instance.status in Attendance.ATTENDED and not _member_going(origin):
+        hours_summary_refresh(pairs=[_attendance_pair(instance)])
+
+
+def _attendees(**sitting_filter):
+    """(member id, year) of everyone present or late at the sittings matching the filter."""
+    return [
+        (member_id, year_of(start))
+        for member_id, start in Attendance.objects.filter(
+            status__in=Attendance.ATTENDED, **sitting_filter
+        ).values_list("member_id", "sitting__start")
+    ]
+
+
+@receiver(pre_save, sender=Session)
+def session_hours_before(sender, instance, **kwargs):
+    instance._hours_before = (
+        Session.objects.filter(pk=instance.pk).values_list("hours", flat=True).first()
+        if instance.pk
+        else None
+    )
+
+
+@receiver(post_save, sender=Session)
+def session_hours_saved(sender, instance, created=False, **kwargs):
+    """A session's hours edited: everyone who attended one of its sittings."""
+    before = getattr(instance, "_hours_before", None)
+    if not created and before is not None and before != instance.hours:
+        hours_summary_refresh(pairs=_attendees(sitting__session=instance))
+
+
+@receiver(pre_save, sender=Sitting)
+def sitting_start_before(sender, instance, **kwargs):
+    instance._start_before = (
+        Sitting.objects.filter(pk=instance.pk).values_list("start", flat=True).first()
+        if instance.pk
+        else None
+    )
+
+
+@receiver(post_save, sender=Sitting)
+def sitting_start_saved(sender, instance, created=False, **kwargs):
+    """A sitting moved to another date: its attendees, in the year it left and the new one."""
+    before = getattr(instance, "_start_before", None)
+    if not created and before is not None and before != instance.start:
+        pairs = _attendees(sitting=instance)
+        hours_summary_refresh(pairs=pairs + [(m, year_of(before)) for m, _year in pairs])
+
+
+@receiver(pre_save, sender=StudyRecord)
+def study_record_before(sender, instance, **kwargs):
+    instance._hours_before = (
+        StudyRecord.objects.filter(pk=instance.pk).values_list("member_id", "studied_on").first()
+        if instance.pk
+        else None
+    )
+
+
+@receiver(post_save, sender=StudyRecord)
+def study_record_saved(sender, instance, created=False, **kwargs):
+    """Approved, refused, edited (its hours, date or member): both the year it was in and its
+    year now."""
+    if created and instance.state != StudyRecord.State.APPROVED:
+        return  # recorded, waiting for approval: counts nowhere yet
+    pairs = [(instance.member_id, year_of(instance.studied_on))]
+    before = getattr(instance, "_hours_before", None)
+    if before is not None:
+        pairs.append((before[0], year_of(before[1])))
+    hours_summary_refresh(pairs=pairs)
+
+
+@receiver(post_delete, sender=StudyRecord)
+def study_record_deleted(sender, instance, origin=None, **kwargs):
+    if instance.state == StudyRecord.State.APPROVED and not _member_going(origin):
+        hours_summary_refresh(pairs=[(instance.member_id, year_of(instance.studied_on))])
