@@ -104,17 +104,17 @@ MIDDLEWARE = [
 ]
 
 # What a lean-path response still needs, in this order (core/lean.py): the security headers
-# and the SSL redirect, the Content-Security-Policy, the private cache headers, the member's
-# language (the answer's words), the frame denial, the audit log's source address. Not the
-# session, the user, the messages, CSRF (a lean view authorises by its token, never by a
-# cookie: core/lean.py says why), Wagtail's redirects or django-axes.
+# and the SSL redirect, the Content-Security-Policy (built once: a lean answer uses no
+# nonce), the private cache headers, the member's language (the answer's words), the frame
+# denial. Not the session, the user, the messages, CSRF (a lean view authorises by its token,
+# never by a cookie: core/lean.py says why), the audit log's per-request actor (lean views
+# log with audit_event themselves), Wagtail's redirects or django-axes.
 LUNXUN_LEAN_MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    "core.csp.CSPMiddleware",
+    "core.lean.LeanCSPMiddleware",
     "core.middleware.PrivatePagesMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "core.middleware.AuditlogMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
