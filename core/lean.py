@@ -42,7 +42,10 @@ from django.core.handlers.exception import convert_exception_to_response
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 from django.http import HttpResponse
-from django.urls import Resolver404, resolve
+from django.urls import URLResolver, get_resolver
+from django.urls.resolvers import ResolverMatch
+from django.utils import translation
+from django.utils.cache import patch_vary_headers
 from django.utils.module_loading import import_string
 
 
@@ -108,6 +111,79 @@ class LeanCSPMiddleware:
         return response
 
 
+class LeanLocaleMiddleware:
+    """django.middleware.locale.LocaleMiddleware for the lean chain: the member's language
+    from their language cookie or Accept-Language, and the headers that say so. The same
+    answer, since no URL of ours has a language prefix (no i18n_patterns); the stock one
+    looks for a prefix twice per request, which cost more than the rest of it."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        translation.activate(translation.get_language_from_request(request))
+        request.LANGUAGE_CODE = translation.get_language()
+        response = self.get_response(request)
+        patch_vary_headers(response, ("Accept-Language",))
+        response.headers.setdefault("Content-Language", request.LANGUAGE_CODE)
+        return response
+
+
+def _lean_routes(resolver):
+    """Every URL pattern whose view is marked @lean_path, with the includes leading to it:
+    [(patterns from the root's down to the view's, the view's URLPattern, app names,
+    namespaces)]."""
+    routes = []
+
+    def walk(entries, chain, app_names, namespaces):
+        for entry in entries:
+            if isinstance(entry, URLResolver):
+                walk(
+                    entry.url_patterns,
+                    [*chain, entry.pattern],
+                    [*app_names, entry.app_name] if entry.app_name else app_names,
+                    [*namespaces, entry.namespace] if entry.namespace else namespaces,
+                )
+            elif getattr(entry.callback, "lean_path", False):
+                routes.append(([*chain, entry.pattern], entry, app_names, namespaces))
+
+    walk(resolver.url_patterns, [resolver.pattern], [], [])
+    return routes
+
+
+def lean_match(path: str):
+    """The ResolverMatch of ``path`` if it is a @lean_path view's URL, else None: only the lean
+    views' own patterns are tried, not the whole URLconf (resolving a report's URL through
+    every app's patterns cost more than its two SQL statements).
+    tests/courses/test_progress_lean_path.py checks Django's resolve() gives the same view."""
+    resolver = get_resolver()
+    cached = _routes_cache.get("routes")
+    if cached is None or cached[0] is not resolver:
+        cached = _routes_cache["routes"] = (resolver, _lean_routes(resolver))
+    for chain, pattern, app_names, namespaces in cached[1]:
+        rest, kwargs = path, {}
+        for step in chain:
+            found = step.match(rest)
+            if found is None:
+                break
+            rest, _args, step_kwargs = found
+            kwargs.update(step_kwargs)
+        else:
+            return ResolverMatch(
+                pattern.callback,
+                (),
+                {**kwargs, **pattern.default_args},
+                pattern.name,
+                app_names=app_names,
+                namespaces=namespaces,
+                route="".join(str(step) for step in chain[1:]),
+            )
+    return None
+
+
+_routes_cache = {}
+
+
 class LeanPathMiddleware:
     def __init__(self, get_response):
         self.get_response = get_response
@@ -119,11 +195,8 @@ class LeanPathMiddleware:
 
     def __call__(self, request):
         if request.method == "POST":
-            try:
-                match = resolve(request.path_info)
-            except Resolver404:
-                match = None
-            if match is not None and getattr(match.func, "lean_path", False):
+            match = lean_match(request.path_info)
+            if match is not None:
                 request.resolver_match = match
                 request.lean_path = True
                 response = self.lean(request)

@@ -113,7 +113,7 @@ LUNXUN_LEAN_MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "core.lean.LeanCSPMiddleware",
     "core.middleware.PrivatePagesMiddleware",
-    "django.middleware.locale.LocaleMiddleware",
+    "core.lean.LeanLocaleMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 

@@ -15,9 +15,10 @@ from django.core.handlers.wsgi import WSGIHandler
 from django.db import close_old_connections, connection
 from django.test import Client, RequestFactory
 from django.test.utils import CaptureQueriesContext
-from django.urls import reverse
+from django.urls import resolve, reverse
 from django.utils import timezone
 
+from core.lean import lean_match
 from courses import progress_sql
 from courses.models import LessonProgress
 
@@ -214,3 +215,18 @@ def test_the_wsgi_handler_takes_the_same_lean_path(page, city, client_for, clock
     assert status.startswith("200") and json.loads(body)["watched"] == 30
     assert headers["X-Frame-Options"] == "DENY" and "Content-Security-Policy" in headers
     assert LessonProgress.objects.get().watched_seconds == 30
+
+
+def test_the_lean_routes_resolve_as_django_resolves_them():
+    for path in ("/progress/7/", "/quizzes/attempts/7/submit/"):
+        lean, django = lean_match(path), resolve(path)
+        assert lean.func is django.func and lean.kwargs == django.kwargs
+        assert lean.view_name == django.view_name and lean.route == django.route
+    assert lean_match("/progress/7/extra/") is None and lean_match("/bench/bare/") is None
+
+
+def test_only_a_post_takes_the_lean_path(page, city, client_for):
+    client = client_for(city.member_a.user)
+    started = _start(client, page)
+    response = client.get(started["report_url"])
+    assert response.status_code == 405 and not hasattr(response.wsgi_request, "lean_path")
