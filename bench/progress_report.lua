@@ -8,7 +8,9 @@
 -- BASE: reports already sent per member by earlier runs (report n claims [0, (BASE + n) * 15]).
 -- MODE: report (POST /progress/<id>/ with the member's cookies), bare (POST /bench/bare/, no
 --       cookies) or bare-session (POST /bench/bare/ with the member's cookies).
--- done() prints STATUS, MAXN (most reports sent to one member) and SAMPLE (first non-2xx).
+-- done() prints STATUS, MAXN (most reports sent to one member), SAMPLE (first non-2xx) and one
+-- SENT line per thread (its id, requests sent, members owned): which report each member got
+-- last, for the check that no acknowledged second is missing from the database.
 
 local threads = {}
 local next_id = 0
@@ -24,7 +26,7 @@ local steps = {}
 local cursor = 0
 local base = 0
 local mode = "report"
-c2, c3, c4, c5, maxn, sample = 0, 0, 0, 0, 0, ""
+c2, c3, c4, c5, maxn, sample, sent, owned = 0, 0, 0, 0, 0, "", 0, 0
 
 function init(args)
   local nthreads = tonumber(args[4])
@@ -41,6 +43,7 @@ function init(args)
     end
     index = index + 1
   end
+  owned = #members
 end
 
 function request()
@@ -48,6 +51,7 @@ function request()
   local member = members[cursor]
   local n = steps[cursor] + 1
   steps[cursor] = n
+  sent = sent + 1
   if n > maxn then
     maxn = n
   end
@@ -97,5 +101,9 @@ function done(summary, latency, requests)
   io.write(string.format("MAXN %d\n", most))
   if first ~= "" then
     io.write("SAMPLE " .. (first:gsub("%s+", " ")) .. "\n")
+  end
+  for _, thread in ipairs(threads) do
+    io.write(string.format("SENT %d %d %d\n", thread:get("id"), thread:get("sent"),
+                           thread:get("owned")))
   end
 end

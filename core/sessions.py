@@ -11,6 +11,7 @@ from importlib import import_module
 
 from django.conf import settings
 from django.contrib.sessions.backends.db import SessionStore as DatabaseSessionStore
+from django.db import connection
 from django.db.models import Exists, OuterRef
 
 
@@ -36,3 +37,20 @@ def session_alive_elsewhere(session_key: str) -> bool:
     SQL (it has answered already for the others)."""
     store = session_store()
     return issubclass(store, DatabaseSessionStore) or store().exists(session_key)
+
+
+def live_session_condition(column: str) -> str | None:
+    """``with_live_session`` for hand-written SQL: a condition that the session named by the
+    SQL expression ``column`` is alive at the datetime parameter it takes, where sessions live
+    in the database; None otherwise (ask ``session_alive_elsewhere`` then)."""
+    store = session_store()
+    if not issubclass(store, DatabaseSessionStore):
+        return None
+    model = store.get_model_class()
+    quote = connection.ops.quote_name
+    key = quote(model._meta.get_field("session_key").column)
+    expires = quote(model._meta.get_field("expire_date").column)
+    return (
+        f"EXISTS (SELECT 1 FROM {quote(model._meta.db_table)} s "
+        f"WHERE s.{key} = {column} AND s.{expires} > %s)"
+    )

@@ -8,7 +8,6 @@ import shutil
 import tempfile
 import time
 import uuid
-from contextlib import nullcontext
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -28,7 +27,7 @@ from core.sessions import session_alive_elsewhere, with_live_session
 from members.models import Member
 
 from . import captions as captions_format
-from . import live, segments
+from . import live, progress_sql, segments
 from .models import LessonPage, LessonProgress, LessonVideo, LiveStream
 from .tasks import live_expire_task, live_recording_process_task, video_process_task
 from .video import (
@@ -376,7 +375,9 @@ def _open_viewing(*, member, lesson, session_key, duration: float) -> LessonProg
     return progress
 
 
-def progress_report(*, progress_id: int, viewing, segments, position) -> LessonProgress:
+def progress_report(
+    *, progress_id: int, viewing, segments, position, request=None
+) -> LessonProgress:
     """Credit a viewing's played segments: the hottest write in the system.
 
     The viewing token, issued by progress_start to the member's own session, is the
@@ -385,12 +386,13 @@ def progress_report(*, progress_id: int, viewing, segments, position) -> LessonP
     member or their account is no longer active. Only seconds inside the lesson count, and
     never more new seconds than the member's watch clock allows: the time since credit was
     last granted, at the permitted speed. Reports carry the viewing's whole segment list, so
-    repeated or reordered reports are harmless.
+    repeated or reordered reports are harmless. The report that completes the lesson is
+    audit-logged (``lesson_completed``, from ``request``'s address) with its write.
 
-    Usually one SELECT (the checks are joins and a subquery of it) and one conditional UPDATE,
-    without holding a lock in between: the UPDATE applies only if the row is still as it was
-    read (same viewing, same updated_at); a concurrent change makes it read again, and
-    persistent contention falls back to a lock.
+    Two prepared statements (courses/progress_sql.py), without holding a lock in between: one
+    SELECT that also checks the session and the account, and one conditional UPDATE that
+    applies only if the row is still as it was read (same viewing, same updated_at). A
+    concurrent change makes it read again, and persistent contention falls back to a lock.
     """
     try:
         viewing = uuid.UUID(str(viewing))
@@ -398,21 +400,23 @@ def progress_report(*, progress_id: int, viewing, segments, position) -> LessonP
         raise ViewingSuperseded from None
     for _attempt in range(3):
         now = timezone.now()
-        progress = _earning(progress_id, viewing, now).first()
+        progress = progress_sql.earning_row(progress_id=progress_id, viewing=viewing, now=now)
         if progress is None or not _session_alive(progress):
             raise _rejection(progress_id, viewing)
         read_at = progress.updated_at
         fields = _credit_report(progress, segments, position, now)
-        # A completing report writes its hours and what is summed from them together.
-        with transaction.atomic() if "completed_at" in fields else nullcontext():
-            changed = LessonProgress.objects.filter(
-                pk=progress.pk, viewing=viewing, updated_at=read_at
-            ).update(**{name: getattr(progress, name) for name in fields})
-            if changed:
-                _hours_earned(progress, fields)
-        if changed:
-            _announce_completion(progress, fields)
-            return progress
+        if "completed_at" not in fields:
+            if progress_sql.credit_write(
+                progress=progress, fields=fields, viewing=viewing, read_at=read_at
+            ):
+                return progress
+            continue
+        with transaction.atomic():
+            if progress_sql.credit_write(
+                progress=progress, fields=fields, viewing=viewing, read_at=read_at
+            ):
+                _record_completion(progress, request)
+                return progress
     # Still contended (several reports of one viewing at once): take the row lock.
     with transaction.atomic():
         now = timezone.now()
@@ -423,8 +427,8 @@ def progress_report(*, progress_id: int, viewing, segments, position) -> LessonP
         LessonProgress.objects.filter(pk=progress.pk).update(
             **{name: getattr(progress, name) for name in fields}
         )
-        _hours_earned(progress, fields)
-    _announce_completion(progress, fields)
+        if "completed_at" in fields:
+            _record_completion(progress, request)
     return progress
 
 
@@ -450,9 +454,24 @@ def _rejection(progress_id, viewing) -> ViewingRejected:
     return ViewingSuperseded()
 
 
-def _hours_earned(progress: LessonProgress, fields) -> None:
-    if "completed_at" in fields:
-        lesson_hours_earned.send(sender=LessonProgress, progress=progress)
+def _record_completion(progress: LessonProgress, request) -> None:
+    """The report that completed a lesson: audit-logged in its transaction (the member is the
+    actor: the report is theirs by its token), and announced to rounds once it commits."""
+    member = Member.objects.select_related("user").get(pk=progress.member_id)
+    progress.member = member  # the log entry names it
+    audit_event(
+        event="lesson_completed",
+        obj=progress,
+        actor=member.user,
+        request=request,
+        member=member.pk,
+        lesson=progress.lesson_id,
+        watched=progress.watched_seconds,
+        hours=str(progress.hours_earned),
+    )
+    # The yearly study-hours summary (rounds) follows in this same transaction.
+    lesson_hours_earned.send(sender=LessonProgress, progress=progress)
+    _announce_completion(progress, ["completed_at"])
 
 
 def _announce_completion(progress: LessonProgress, fields) -> None:
@@ -591,7 +610,7 @@ def reading_done(*, member, lesson: LessonPage, session_key: str, now=None) -> L
             "updated_at",
         ]
         progress.save(update_fields=fields)
-        _announce_completion(progress, fields)
+        _record_completion(progress, None)
     return progress
 
 

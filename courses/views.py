@@ -8,6 +8,7 @@ from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
+from core.lean import FullStackNeeded, lean_path, on_lean_path
 from core.middleware import session_free
 
 from . import live, services
@@ -66,17 +67,26 @@ def _rejected(request, progress_id, rejection):
     return JsonResponse({reason: True}, status=409)
 
 
+@lean_path
+# No CSRF check: the write is authorised by the viewing token in the body, never by the
+# session cookie (a cross-site page cannot know the token; with it, cookies add nothing). The
+# cookie is read only to choose between 404 and 409 for a report that wrote nothing.
+@csrf_exempt
 @session_free
 @require_POST
 def progress_report(request, progress_id):
     """A player's report, authenticated by its viewing token (see services.progress_report).
 
-    Form-encoded, because sendBeacon can send that with the CSRF token in the body. No session
-    or user is loaded on this path; only a rejected report asks whose progress it was, so a
-    player of the same member hears 409 with the reason it stops counting (``superseded``:
-    another viewing took over; ``ended``: the viewing's session ended or the member was
-    deactivated) and anyone else, a signed-out player included, 404.
+    Form-encoded, so sendBeacon can send it. Answered on the lean path (core/lean.py): no
+    session, user or CSRF check. Only a rejected report asks whose progress it was, through
+    the whole middleware stack, so a player of the same member hears 409 with the reason it
+    stops counting (``superseded``: another viewing took over; ``ended``: the viewing's
+    session ended or the member was deactivated) and anyone else, a signed-out player
+    included, 404.
     """
+    rejected = getattr(request, "lean_handoff", None)
+    if isinstance(rejected, services.ViewingRejected):
+        return _rejected(request, progress_id, rejected)
     try:
         segments = json.loads(request.POST.get("segments", "[]"))
     except ValueError:
@@ -87,8 +97,11 @@ def progress_report(request, progress_id):
             viewing=request.POST.get("viewing", ""),
             segments=segments,
             position=request.POST.get("position", 0),
+            request=request,
         )
     except services.ViewingRejected as rejection:
+        if on_lean_path(request):
+            raise FullStackNeeded(rejection) from None  # nothing was written
         return _rejected(request, progress_id, rejection)
     return JsonResponse(
         {

@@ -13,6 +13,7 @@ from django.views.decorators.http import require_POST
 
 from core.audit import REFUSED, audit_event
 from core.downloads import download_response, xlsx_response
+from core.lean import FullStackNeeded, lean_path, on_lean_path
 from core.middleware import session_free
 from core.tabular import TableError
 from members import access
@@ -95,19 +96,39 @@ def attempt_take(request, pk):
     return _attempt_page(request, attempt)
 
 
+@lean_path
 @session_free
 @require_POST
 def attempt_submit(request, pk):
-    """A member's answers, authenticated by the token their attempt's page carries: no session
-    or user is loaded unless the token cannot vouch for the submit (then the member's own login
-    decides, as on the page itself) or the answers are refused (the page is shown again)."""
+    """A member's answers, authenticated by the token their attempt's page carries.
+
+    Answered on the lean path (core/lean.py): no session, user or CSRF check, and the redirect
+    to the result. The token in the form is what authorises the write, never a cookie, so a
+    page on another site cannot forge it. Two cases go through the whole middleware stack
+    instead (CSRF-checked there, since cookies then decide): a token that cannot vouch for the
+    submit (the member's own login decides, as on the page itself) and refused answers (the
+    page is shown again with the reason, which needs the session and the user; the refusal is
+    logged once, on the lean pass, and handed over).
+    """
+    handoff = getattr(request, "lean_handoff", None)
+    if handoff is not None:
+        attempt, request.quiz_refusal = handoff
+        request.user = attempt.member.user
+        return _attempt_page(request, attempt)
     try:
         attempt = services.attempt_by_token(attempt_id=pk, token=request.POST.get("token", ""))
     except services.AttemptTokenRejected:
+        if on_lean_path(request):
+            raise FullStackNeeded from None  # nothing was written
         return attempt_take(request, pk)
     request.user = attempt.member.user  # this request is the token's member's
     answered = _submit(request, attempt)
-    return answered if answered is not None else _attempt_page(request, attempt)
+    if answered is not None:
+        return answered
+    if on_lean_path(request):
+        # Refused, and logged: the whole stack shows the page again, without a second try.
+        raise FullStackNeeded((attempt, request.quiz_refusal))
+    return _attempt_page(request, attempt)
 
 
 def _submit(request, attempt):

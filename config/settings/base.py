@@ -80,6 +80,10 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: a POST to a view marked @lean_path (a progress report, a quiz submit: they
+    # authenticate by a token in their body, never by a cookie) is answered through the short
+    # chain LUNXUN_LEAN_MIDDLEWARE below, and the rest of this stack never runs (core/lean.py).
+    "core.lean.LeanPathMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Static files from the web process itself (compressed, cached forever when hashed).
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -97,6 +101,20 @@ MIDDLEWARE = [
     "wagtail.contrib.redirects.middleware.RedirectMiddleware",
     # Last, as django-axes asks: it turns a lockout raised by authenticate() into a response.
     "axes.middleware.AxesMiddleware",
+]
+
+# What a lean-path response still needs, in this order (core/lean.py): the security headers
+# and the SSL redirect, the Content-Security-Policy (built once: a lean answer uses no
+# nonce), the private cache headers, the member's language (the answer's words), the frame
+# denial. Not the session, the user, the messages, CSRF (a lean view authorises by its token,
+# never by a cookie: core/lean.py says why), the audit log's per-request actor (lean views
+# log with audit_event themselves), Wagtail's redirects or django-axes.
+LUNXUN_LEAN_MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "core.lean.LeanCSPMiddleware",
+    "core.middleware.PrivatePagesMiddleware",
+    "core.lean.LeanLocaleMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"

@@ -147,3 +147,54 @@ def test_refused_answers_show_the_page_again_with_the_reason(quiz, city, client_
     assert not _submitted(attempt)
     refused = LogEntry.objects.get(additional_data__result="refused")
     assert refused.actor_id == city.member_a.user.pk
+
+
+def test_a_token_submit_is_answered_on_the_lean_path(quiz, city, client_for):
+    client = client_for(city.member_a.user)
+    attempt, action, token = _page(client, quiz)
+    response = client.post(action, _answers(attempt, token=token))
+    assert response.status_code == 302 and _submitted(attempt)
+    request = response.wsgi_request
+    # SessionMiddleware and MessageMiddleware never ran; the user is the token's member.
+    assert request.lean_path
+    assert not hasattr(request, "session") and not hasattr(request, "_messages")
+    assert request.user == city.member_a.user
+    for header in ("X-Frame-Options", "X-Content-Type-Options", "Content-Security-Policy"):
+        assert response.has_header(header), header
+    assert "private" in response["Cache-Control"]
+
+
+def test_a_token_submit_needs_no_csrf_token_since_the_token_is_the_credential(
+    quiz, city, client_for
+):
+    attempt, action, token = _page(client_for(city.member_a.user), quiz)
+    browser = Client(enforce_csrf_checks=True)
+    browser.force_login(city.member_a.user, backend="members.backends.PhoneOrUsernameBackend")
+    assert browser.post(action, _answers(attempt, token=token)).status_code == 302
+    assert _submitted(attempt)
+
+
+def test_without_a_good_token_the_login_decides_and_csrf_is_checked(quiz, city, client_for):
+    attempt, action, _token = _page(client_for(city.member_a.user), quiz)
+    # A page on another site can make the member's browser send the cookies, not the token:
+    # the cookies would decide, so the whole stack's CSRF check refuses it.
+    browser = Client(enforce_csrf_checks=True)
+    browser.force_login(city.member_a.user, backend="members.backends.PhoneOrUsernameBackend")
+    response = browser.post(action, _answers(attempt, token=""))
+    assert response.status_code == 403 and not response.wsgi_request.lean_path
+    assert not _submitted(attempt)
+
+
+def test_refused_answers_are_logged_once_and_said_in_the_members_language(quiz, city, client_for):
+    client = client_for(city.member_a.user)
+    attempt, action, token = _page(client, quiz)
+    post = _answers(attempt, token=token)
+    del post[f"q{attempt.question_ids[0]}"]
+    client.cookies["django_language"] = "en"
+    response = client.post(action, post)
+    html = response.content.decode()
+    assert response.status_code == 200 and "Content-Security-Policy" in response
+    assert "Answer every question before you submit." in html
+    assert not response.wsgi_request.lean_path  # the page is shown by the whole stack
+    assert LogEntry.objects.filter(additional_data__result="refused").count() == 1
+    assert not _submitted(attempt)

@@ -1,0 +1,120 @@
+"""A progress report's two statements, written once: the read that finds the viewing's row
+if it may still earn, and the conditional write of the credit.
+
+The ORM built both for every report, and building them cost far more than running them (the
+profile in bench/out/progress_profile-<db>.txt: filter building and SQL compilation were over
+half of a report, the statements themselves a few per cent). This is the SQL the ORM wrote,
+prepared once per database and session engine; values go in and come out through the model
+fields' own conversions, so rows read and written here are the rows the ORM reads and writes.
+"""
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db import connection
+
+from core.sessions import live_session_condition
+from members.models import Member
+
+from .models import LessonProgress
+
+_prepared = {}
+
+
+class _Statements:
+    def __init__(self):
+        quote = connection.ops.quote_name
+        self.fields = LessonProgress._meta.concrete_fields
+        self.names = [field.attname for field in self.fields]
+        self.by_name = {field.attname: field for field in self.fields}
+        # The conversions the ORM applies to each column it reads (SQLite's text datetimes,
+        # JSON, decimals), in the order of the SELECT list.
+        self.converters = [
+            (
+                index,
+                connection.ops.get_db_converters(field.cached_col)
+                + field.get_db_converters(connection),
+                field.cached_col,
+            )
+            for index, field in enumerate(self.fields)
+        ]
+        self.converters = [entry for entry in self.converters if entry[1]]
+        table = quote(LessonProgress._meta.db_table)
+        self.table = table
+        member_pk = quote(Member._meta.pk.column)
+        member_id = quote(LessonProgress._meta.get_field("member").column)
+        user = get_user_model()
+        user_column = quote(Member._meta.get_field("user").column)
+        self.session_condition = live_session_condition(f"p.{quote('viewing_session')}")
+        self.select = (
+            f"SELECT {', '.join(f'p.{quote(field.column)}' for field in self.fields)} "
+            f"FROM {table} p "
+            f"INNER JOIN {quote(Member._meta.db_table)} m ON m.{member_pk} = p.{member_id} "
+            f"INNER JOIN {quote(user._meta.db_table)} u "
+            f"ON u.{quote(user._meta.pk.column)} = m.{user_column} "
+            f"WHERE p.{quote('id')} = %s AND p.{quote('viewing')} = %s "
+            f"AND m.{quote('is_active')} AND u.{quote('is_active')}"
+            + (f" AND {self.session_condition}" if self.session_condition else "")
+        )
+        self.updates = {}
+
+    def update_sql(self, names):
+        sql = self.updates.get(names)
+        if sql is None:
+            quote = connection.ops.quote_name
+            assignments = ", ".join(f"{quote(self.by_name[name].column)} = %s" for name in names)
+            sql = self.updates[names] = (
+                f"UPDATE {self.table} SET {assignments} "
+                f"WHERE {quote('id')} = %s AND {quote('viewing')} = %s "
+                f"AND {quote('updated_at')} = %s"
+            )
+        return sql
+
+
+def _statements() -> _Statements:
+    key = (connection.alias, connection.vendor, settings.SESSION_ENGINE)
+    statements = _prepared.get(key)
+    if statements is None:
+        statements = _prepared[key] = _Statements()
+    return statements
+
+
+def _prep(statements, name, value):
+    return statements.by_name[name].get_db_prep_save(value, connection)
+
+
+def earning_row(*, progress_id: int, viewing, now) -> LessonProgress | None:
+    """The progress row of ``viewing`` if the viewing may still earn at ``now``: the member
+    and their account active and, where sessions live in the database, the session it was
+    started in alive; None otherwise (courses.services._earning, as one prepared query)."""
+    statements = _statements()
+    params = [int(progress_id), _prep(statements, "viewing", viewing)]
+    if statements.session_condition:
+        params.append(connection.ops.adapt_datetimefield_value(now))
+    with connection.cursor() as cursor:
+        cursor.execute(statements.select, params)
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    values = list(row)
+    for index, converters, column in statements.converters:
+        value = values[index]
+        for converter in converters:
+            value = converter(value, column, connection)
+        values[index] = value
+    return LessonProgress.from_db(connection.alias, statements.names, values)
+
+
+def credit_write(*, progress: LessonProgress, fields, viewing, read_at) -> bool:
+    """Write ``fields`` of ``progress`` if its row is still as it was read (the same viewing,
+    the same ``updated_at``): one conditional UPDATE. False when something changed it since."""
+    statements = _statements()
+    names = tuple(fields)
+    params = [_prep(statements, name, getattr(progress, name)) for name in names]
+    params += [
+        progress.pk,
+        _prep(statements, "viewing", viewing),
+        _prep(statements, "updated_at", read_at),
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(statements.update_sql(names), params)
+        return cursor.rowcount == 1
