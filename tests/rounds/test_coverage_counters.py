@@ -239,6 +239,7 @@ class Rollback(Exception):
 # scope, the posting ended or deleted; a domain turned rural; roots added and removed; a leave,
 # an exemption and a completion; a move out and a deactivation; a roster import; the close.
 @example(events=[(post, 1, 5), (end_posting, 1), (post, 1, 5), (delete_posting, 1)])
+@example(events=[(post, 1, 5), (delete_posting, 1)])
 @example(events=[(domain, 3), (domain, 6), (domain, 4)])
 @example(events=[(scope_add, 2), (reposition, 1, 1), (scope_remove, 2), (scope_remove, 1)])
 @example(events=[(leave, 0, 0), (exempt_or_withdraw, 2, 1), (complete, 4, 0), (complete, 4, 1)])
