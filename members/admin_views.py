@@ -10,6 +10,7 @@ from wagtail.admin.views.reports.audit_logging import LogEntriesView
 from wagtail.admin.viewsets.model import ModelViewSet
 
 from . import access, services
+from .importing import roster_changed
 from .models import Organization, Role, subtree_q
 
 
@@ -85,6 +86,7 @@ class OrganizationEditView(generic.EditView):
             if parent is not None and (current is None or current.pk != parent.pk):
                 instance.move(parent, "sorted-child")
                 instance.refresh_from_db()
+                roster_changed.send(sender=Organization, organization_ids=None)
         return instance
 
 

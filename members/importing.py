@@ -15,6 +15,7 @@ from datetime import date
 from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import make_password
 from django.db import transaction
+from django.dispatch import Signal
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -405,6 +406,13 @@ def _plan_roster(rows, roots, plan):
     ]
 
 
+# Sent inside the import's transaction after bulk writes to members (which send no model
+# signals), with ``organization_ids``: the organisations whose members changed (before and after
+# a move), or None when the tree itself was reshaped (an organisation moved). Rounds recount
+# their coverage counters there (rounds.signals.recount_roster).
+roster_changed = Signal()
+
+
 def _write_roster(plan, now) -> dict:
     """Create the new members (with their accounts) and update the changed ones, in bulk.
 
@@ -457,7 +465,9 @@ def _write_roster(plan, now) -> dict:
         if None in member_ids:  # a backend that returns no primary keys from bulk_create
             fetched = _fetch_by(Member.objects.all(), "phone", (r["phone"] for r in new_rows))
             member_ids = [m.pk for m in fetched.values()]
+    touched = {organizations[r["org_code"]].pk for r in new_rows} if new_rows else set()
     changed = [(row, m) for row, action, m, _f in plan.actions if action == "changed"]
+    touched.update(m.organization_id for _r, m in changed)  # where they were
     if changed:
         organizations = _fetch_by(
             Organization.objects.all(),
@@ -484,6 +494,9 @@ def _write_roster(plan, now) -> dict:
             batch_size=500,
         )
         member_ids += [m.pk for _r, m in changed]
+        touched.update(m.organization_id for _r, m in changed)  # where they are now
+    if touched:
+        roster_changed.send(sender=Member, organization_ids=touched)
     return {"member_ids": member_ids}
 
 
@@ -656,6 +669,7 @@ def _write_orgs(plan, now) -> dict:
 
     Returns the ids of the organisations it created or changed, for the audit record."""
     organization_ids = []
+    moved = False
     for row, action, current, fields in plan.actions:
         if action == "unchanged":
             continue
@@ -677,7 +691,10 @@ def _write_orgs(plan, now) -> dict:
         current.save()
         if "parent" in fields:
             current.move(Organization.objects.get(code=row["parent_code"]), "sorted-child")
+            moved = True
         organization_ids.append(current.pk)
+    if moved:
+        roster_changed.send(sender=Organization, organization_ids=None)
     return {"organization_ids": organization_ids}
 
 

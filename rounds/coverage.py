@@ -1,18 +1,26 @@
 """Coverage (覆盖率): who in scope is done, per node of the organisation tree.
 
-Members in scope are counted live from the roster (so transfers and new members show at once)
-and joined to their ``Participation`` row in the round; a missing row means not started. A node's
-table is one GROUP BY on the child-level path prefix, whatever the size of the tree.
+A node's figures are read from the round's coverage counters (``rounds.counters``): one row per
+organisation (and per position) with the figures of the members who count directly there, kept
+in the same transaction as every write that moves them, so transfers and new members show at
+once. A node's table is one small GROUP BY over its subtree's counter rows on the child-level
+path prefix, whatever the number of members.
+
+The live count (members in scope joined to their ``Participation`` row in the round; a missing
+row means not started) remains the oracle the counters are checked against
+(``coverage_children_live``), and answers the one filter counters cannot: the organisation
+domain, which is the domain of the member's OWN organisation even for those counted where they
+are posted.
 """
 
 from dataclasses import dataclass, field
 
-from django.db.models import Count, FilteredRelation, Q, Value
+from django.db.models import Count, FilteredRelation, Q, Sum, Value
 from django.db.models.functions import Coalesce, Substr
 
 from members.models import Member, Organization, path_prefix_q
 
-from .models import CoverageSnapshot, Participation, Round
+from .models import CoverageCounter, CoverageSnapshot, Participation, Round
 
 P = Participation.Status
 COUNTED = ("completed", "in_progress", "on_leave", "exempt")
@@ -176,13 +184,52 @@ class NodeCoverage:
     rows: list[Row]
 
 
+def _counters(training_round: Round, node: Organization, position=""):
+    """The round's counter rows within ``node``'s subtree, for one position ("": all)."""
+    return CoverageCounter.objects.filter(
+        path_prefix_q(node.path, "organization__path"),
+        round=training_round,
+        position=position or CoverageCounter.ALL_POSITIONS,
+    )
+
+
+def _summed():
+    return {name: Sum(name) for name in ("in_scope", *COUNTED)}
+
+
+def _figures(row) -> Figures:
+    return Figures(**{k: row[k] or 0 for k in ("in_scope", *COUNTED)})
+
+
 def coverage_children(
     *, training_round: Round, node: Organization, domain="", position=""
 ) -> NodeCoverage:
     """The node's figures and one row per child that has members in scope.
 
-    Two queries: the grouped counts, and the children themselves.
+    Two queries: the counter rows summed per child-level path prefix, and the children
+    themselves. Filtered by domain: counted live (``coverage_children_live``).
     """
+    if domain:
+        return coverage_children_live(
+            training_round=training_round, node=node, domain=domain, position=position
+        )
+    width = (node.depth + 1) * Organization.steplen
+    grouped = (
+        _counters(training_round, node, position)
+        .annotate(prefix=Substr("organization__path", 1, width))
+        .values("prefix")
+        .annotate(**_summed())
+        .order_by()
+    )
+    by_prefix = {row["prefix"]: _figures(row) for row in grouped}
+    return _node_coverage(training_round, node, by_prefix, domain=domain, position=position)
+
+
+def coverage_children_live(
+    *, training_round: Round, node: Organization, domain="", position=""
+) -> NodeCoverage:
+    """``coverage_children`` counted live from the roster: the members in scope joined to
+    their participation, one GROUP BY on the child-level path prefix (the counters' oracle)."""
     members = _home_in_node(training_round, node, domain=domain, position=position)
     width = (node.depth + 1) * Organization.steplen
     grouped = _grouped(members, training_round, "prefix", Substr("organization__path", 1, width))
@@ -191,6 +238,10 @@ def coverage_children(
     }
     placed = _posted(training_round, node, domain=domain, position=position)
     _add_posted(by_prefix, training_round, placed, lambda path: path[:width])
+    return _node_coverage(training_round, node, by_prefix, domain=domain, position=position)
+
+
+def _node_coverage(training_round, node, by_prefix, *, domain, position) -> NodeCoverage:
     total = Figures()
     for figures in by_prefix.values():
         total.add(figures)
@@ -223,17 +274,15 @@ def _attach_snapshots(training_round, rows):
 def coverage_by_organization(*, training_round: Round) -> dict[int, dict]:
     """Figures for every node that has members in scope below it, for the quarter-end snapshot.
 
-    One grouped query by organisation, rolled up the tree in Python along the paths.
+    The round's counter rows (one per organisation), rolled up the tree in Python along the
+    paths.
     """
-    roots = list(training_round.scope_roots.all())
-    if not roots:
-        return {}
-    members = training_round.home_members_in_scope()
     by_org = {
-        row["organization__path"]: Figures(**{k: row[k] for k in ("in_scope", *COUNTED)})
-        for row in _grouped(members, training_round, "organization__path")
+        row["organization__path"]: _figures(row)
+        for row in CoverageCounter.objects.filter(
+            round=training_round, position=CoverageCounter.ALL_POSITIONS
+        ).values("organization__path", *("in_scope", *COUNTED))
     }
-    _add_posted(by_org, training_round, training_round.posted_members_in_scope(), str)
     steplen = Organization.steplen
     by_path: dict[str, Figures] = {}
     for path, figures in by_org.items():
@@ -246,14 +295,23 @@ def coverage_by_organization(*, training_round: Round) -> dict[int, dict]:
 def coverage_tree(
     *, training_round: Round, node: Organization, depth: int | None = None, domain="", position=""
 ) -> Row:
-    """The node and its descendants (down to ``depth`` levels) as nested rows: for the command."""
-    members = _home_in_node(training_round, node, domain=domain, position=position)
-    by_org = {
-        row["organization__path"]: Figures(**{k: row[k] for k in ("in_scope", *COUNTED)})
-        for row in _grouped(members, training_round, "organization__path")
-    }
-    placed = _posted(training_round, node, domain=domain, position=position)
-    _add_posted(by_org, training_round, placed, str)
+    """The node and its descendants (down to ``depth`` levels) as nested rows: for the command.
+    From the counter rows; filtered by domain, counted live."""
+    if domain:
+        members = _home_in_node(training_round, node, domain=domain, position=position)
+        by_org = {
+            row["organization__path"]: Figures(**{k: row[k] for k in ("in_scope", *COUNTED)})
+            for row in _grouped(members, training_round, "organization__path")
+        }
+        placed = _posted(training_round, node, domain=domain, position=position)
+        _add_posted(by_org, training_round, placed, str)
+    else:
+        by_org = {
+            row["organization__path"]: _figures(row)
+            for row in _counters(training_round, node, position).values(
+                "organization__path", *("in_scope", *COUNTED)
+            )
+        }
     steplen = Organization.steplen
     limit = None if depth is None else len(node.path) + depth * steplen
     by_path: dict[str, Figures] = {}

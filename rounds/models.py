@@ -759,6 +759,39 @@ class CoverageSnapshot(models.Model):
         return f"{self.round} · {self.organization}"
 
 
+class CoverageCounter(models.Model):
+    """A round's figures for the members who count DIRECTLY at one organisation (at home, or
+    posted there), per position of theirs ("" = all positions together). Kept by
+    ``rounds.counters`` in the same transaction as every write that moves them; a node's
+    coverage sums its subtree's rows (see ``rounds.coverage``)."""
+
+    ALL_POSITIONS = ""
+
+    round = models.ForeignKey(Round, on_delete=models.CASCADE, related_name="coverage_counters")
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="coverage_counters"
+    )
+    position = models.CharField(max_length=20, blank=True)
+    in_scope = models.PositiveIntegerField(default=0)
+    completed = models.PositiveIntegerField(default=0)
+    in_progress = models.PositiveIntegerField(default=0)
+    on_leave = models.PositiveIntegerField(default=0)
+    exempt = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        verbose_name = _("coverage counter")
+        verbose_name_plural = _("coverage counters")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["round", "organization", "position"], name="coverage_counter_once"
+            )
+        ]
+        indexes = [models.Index(fields=["round", "position"], name="coverage_counter_read")]
+
+    def __str__(self):
+        return f"{self.round} · {self.organization} · {self.position or '*'}"
+
+
 class Notice(models.Model):
     """An in-site notice shown to a user (reminders, digests)."""
 

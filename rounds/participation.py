@@ -9,12 +9,14 @@ same for the member and their secretary.
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from django.db import transaction
 from django.utils import formats
 from django.utils.translation import gettext as _
 
 from courses.models import CoursePage, LessonPage, LessonProgress
 from quizzes.models import Attempt, Quiz
 
+from .counters import counters_recount_members
 from .models import Attendance, Exemption, LeaveRequest, Participation, Round, Session
 
 P = Participation.Status
@@ -269,7 +271,8 @@ def participation_refresh(*, training_round: Round, member_ids=None) -> int:
     existing = Participation.objects.filter(round=training_round)
     if not whole_round:
         existing = existing.filter(member_id__in=member_ids)
-    existing_ids = set(existing.values_list("member_id", flat=True))
+    before = dict(existing.values_list("member_id", "status"))
+    existing_ids = set(before)
     if whole_round:
         stale = existing_ids - set(derived)
         for member_id in stale:
@@ -289,13 +292,20 @@ def participation_refresh(*, training_round: Round, member_ids=None) -> int:
         if d.status != P.NOT_STARTED or member_id in existing_ids
     ]
     fields = ["status", "method", "lessons_done", "lessons_required", "completed_at", "note"]
-    for start in range(0, len(rows), 2000):
-        Participation.objects.bulk_create(
-            rows[start : start + 2000],
-            update_conflicts=True,
-            unique_fields=["round", "member"],
-            update_fields=[*fields, "updated_at"],
-        )
+    moved = [
+        row.member_id for row in rows if before.get(row.member_id, P.NOT_STARTED) != row.status
+    ]
+    with transaction.atomic():
+        for start in range(0, len(rows), 2000):
+            Participation.objects.bulk_create(
+                rows[start : start + 2000],
+                update_conflicts=True,
+                unique_fields=["round", "member"],
+                update_fields=[*fields, "updated_at"],
+            )
+        # The coverage counters move with the statuses, in the same transaction.
+        if moved:
+            counters_recount_members(training_round=training_round, member_ids=moved)
     return len(rows)
 
 

@@ -1,17 +1,24 @@
 from auditlog.registry import auditlog
 from django.contrib.auth.models import Permission
 from django.db.models import QuerySet
-from django.db.models.signals import post_delete, post_save, pre_save
+from django.db.models.signals import (
+    m2m_changed,
+    post_delete,
+    post_save,
+    pre_delete,
+    pre_save,
+)
 from django.dispatch import receiver
 
 from courses.models import LessonProgress
 from courses.services import lesson_hours_earned, lesson_progress_changed
 from members.demo import demo_city_seeded
-from members.models import Member
+from members.importing import roster_changed
+from members.models import Member, Organization, Posting
 from members.services import trainer_group_ready
 from quizzes.services import quiz_attempt_submitted
 
-from . import demo
+from . import counters, demo
 from .hours import hours_summary_refresh, year_of
 from .models import (
     Attendance,
@@ -232,3 +239,141 @@ def study_record_saved(sender, instance, created=False, **kwargs):
 def study_record_deleted(sender, instance, origin=None, **kwargs):
     if instance.state == StudyRecord.State.APPROVED and not _member_going(origin):
         hours_summary_refresh(pairs=[(instance.member_id, year_of(instance.studied_on))])
+
+
+# --- Coverage counters: the roster's writes recount where they move figures ----------------------
+
+
+def _before(model, instance, fields):
+    """The saved values of ``fields`` of ``instance`` (None for a new row)."""
+    if instance.pk is None:
+        return None
+    return model.objects.filter(pk=instance.pk).values(*fields).first()
+
+
+@receiver(pre_save, sender=Member)
+def remember_member_scope(sender, instance, raw=False, **kwargs):
+    if not raw:
+        instance._coverage_before = _before(Member, instance, counters.MEMBER_SCOPE_FIELDS)
+
+
+@receiver(post_save, sender=Member)
+def recount_member(sender, instance, created, raw=False, **kwargs):
+    """A member created, moved, (de)activated, or changed in what scope reads."""
+    if raw:
+        return
+    before = getattr(instance, "_coverage_before", None)
+    now = {name: getattr(instance, name) for name in counters.MEMBER_SCOPE_FIELDS}
+    if before == now:
+        return
+    also = [before["organization_id"]] if before else []
+    counters.counters_recount_members(member_ids=[instance.pk], also=also)
+
+
+@receiver(pre_delete, sender=Member)
+def remember_member_places(sender, instance, **kwargs):
+    instance._coverage_places = counters.organizations_of_members([instance.pk])
+
+
+@receiver(post_delete, sender=Member)
+def recount_member_deleted(sender, instance, **kwargs):
+    places = getattr(instance, "_coverage_places", {instance.organization_id})
+    counters.counters_recount_organizations(organization_ids=places)
+
+
+@receiver(pre_save, sender=Posting)
+def remember_posting(sender, instance, raw=False, **kwargs):
+    if not raw:
+        instance._coverage_before = _before(Posting, instance, ["organization_id", "member_id"])
+
+
+@receiver(post_save, sender=Posting)
+def recount_posting(sender, instance, raw=False, **kwargs):
+    """A posting created, moved, ended or changed: the member may count elsewhere."""
+    if raw:
+        return
+    before = getattr(instance, "_coverage_before", None) or {}
+    counters.counters_recount_members(
+        member_ids={instance.member_id, before.get("member_id")} - {None},
+        also=[instance.organization_id, before.get("organization_id")],
+    )
+
+
+@receiver(post_delete, sender=Posting)
+def recount_posting_deleted(sender, instance, **kwargs):
+    if Member.objects.filter(pk=instance.member_id).exists():
+        counters.counters_recount_members(
+            member_ids=[instance.member_id], also=[instance.organization_id]
+        )
+    else:  # deleted with the member, who recounts their places
+        counters.counters_recount_organizations(organization_ids=[instance.organization_id])
+
+
+@receiver(pre_save, sender=Organization)
+def remember_organization(sender, instance, raw=False, **kwargs):
+    if not raw:
+        instance._coverage_before = _before(Organization, instance, ["domain", "path"])
+
+
+@receiver(post_save, sender=Organization)
+def recount_organization(sender, instance, created, raw=False, **kwargs):
+    """A domain changed: the rounds that filter by it, in full; a path: every round."""
+    before = getattr(instance, "_coverage_before", None)
+    if raw or created or before is None:
+        return
+    if before["path"] != instance.path:
+        _rebuild(Round.objects.all())
+    elif before["domain"] != instance.domain:
+        _rebuild(r for r in counters.rounds_covering([instance.pk]) if r.domains)
+
+
+@receiver(post_delete, sender=Organization)
+def recount_organization_deleted(sender, instance, **kwargs):
+    """Its rows went with it; its mobile members lost their place of activity (a category)."""
+    _rebuild(Round.objects.exclude(categories=[]))
+
+
+@receiver(roster_changed)
+def recount_roster(sender, organization_ids=None, **kwargs):
+    """A roster import (bulk writes, no model signals) or the tree reshaped (None)."""
+    if organization_ids is None:
+        _rebuild(Round.objects.all())
+    else:
+        counters.counters_recount_organizations(
+            organization_ids=counters.organizations_touching(organization_ids)
+        )
+
+
+def _rebuild(rounds):
+    for training_round in rounds:
+        counters.counters_recount(training_round=training_round)
+
+
+@receiver(pre_save, sender=Round)
+def remember_round_scope(sender, instance, raw=False, **kwargs):
+    if not raw:
+        instance._coverage_before = _before(Round, instance, counters.ROUND_SCOPE_FIELDS)
+
+
+@receiver(post_save, sender=Round)
+def recount_round(sender, instance, created, raw=False, **kwargs):
+    """Who the round counts changed: recount it whole (a new round has no roots yet)."""
+    before = getattr(instance, "_coverage_before", None)
+    if raw or before is None:
+        return
+    now = {name: getattr(instance, name) for name in counters.ROUND_SCOPE_FIELDS}
+    if before != now:
+        counters.counters_recount(training_round=instance)
+
+
+@receiver(m2m_changed, sender=Round.scope_roots.through)
+def recount_round_roots(sender, instance, action, reverse, pk_set=None, **kwargs):
+    """Scope roots added or removed (from either side)."""
+    if action not in ("post_add", "post_remove", "post_clear"):
+        return
+    if not reverse:
+        counters.counters_recount(training_round=instance)
+    elif action == "post_clear":
+        _rebuild(Round.objects.all())
+    else:
+        _rebuild(Round.objects.filter(pk__in=pk_set or ()))
