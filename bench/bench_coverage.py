@@ -284,6 +284,19 @@ def participations(training_round, member_ids, mix, rng, lessons_required, finis
         )
 
 
+def rebuild_derived():
+    """What the product keeps beside its rows (coverage counters, the yearly study-hours
+    summary), built from data bulk-inserted past the services that keep it, as
+    ``manage.py coverage_counters --all --repair`` and ``ledger_summary --all --repair`` would."""
+    from rounds.counters import counters_recount
+    from rounds.hours import hours_summary_rebuild
+    from rounds.models import Round
+
+    for training_round in Round.objects.order_by("pk"):
+        counters_recount(training_round=training_round)
+    hours_summary_rebuild()
+
+
 def build_data(members_count):
     """The scale city, its rounds and participation rows; returns (round, nodes by level)."""
     from django.db import connection, transaction
@@ -330,6 +343,7 @@ def build_data(members_count):
                     Participation.objects.bulk_create(batch)
                     batch = []
             Participation.objects.bulk_create(batch)
+    rebuild_derived()
     if connection.vendor == "postgresql":
         # In production autovacuum has vacuumed and analysed these tables; right after a bulk
         # load it has not yet (no planner statistics, no visibility map for index-only scans).

@@ -773,6 +773,9 @@ def run_one(args):
     training_round, nodes = scale_round_and_nodes()
     lessons = sorted(training_round.lessons.select_related("video"), key=lambda lesson: lesson.path)
     progress_rows = fill_progress(training_round, lessons)
+    import bench_coverage
+
+    bench_coverage.rebuild_derived()  # the completed lessons' hours, inserted in bulk
     pages = build_pages(training_round, nodes, lessons)
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:

@@ -484,6 +484,7 @@ def build_data_set(args):
     training_round, _nodes = bench_coverage.build_data(args.size)
     lessons = sorted(training_round.lessons.select_related("video"), key=lambda x: x.path)
     bench_pages.fill_progress(training_round, lessons)
+    bench_coverage.rebuild_derived()  # the completed lessons' hours, inserted in bulk
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             cursor.execute("VACUUM ANALYZE")  # as autovacuum would have, after a bulk load
