@@ -24,6 +24,7 @@ from .models import (
     Attendance,
     Exemption,
     LeaveRequest,
+    Participation,
     PlanTarget,
     Round,
     Session,
@@ -307,6 +308,20 @@ def recount_posting_deleted(sender, instance, **kwargs):
         )
     else:  # deleted with the member, who recounts their places
         counters.counters_recount_organizations(organization_ids=[instance.organization_id])
+
+
+@receiver(post_save, sender=Participation)
+@receiver(post_delete, sender=Participation)
+def recount_participation(sender, instance, raw=False, origin=None, **kwargs):
+    """A status written one row at a time (a data fix in the shell, a fixture): recount where the
+    member counts. participation_refresh writes in bulk (no signal) and recounts itself."""
+    if raw or isinstance(origin, (Member, Round)):
+        return  # deleted with its member or round, which recount (or take) their rows
+    if isinstance(origin, QuerySet) and origin.model in (Member, Round):
+        return
+    counters.counters_recount_members(
+        training_round=instance.round, member_ids=[instance.member_id]
+    )
 
 
 @receiver(pre_save, sender=Organization)

@@ -24,7 +24,7 @@ from members.models import Member, Organization, Posting
 from rounds import services
 from rounds.counters import counters_check, counters_live, counters_stored
 from rounds.coverage import coverage_by_organization, coverage_children, coverage_children_live
-from rounds.models import CoverageCounter, Exemption, LeaveRequest, Round
+from rounds.models import CoverageCounter, Exemption, LeaveRequest, Participation, Round
 
 from .. import factories
 from ..members.spreadsheets import xlsx
@@ -278,6 +278,21 @@ def test_the_close_snapshot_is_taken_from_the_counters(city):
     figures = coverage_by_organization(training_round=training_round)
     assert figures[city.root.pk]["completed"] == 1
     assert figures[city.branch_a.pk]["in_scope"] == 1
+
+
+def test_a_status_written_one_row_at_a_time_moves_the_counters(city):
+    """participation_refresh writes in bulk and recounts; a row saved or deleted on its own (a
+    data fix, a fixture) recounts too."""
+    training_round = builders.training_round([city.root])
+    row = Participation.objects.create(
+        round=training_round, member=city.member_a, status=Participation.Status.COMPLETED
+    )
+    assert counters_check(training_round=training_round) == []
+    assert coverage_children(training_round=training_round, node=city.root).head.figures.completed
+    row.delete()
+    assert counters_check(training_round=training_round) == []
+    figures = coverage_children(training_round=training_round, node=city.root).head.figures
+    assert figures.completed == 0
 
 
 # --- The command --------------------------------------------------------------------------------
