@@ -415,7 +415,7 @@ def progress_report(
             if progress_sql.credit_write(
                 progress=progress, fields=fields, viewing=viewing, read_at=read_at
             ):
-                _record_completion(progress, request)
+                _report_completed(progress, request)
                 return progress
     # Still contended (several reports of one viewing at once): take the row lock.
     with transaction.atomic():
@@ -428,7 +428,7 @@ def progress_report(
             **{name: getattr(progress, name) for name in fields}
         )
         if "completed_at" in fields:
-            _record_completion(progress, request)
+            _report_completed(progress, request)
     return progress
 
 
@@ -469,9 +469,15 @@ def _record_completion(progress: LessonProgress, request) -> None:
         watched=progress.watched_seconds,
         hours=str(progress.hours_earned),
     )
-    # The yearly study-hours summary (rounds) follows in this same transaction.
-    lesson_hours_earned.send(sender=LessonProgress, progress=progress)
     _announce_completion(progress, ["completed_at"])
+
+
+def _report_completed(progress: LessonProgress, request) -> None:
+    """A report's write completed the lesson. It wrote with a queryset update, which sends no
+    post_save, so the yearly study-hours summary (rounds) is told here, in the same
+    transaction; saves (reading, a live lecture settled) reach it through post_save."""
+    lesson_hours_earned.send(sender=LessonProgress, progress=progress)
+    _record_completion(progress, request)
 
 
 def _announce_completion(progress: LessonProgress, fields) -> None:
