@@ -157,7 +157,13 @@ def _attempt_page(request, attempt):
         refusal = getattr(request, "quiz_refusal", "")
         if refusal and refusal not in form.non_field_errors():
             form.add_error(None, refusal)
-    token = services.attempt_token(attempt=attempt, session_key=request.session.session_key)
+    session_key = request.session.session_key
+    if session_key:
+        token = services.attempt_token(attempt=attempt, session_key=session_key)
+    else:
+        # Refused answers handed over from a token submit sent without the login session's
+        # cookie: the token that came with them still vouches, so the page keeps it.
+        token = attempt.token
     return render(
         request,
         "quizzes/attempt.html",

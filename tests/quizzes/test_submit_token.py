@@ -198,3 +198,23 @@ def test_refused_answers_are_logged_once_and_said_in_the_members_language(quiz, 
     assert not response.wsgi_request.lean_path  # the page is shown by the whole stack
     assert LogEntry.objects.filter(additional_data__result="refused").count() == 1
     assert not _submitted(attempt)
+
+
+def test_refused_answers_from_a_browser_without_its_session_keep_the_pages_token(
+    quiz, city, client_for
+):
+    """Refused answers sent with a good token but without the login session's cookie (a
+    browser that lost only that cookie): the page is shown again with the reason and the token
+    it had, which still vouches for the next submit."""
+    attempt, action, token = _page(client_for(city.member_a.user), quiz)
+    browser = Client()  # no session cookie
+    post = _answers(attempt, token=token)
+    del post[f"q{attempt.question_ids[0]}"]
+    response = browser.post(action, post)
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert "请答完所有题目再提交。" in html
+    assert f'name="token" value="{token}"' in html
+    assert not _submitted(attempt)
+    assert browser.post(action, _answers(attempt, token=token)).status_code == 302
+    assert _submitted(attempt)
