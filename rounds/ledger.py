@@ -34,6 +34,8 @@ from django.db.models import (
     When,
 )
 from django.db.models.functions import Coalesce, Greatest, Round
+from django.db.models.lookups import LessThan
+from django.utils.functional import cached_property
 from django.utils.translation import gettext as _
 from wagtail.models import Page
 
@@ -277,14 +279,26 @@ def ledger_for_members(*, members_qs, year: int | None):
         )
     zero = Value(ZERO)
     return _with_gap(
-        members_qs.annotate(
-            year_hours=FilteredRelation("hours_summaries", condition=Q(hours_summaries__year=year))
-        ).annotate(
+        _with_year_total(members_qs, year).annotate(
             hours_lessons=Coalesce(F("year_hours__lessons"), zero, output_field=HOURS),
             hours_sessions=Coalesce(F("year_hours__sessions"), zero, output_field=HOURS),
             hours_records=Coalesce(F("year_hours__records"), zero, output_field=HOURS),
         )
     )
+
+
+def _with_year_total(members_qs, year: int):
+    """``members_qs`` joined to each member's summary row of ``year`` (``year_hours``), with
+    ``year_total`` (0 without a row) to filter on: one join, whatever refers to it."""
+    return members_qs.annotate(
+        year_hours=FilteredRelation("hours_summaries", condition=Q(hours_summaries__year=year))
+    ).alias(year_total=Coalesce(F("year_hours__total"), Value(ZERO), output_field=HOURS))
+
+
+def _short_of_requirement():
+    """Below the year's requirement, stated on the stored total (the summary keeps it the sum
+    of its three sources): one comparison per member where ``is_below`` computes the gap."""
+    return LessThan(F("year_total"), _requirement_expression())
 
 
 def ledger_for_members_live(*, members_qs, year: int | None):
@@ -304,6 +318,69 @@ def ledger_for_members_live(*, members_qs, year: int | None):
     return _with_gap(
         members_qs.annotate(hours_lessons=lessons, hours_sessions=sessions, hours_records=records)
     )
+
+
+# From this many members on, a list is read in name order from the members' name index, each
+# row tested against the scope on the way (Member.objects.in_subtree_scanned), instead of taking
+# every member of the subtree from the path index and sorting them: at 300,000 members the sort
+# alone is what a page costs. Below it the whole subtree is sorted, which stays cheap, while
+# the name index would be walked past many members outside a small subtree.
+NAME_ORDER_FROM = 20_000
+
+
+class LedgerList:
+    """The rows of a ledger list, below the requirement first and then by name (the order of
+    ``ledger_for_members``), as a Paginator pages them: a count and slices.
+
+    A slice is read from two lists, each in name order: the members below the requirement, then
+    those who meet it; the second is read only where the slice runs past the end of the first,
+    and the number of members below the requirement is counted only when a slice starts beyond
+    its end. ``members`` and ``scanned`` are the same members (``scanned`` states the subtree
+    without the path index, for lists of ``NAME_ORDER_FROM`` members or more).
+    """
+
+    def __init__(self, *, members, scanned, year, below_only=False):
+        self.members = members
+        self.scanned = scanned
+        self.year = year
+        self.below_only = below_only
+
+    @cached_property
+    def _members_count(self):
+        return self.members.count()
+
+    def _rows(self, below):
+        large = self._members_count >= NAME_ORDER_FROM
+        rows = ledger_for_members(
+            members_qs=self.scanned if large else self.members, year=self.year
+        )
+        short = _short_of_requirement()
+        rows = rows.filter(short) if below else rows.exclude(short)
+        return rows.order_by("name", "pk").select_related("organization")
+
+    @cached_property
+    def _below_count(self):
+        return _with_year_total(self.members, self.year).filter(_short_of_requirement()).count()
+
+    def count(self):
+        return self._below_count if self.below_only else self._members_count
+
+    def __len__(self):
+        return self.count()
+
+    def __getitem__(self, index):
+        if not isinstance(index, slice) or index.step not in (None, 1):
+            raise TypeError("a ledger list is read in slices")
+        start, stop = index.start or 0, index.stop
+        if stop is None or start < 0 or stop < start:
+            raise ValueError("a ledger list is read in bounded slices from its start")
+        if start == stop:
+            return []
+        rows = list(self._rows(True)[start:stop])
+        if self.below_only or len(rows) == stop - start:
+            return rows
+        below = start + len(rows) if rows or start == 0 else self._below_count
+        return rows + list(self._rows(False)[max(0, start - below) : stop - below])
 
 
 def below_requirement(ledger_qs):

@@ -921,7 +921,11 @@ class StudyRecord(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["form_token"], name="study_record_once_per_form")
         ]
-        indexes = [models.Index(fields=["member", "state", "studied_on"])]
+        indexes = [
+            models.Index(fields=["member", "state", "studied_on"]),
+            # Records waiting for a decision, oldest first: few among a city's many.
+            models.Index(fields=["state", "recorded_at"], name="studyrecord_state_idx"),
+        ]
 
     def __str__(self):
         return f"{self.member} · {self.title} · {self.studied_on}"

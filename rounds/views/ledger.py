@@ -6,7 +6,6 @@ from django.core.paginator import Paginator
 from django.http import Http404, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
-from django.utils.functional import cached_property
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
@@ -83,34 +82,26 @@ def _filters(request):
     }
 
 
-def _ledger_members(request, filters):
-    # Party members only: people in training to join have no yearly requirement.
-    members = access.visible_members(request.user, LEDGER_ROLES).active().party_members()
+def _ledger_members(request, filters, *, scanned=False):
+    """The members the list shows: party members only (people in training to join have no
+    yearly requirement) under the chosen organisation, or under the user's roles. ``scanned``:
+    the subtree stated without the path index (ledger.LedgerList says when that is read)."""
     if filters["organization"] is not None:
-        members = members.in_subtree(filters["organization"])
-    return ledger.ledger_search(members, filters["q"])
+        roots = [filters["organization"]]  # checked inside the user's scope by _filters
+    else:
+        roots = access.role_roots(request.user, LEDGER_ROLES)
+    members = Member.objects.all()
+    if roots is not None:
+        members = members.in_subtree_scanned(*roots) if scanned else members.in_subtree(*roots)
+    return ledger.ledger_search(members.active().party_members(), filters["q"])
 
 
-def _ledger_queryset(request, filters, members=None):
-    if members is None:
-        members = _ledger_members(request, filters)
+def _ledger_queryset(request, filters):
+    members = _ledger_members(request, filters)
     rows = ledger.ledger_for_members(members_qs=members, year=filters["year"])
     if filters["below"]:
         rows = ledger.below_requirement(rows)
     return rows
-
-
-class LedgerPaginator(Paginator):
-    """Pages of the ledger rows, counted on ``counted``: the members alone when every row
-    is shown, without the join to their hours a count does not need (a city: 300,000 rows)."""
-
-    def __init__(self, object_list, per_page, *, counted):
-        super().__init__(object_list, per_page)
-        self.counted = counted
-
-    @cached_property
-    def count(self):
-        return self.counted.count()
 
 
 def _query_string(filters, **changes) -> str:
@@ -131,12 +122,13 @@ def _query_string(filters, **changes) -> str:
 @access.role_required(*LEDGER_ROLES)
 def org_hours(request):
     filters = _filters(request)
-    members = _ledger_members(request, filters)
-    rows = _ledger_queryset(request, filters, members).select_related("organization")
-    counted = rows if filters["below"] else members
-    page = LedgerPaginator(rows, LEDGER_PAGE_SIZE, counted=counted).get_page(
-        request.GET.get("page")
+    rows = ledger.LedgerList(
+        members=_ledger_members(request, filters),
+        scanned=_ledger_members(request, filters, scanned=True),
+        year=filters["year"],
+        below_only=filters["below"],
     )
+    page = Paginator(rows, LEDGER_PAGE_SIZE).get_page(request.GET.get("page"))
     for member in page.object_list:
         member.show_phone = access.can_see_phone(request.user, member)
     organization = filters["organization"]

@@ -441,3 +441,64 @@ def test_list_query_count_does_not_grow_with_members(setup, client_for, frozen):
     many_queries, many_rows = _list_queries(client)
     assert many_rows == 50
     assert many_queries == few_queries
+
+
+# --- Pages of a city-sized list ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("read_in_name_order", [True, False], ids=["name-order", "sorted"])
+def test_list_pages_follow_the_one_sorted_order(
+    setup, client_for, frozen, settings, monkeypatch, read_in_name_order
+):
+    """Every page of the list, all members or those below only, is the slice of the one sorted
+    query (below the requirement first, then by name), whether the pages are read from the
+    members' name order (a city) or by sorting the subtree (a branch), at any page size and
+    across the page where the members below the requirement end."""
+    from rounds.views import ledger as views
+
+    city, _training_round, _lessons = setup
+    settings.LUNXUN_YEARLY_HOURS = {"member": 32, "secretary": 56, "committee": 0}
+    monkeypatch.setattr(ledger, "NAME_ORDER_FROM", 0 if read_in_name_order else 10**9)
+    monkeypatch.setattr(views, "LEDGER_PAGE_SIZE", 7)
+    lessons = {
+        hours: builders.course_builders.lesson(title=f"{hours}学时", hours=Decimal(hours))
+        for hours in ("10", "32", "40")
+    }
+    plan = ["none", "10", "32", "40", "10", "none", "40", "32"]
+    positions = [Member.Position.MEMBER, Member.Position.SECRETARY, Member.Position.COMMITTEE]
+    for organization, prefix in ((city.branch_a, "甲"), (city.branch_b, "乙")):
+        for i, member in enumerate(cheap_members(organization, 17, prefix=prefix)):
+            member.position = positions[i % 3]
+            member.save(update_fields=["position"])
+            if plan[i % len(plan)] != "none":
+                builders.complete_online(member, lessons[plan[i % len(plan)]])
+    factories.member(city.branch_a, name="离开的", is_active=False)
+
+    def pages(client, query):
+        names, page = [], 1
+        while True:
+            response = client.get(ORG + f"?{query}&page={page}")
+            assert response.status_code == 200
+            names += [m.pk for m in response.context["page"].object_list]
+            if not response.context["page"].has_next():
+                return names, response.context["page"].paginator.count
+            page += 1
+
+    cases = [
+        (city.trainer, "", Member.objects.all()),
+        (city.trainer, f"org={city.county_b.pk}", Member.objects.in_subtree(city.county_b)),
+        (city.secretary_a, "", Member.objects.in_subtree(city.branch_a)),
+    ]
+    for user, query, scope in cases:
+        client = client_for(user)
+        expected = ledger.ledger_for_members(
+            members_qs=scope.active().party_members(), year=NOW.year
+        )
+        below = list(ledger.below_requirement(expected).values_list("pk", flat=True))
+        everyone = list(expected.values_list("pk", flat=True))
+        assert 0 < len(below) < len(everyone)
+        assert pages(client, query) == (everyone, len(everyone))
+        assert pages(client, query + "&below=1") == (below, len(below))
+    # A committee member needs no hours: met without any, never listed as below.
+    committee = Member.objects.filter(position=Member.Position.COMMITTEE, name__startswith="甲")
+    assert not set(committee.values_list("pk", flat=True)) & set(below)
