@@ -78,6 +78,20 @@ def _statements() -> _Statements:
     return statements
 
 
+def _cursor():
+    """A cursor for these statements. On PostgreSQL one that binds its parameters on the server
+    (psycopg's Cursor, where Django's default binds them in the client): psycopg then prepares
+    a statement run several times on a connection, so a report's two statements are parsed and
+    planned once per connection, not once per report. Wrapped as Django wraps its own cursors
+    (the same error translation, and the statements logged where queries are)."""
+    if connection.vendor != "postgresql":
+        return connection.cursor()
+    import psycopg
+
+    connection.ensure_connection()
+    return connection._prepare_cursor(psycopg.Cursor(connection.connection))
+
+
 def _prep(statements, name, value):
     return statements.by_name[name].get_db_prep_save(value, connection)
 
@@ -90,7 +104,7 @@ def earning_row(*, progress_id: int, viewing, now) -> LessonProgress | None:
     params = [int(progress_id), _prep(statements, "viewing", viewing)]
     if statements.session_condition:
         params.append(connection.ops.adapt_datetimefield_value(now))
-    with connection.cursor() as cursor:
+    with _cursor() as cursor:
         cursor.execute(statements.select, params)
         row = cursor.fetchone()
     if row is None:
@@ -115,6 +129,6 @@ def credit_write(*, progress: LessonProgress, fields, viewing, read_at) -> bool:
         _prep(statements, "viewing", viewing),
         _prep(statements, "updated_at", read_at),
     ]
-    with connection.cursor() as cursor:
+    with _cursor() as cursor:
         cursor.execute(statements.update_sql(names), params)
         return cursor.rowcount == 1

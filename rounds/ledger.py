@@ -11,8 +11,10 @@ use the "member" figure.
 One member's ledger is a short list read in Python; a list of members is one query that reads
 each member's row of the year in the summary (``HoursSummary``, kept by rounds/hours.py in the
 transaction of every write to the sources) and computes requirement and gap in the database, so
-it can be ordered and paged over a whole city. ``ledger_for_members_live`` sums the sources
-instead: the recount the summary is checked against.
+it can be ordered and paged over a whole city. The staff list pages it through ``LedgerList``,
+which reads a page in name order from the members below the requirement, then those who meet
+it, rather than sorting a city of members for every page. ``ledger_for_members_live`` sums the
+sources instead: the recount the summary is checked against.
 """
 
 from dataclasses import dataclass

@@ -157,6 +157,14 @@ SQLITE_OPTIONS = {
 
 if os.environ.get("DATABASE_URL"):
     DATABASES = {"default": dj_database_url.parse(os.environ["DATABASE_URL"], conn_max_age=60)}
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+        # Django's cursors bind parameters in the client and never prepare. The progress
+        # report's two statements (courses/progress_sql.py) run on a cursor that binds on the
+        # server, and psycopg prepares a statement on its Nth run on a connection. Behind a
+        # pooler in transaction mode that does not keep prepared statements (PgBouncer before
+        # 1.21, or without max_prepared_statements), set LUNXUN_PG_PREPARE_THRESHOLD=0.
+        threshold = env_int("LUNXUN_PG_PREPARE_THRESHOLD", 2)
+        DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = threshold or None
 else:
     DATABASES = {
         "default": {

@@ -192,6 +192,26 @@ def test_a_write_that_lost_a_race_changes_nothing(page, city, client_for, clock)
     assert LessonProgress.objects.get().watched_seconds == 10
 
 
+def test_a_reports_statements_are_prepared_once_per_connection(page, city, client_for, clock):
+    """On PostgreSQL the two statements are parsed and planned once per connection, then run
+    prepared; a report's answer is the same either way. SQLite runs them on Django's cursor."""
+    client = client_for(city.member_a.user)
+    started = _start(client, page)
+    for seconds in range(5, 35, 5):
+        clock.shift(timedelta(seconds=5))
+        assert client.post(started["report_url"], _body(started, seconds)).status_code == 200
+    assert LessonProgress.objects.get().watched_seconds == 30
+    if connection.vendor != "postgresql":
+        assert type(progress_sql._cursor().cursor) is type(connection.cursor().cursor)
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements WHERE NOT from_sql")
+        prepared = [row[0] for row in cursor.fetchall()]
+    table = LessonProgress._meta.db_table
+    assert any(s.startswith("SELECT") and table in s for s in prepared), prepared
+    assert any(s.startswith(f'UPDATE "{table}"') for s in prepared), prepared
+
+
 def test_the_wsgi_handler_takes_the_same_lean_path(page, city, client_for, clock):
     """gunicorn and runserver call Django's WSGIHandler, not the test client's handler."""
     client = client_for(city.member_a.user)
