@@ -24,6 +24,7 @@ import subprocess
 import sys
 import time
 from datetime import timedelta
+from itertools import pairwise
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -119,8 +120,13 @@ def write_summary(args, results, problems):
                     baseline_label="the same count and page summed live from the sources",
                     target=f"≤ {TARGET_MS} ms",
                     met=case["met"],
-                    notes=f"p50 {case['p50']:.1f} ms; {case['queries']} queries; "
-                    f"baseline p50 {case['baseline_p50']:.1f} ms; load {result['load']}",
+                    notes=f"p50 {case['p50']:.1f} ms; {case['queries']} queries"
+                    + (
+                        f", the slowest {case['slowest'][0][0]:.0f} ms ({case['slowest'][0][1]})"
+                        if case.get("slowest")
+                        else ""
+                    )
+                    + f"; baseline p50 {case['baseline_p50']:.1f} ms; load {result['load']}",
                 )
             )
         rows.append(
@@ -197,6 +203,37 @@ def page_rows(user, ledger_for_members, below):
     ]
 
 
+SLOW_MS = 20
+
+
+def what_query(sql):
+    """A query, named by what it reads: its first table and whether it counts."""
+    words = sql.split()
+    table = next((w for prev, w in pairwise(words) if prev == "FROM"), "?")
+    return ("COUNT " if "COUNT(" in sql[:40] else "SELECT ") + table.strip('"')
+
+
+def explain_slow(name, timed):
+    """The plans of the queries of one request that took over SLOW_MS ms, as the database
+    runs them (EXPLAIN ANALYZE on PostgreSQL, EXPLAIN QUERY PLAN on SQLite)."""
+    from django.db import connection
+
+    explain = (
+        "EXPLAIN (ANALYZE, BUFFERS) "
+        if connection.vendor == "postgresql"
+        else "EXPLAIN QUERY PLAN "
+    )
+    sections = []
+    with connection.cursor() as cursor:
+        for ms, sql in timed:
+            if ms < SLOW_MS:
+                break
+            cursor.execute(explain + sql)
+            plan = "\n".join("  " + " | ".join(str(c) for c in row) for row in cursor.fetchall())
+            sections.append(f"--- {name}: {ms:.1f} ms\n{sql}\n{plan}")
+    return sections
+
+
 def percentile(values, share):
     ordered = sorted(values)
     return ordered[max(0, min(len(ordered) - 1, round(share * len(ordered)) - 1))]
@@ -251,7 +288,7 @@ def run_one(args):
         client = staff_client("bench_trainer", Role.TRAINER, nodes["city"])
         user = get_user_model().objects.get(username="bench_trainer")
         url = reverse("rounds:ledger_org")
-        cases = {}
+        cases, plans = {}, []
         for name, below in (("city-wide list", False), ("city-wide, below only", True)):
             ours = page_rows(user, ledger.ledger_for_members, below)
             theirs = page_rows(user, ledger.ledger_for_members_live, below)
@@ -264,6 +301,11 @@ def run_one(args):
             times = timed_runs(get, args.requests)
             with CaptureQueriesContext(connection) as captured:
                 get()
+            slowest = sorted(
+                ((float(q["time"]) * 1000, q["sql"]) for q in captured.captured_queries),
+                reverse=True,
+            )
+            plans += explain_slow(name, slowest)
             base = timed_runs(
                 lambda below=below: page_rows(user, ledger.ledger_for_members_live, below),
                 max(3, args.requests // 5),
@@ -274,6 +316,7 @@ def run_one(args):
                 "p95": p95,
                 "met": p95 <= TARGET_MS,
                 "queries": len(captured),
+                "slowest": [(ms, what_query(sql)) for ms, sql in slowest[:3]],
                 "baseline_p50": statistics.median(base),
                 "baseline_p95": percentile(base, 0.95),
                 "count": ours[0],
@@ -290,6 +333,11 @@ def run_one(args):
     }
     for line in table(args.db, result):
         print(line)
+    (OUT / f"hours_plans-{args.db}.txt").write_text(
+        f"bench_hours: the queries of each list over {SLOW_MS} ms, with their plans [{args.db}]"
+        "\n\n" + "\n\n".join(plans)
+    )
+    print(f"  query plans: {OUT / f'hours_plans-{args.db}.txt'}")
     (OUT / f"hours-{args.db}.json").write_text(json.dumps(result))
     return 0
 
