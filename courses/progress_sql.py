@@ -11,6 +11,7 @@ fields' own conversions, so rows read and written here are the rows the ORM read
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import connection
+from django.db.backends.utils import CursorDebugWrapper
 
 from core.sessions import live_session_condition
 from members.models import Member
@@ -88,8 +89,23 @@ def _cursor():
         return connection.cursor()
     import psycopg
 
+    connection.close_if_health_check_failed()
     connection.ensure_connection()
-    return connection._prepare_cursor(psycopg.Cursor(connection.connection))
+    cursor = psycopg.Cursor(connection.connection)
+    if connection.queries_logged:
+        connection.validate_thread_sharing()
+        return _ComposedDebugCursor(cursor, connection)
+    return connection._prepare_cursor(cursor)
+
+
+class _ComposedDebugCursor(CursorDebugWrapper):
+    """Django's debug cursor names a statement by the text the client sent it, and a prepared
+    statement is sent by name: log it with its values composed in instead."""
+
+    def debug_sql(self, sql=None, params=None, use_last_executed_query=False, many=False):
+        if use_last_executed_query and not many:
+            sql = self.db.ops.compose_sql(sql, params)
+        return super().debug_sql(sql, params, use_last_executed_query=False, many=many)
 
 
 def _prep(statements, name, value):

@@ -201,6 +201,13 @@ def test_a_reports_statements_are_prepared_once_per_connection(page, city, clien
         clock.shift(timedelta(seconds=5))
         assert client.post(started["report_url"], _body(started, seconds)).status_code == 200
     assert LessonProgress.objects.get().watched_seconds == 30
+    with CaptureQueriesContext(connection) as captured:
+        clock.shift(timedelta(seconds=5))
+        assert client.post(started["report_url"], _body(started, 35)).status_code == 200
+    # Logged with their values, prepared or not (what DEBUG and the query log show).
+    logged = [q["sql"] for q in captured.captured_queries]
+    assert len(logged) == 2 and str(started["progress"]) in logged[0], logged
+    assert logged[1].startswith("UPDATE") and "35" in logged[1], logged
     if connection.vendor != "postgresql":
         assert type(progress_sql._cursor().cursor) is type(connection.cursor().cursor)
         return
