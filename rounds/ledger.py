@@ -27,6 +27,7 @@ from django.db.models import (
     DecimalField,
     F,
     FilteredRelation,
+    FloatField,
     IntegerField,
     OuterRef,
     Q,
@@ -294,13 +295,23 @@ def _with_year_total(members_qs, year: int):
     ``year_total`` (0 without a row) to filter on: one join, whatever refers to it."""
     return members_qs.annotate(
         year_hours=FilteredRelation("hours_summaries", condition=Q(hours_summaries__year=year))
-    ).alias(year_total=Coalesce(F("year_hours__total"), Value(ZERO), output_field=HOURS))
+    ).alias(year_total=Coalesce(F("year_hours__total"), Value(0.0), output_field=FloatField()))
 
 
 def _short_of_requirement():
     """Below the year's requirement, stated on the stored total (the summary keeps it the sum
-    of its three sources): one comparison per member where ``is_below`` computes the gap."""
-    return LessThan(F("year_total"), _requirement_expression())
+    of its three sources): one comparison per member where ``is_below`` computes the gap.
+    Compared as floats, which SQLite compares without a cast per row: totals are whole tenths
+    and requirements the settings' figures, both exact in a float and its decimal alike."""
+    table = settings.LUNXUN_YEARLY_HOURS
+    whens = [
+        When(position=position, then=Value(float(hours)))
+        for position, hours in table.items()
+        if position != "member"
+    ]
+    default = Value(float(table.get("member", 0)))
+    required = Case(*whens, default=default, output_field=FloatField())
+    return LessThan(F("year_total"), required)
 
 
 def ledger_for_members_live(*, members_qs, year: int | None):
@@ -352,7 +363,8 @@ class LedgerList:
         return self.members.count()
 
     def _rows(self, below):
-        large = self._members_count >= NAME_ORDER_FROM
+        listed = self._below_count if self.below_only else self._members_count
+        large = listed >= NAME_ORDER_FROM
         rows = ledger_for_members(
             members_qs=self.scanned if large else self.members, year=self.year
         )
