@@ -58,27 +58,22 @@ def mask_name(name: str) -> str:
     return name[0] + "*" * (len(name) - 2) + name[-1]
 
 
-def subtree_q(roots, path_lookup="path") -> Q:
+def subtree_q(roots, path_lookup="path", *, use_index=True) -> Q:
     """Rows whose ``path_lookup`` lies under any of ``roots`` (inclusive): a path prefix, never
-    recursion. With no roots, a condition that matches nothing."""
+    recursion. With no roots, a condition that matches nothing.
+
+    ``use_index=False`` states the same prefix so that no index on the path can serve it: for a
+    list over most of a city read in another index's order (members by name, rounds/ledger.py),
+    where a database that started from the path index would have to sort the whole subtree."""
     if not roots:
         return Q(pk__in=[])
     condition = Q()
     for root in roots:
-        condition |= path_prefix_q(root.path, path_lookup)
-    return condition
-
-
-def subtree_scan_q(roots, path_lookup="path") -> Q:
-    """What ``subtree_q`` selects, stated so that no index on the path can serve it: for a list
-    over most of a city read in another index's order (members by name, rounds/ledger.py), where
-    a database that started from the path index would have to sort the whole subtree."""
-    if not roots:
-        return Q(pk__in=[])
-    condition = Q()
-    for root in roots:
-        prefix = Substr(path_lookup, 1, len(root.path))
-        condition |= Q(Exact(prefix, Value(root.path)))
+        if use_index:
+            condition |= path_prefix_q(root.path, path_lookup)
+        else:
+            prefix = Substr(path_lookup, 1, len(root.path))
+            condition |= Q(Exact(prefix, Value(root.path)))
     return condition
 
 
@@ -165,13 +160,9 @@ class Organization(MP_Node):
 
 
 class MemberQuerySet(models.QuerySet):
-    def in_subtree(self, *roots):
-        """Members whose organisation lies under any of ``roots``."""
-        return self.filter(subtree_q(roots, "organization__path"))
-
-    def in_subtree_scanned(self, *roots):
-        """``in_subtree`` without the path index (``subtree_scan_q``)."""
-        return self.filter(subtree_scan_q(roots, "organization__path"))
+    def in_subtree(self, *roots, use_index=True):
+        """Members whose organisation lies under any of ``roots`` (``subtree_q``)."""
+        return self.filter(subtree_q(roots, "organization__path", use_index=use_index))
 
     def active(self):
         return self.filter(is_active=True)

@@ -219,15 +219,17 @@ def _sum_subquery(rows, field):
     return Round(Coalesce(Subquery(summed, output_field=HOURS), Value(ZERO), output_field=HOURS), 1)
 
 
-def _requirement_expression():
+def _requirement_expression(output_field=HOURS):
+    """The member's yearly requirement by position, from the settings, as ``output_field``."""
     table = settings.LUNXUN_YEARLY_HOURS
-    default = Decimal(str(table.get("member", 0)))
+    figure = float if isinstance(output_field, FloatField) else lambda h: Decimal(str(h))
     whens = [
-        When(position=position, then=Value(Decimal(str(hours))))
+        When(position=position, then=Value(figure(hours)))
         for position, hours in table.items()
         if position != "member"
     ]
-    return Case(*whens, default=Value(default), output_field=HOURS)
+    default = Value(figure(table.get("member", 0)))
+    return Case(*whens, default=default, output_field=output_field)
 
 
 def _with_gap(annotated):
@@ -303,15 +305,7 @@ def _short_of_requirement():
     of its three sources): one comparison per member where ``is_below`` computes the gap.
     Compared as floats, which SQLite compares without a cast per row: totals are whole tenths
     and requirements the settings' figures, both exact in a float and its decimal alike."""
-    table = settings.LUNXUN_YEARLY_HOURS
-    whens = [
-        When(position=position, then=Value(float(hours)))
-        for position, hours in table.items()
-        if position != "member"
-    ]
-    default = Value(float(table.get("member", 0)))
-    required = Case(*whens, default=default, output_field=FloatField())
-    return LessThan(F("year_total"), required)
+    return LessThan(F("year_total"), _requirement_expression(FloatField()))
 
 
 def ledger_for_members_live(*, members_qs, year: int | None):
@@ -334,7 +328,7 @@ def ledger_for_members_live(*, members_qs, year: int | None):
 
 
 # From this many members on, a list is read in name order from the members' name index, each
-# row tested against the scope on the way (Member.objects.in_subtree_scanned), instead of taking
+# row tested against the scope on the way (in_subtree(..., use_index=False)), instead of taking
 # every member of the subtree from the path index and sorting them: at 300,000 members the sort
 # alone is what a page costs. Below it the whole subtree is sorted, which stays cheap, while
 # the name index would be walked past many members outside a small subtree.
@@ -348,39 +342,40 @@ class LedgerList:
     A slice is read from two lists, each in name order: the members below the requirement, then
     those who meet it; the second is read only where the slice runs past the end of the first,
     and the number of members below the requirement is counted only when a slice starts beyond
-    its end. ``members`` and ``scanned`` are the same members (``scanned`` states the subtree
-    without the path index, for lists of ``NAME_ORDER_FROM`` members or more).
+    its end. ``members`` are the members to list, ``roots`` the subtrees they are listed under
+    (None: everywhere); a list of ``NAME_ORDER_FROM`` members or more states those subtrees
+    without the path index.
     """
 
-    def __init__(self, *, members, scanned, year, below_only=False):
+    def __init__(self, *, members, roots, year, below_only=False):
         self.members = members
-        self.scanned = scanned
+        self.roots = roots
         self.year = year
         self.below_only = below_only
 
+    def _scoped(self, *, use_index=True):
+        if self.roots is None:
+            return self.members
+        return self.members.in_subtree(*self.roots, use_index=use_index)
+
     @cached_property
     def _members_count(self):
-        return self.members.count()
+        return self._scoped().count()
 
     def _rows(self, below):
         listed = self._below_count if self.below_only else self._members_count
-        large = listed >= NAME_ORDER_FROM
-        rows = ledger_for_members(
-            members_qs=self.scanned if large else self.members, year=self.year
-        )
+        members = self._scoped(use_index=listed < NAME_ORDER_FROM)
+        rows = ledger_for_members(members_qs=members, year=self.year)
         short = _short_of_requirement()
         rows = rows.filter(short) if below else rows.exclude(short)
         return rows.order_by("name", "pk").select_related("organization")
 
     @cached_property
     def _below_count(self):
-        return _with_year_total(self.members, self.year).filter(_short_of_requirement()).count()
+        return _with_year_total(self._scoped(), self.year).filter(_short_of_requirement()).count()
 
     def count(self):
         return self._below_count if self.below_only else self._members_count
-
-    def __len__(self):
-        return self.count()
 
     def __getitem__(self, index):
         if not isinstance(index, slice) or index.step not in (None, 1):

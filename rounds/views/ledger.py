@@ -82,22 +82,22 @@ def _filters(request):
     }
 
 
-def _ledger_members(request, filters, *, scanned=False):
-    """The members the list shows: party members only (people in training to join have no
-    yearly requirement) under the chosen organisation, or under the user's roles. ``scanned``:
-    the subtree stated without the path index (ledger.LedgerList says when that is read)."""
+def _ledger_scope(request, filters):
+    """(members, roots): the members the list shows, party members only (people in training to
+    join have no yearly requirement) and searched, and the subtrees they are listed under: the
+    chosen organisation, or the user's roles (None: everywhere)."""
     if filters["organization"] is not None:
         roots = [filters["organization"]]  # checked inside the user's scope by _filters
     else:
         roots = access.role_roots(request.user, LEDGER_ROLES)
-    members = Member.objects.all()
-    if roots is not None:
-        members = members.in_subtree_scanned(*roots) if scanned else members.in_subtree(*roots)
-    return ledger.ledger_search(members.active().party_members(), filters["q"])
+    members = Member.objects.active().party_members()
+    return ledger.ledger_search(members, filters["q"]), roots
 
 
 def _ledger_queryset(request, filters):
-    members = _ledger_members(request, filters)
+    members, roots = _ledger_scope(request, filters)
+    if roots is not None:
+        members = members.in_subtree(*roots)
     rows = ledger.ledger_for_members(members_qs=members, year=filters["year"])
     if filters["below"]:
         rows = ledger.below_requirement(rows)
@@ -122,9 +122,10 @@ def _query_string(filters, **changes) -> str:
 @access.role_required(*LEDGER_ROLES)
 def org_hours(request):
     filters = _filters(request)
+    members, roots = _ledger_scope(request, filters)
     rows = ledger.LedgerList(
-        members=_ledger_members(request, filters),
-        scanned=_ledger_members(request, filters, scanned=True),
+        members=members,
+        roots=roots,
         year=filters["year"],
         below_only=filters["below"],
     )
