@@ -48,6 +48,21 @@ def django_with_db(name: str):
     call_command("migrate", verbosity=0, interactive=False)
 
 
+def query_plan(sql, params=None) -> str:
+    """How the database runs ``sql``: EXPLAIN (ANALYZE, BUFFERS) on PostgreSQL (it runs the
+    query), EXPLAIN QUERY PLAN on SQLite; one indented line per row of the plan."""
+    from django.db import connection
+
+    explain = (
+        "EXPLAIN (ANALYZE, BUFFERS) "
+        if connection.vendor == "postgresql"
+        else "EXPLAIN QUERY PLAN "
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(explain + sql, params)
+        return "\n".join("  " + " | ".join(str(c) for c in row) for row in cursor.fetchall())
+
+
 def machine() -> str:
     """One line: the machine and the database this process uses."""
     from django.db import connection

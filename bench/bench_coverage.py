@@ -479,7 +479,7 @@ def query_heads(function):
 
 def write_plans(db, training_round, city):
     """EXPLAIN of the city case: the ORM's grouped query and the baseline."""
-    from django.db import connection
+    from _setup import query_plan
     from django.db.models.functions import Substr
 
     from members.models import Organization
@@ -495,21 +495,14 @@ def write_plans(db, training_round, city):
     )
     ours_sql, ours_params = grouped.query.sql_with_params()
     base_params = [width, training_round.pk, True, city.path + "%", city.path + "%", width]
-    explain = (
-        "EXPLAIN (ANALYZE, BUFFERS) "
-        if connection.vendor == "postgresql"
-        else "EXPLAIN QUERY PLAN "
-    )
     sections = []
-    with connection.cursor() as cursor:
-        for label, sql, params in (
-            ("coverage_children's grouped query", ours_sql, ours_params),
-            ("baseline", baseline_sql(), base_params),
-        ):
-            cursor.execute(explain + sql, params)
-            plan = "\n".join("  " + " | ".join(str(c) for c in row) for row in cursor.fetchall())
-            shown = sql % tuple("'" + str(p) + "'" if isinstance(p, str) else p for p in params)
-            sections.append(f"--- {label}\n{shown}\n{plan}")
+    for label, sql, params in (
+        ("coverage_children's grouped query", ours_sql, ours_params),
+        ("baseline", baseline_sql(), base_params),
+    ):
+        plan = query_plan(sql, params)
+        shown = sql % tuple("'" + str(p) + "'" if isinstance(p, str) else p for p in params)
+        sections.append(f"--- {label}\n{shown}\n{plan}")
     path = OUT / f"coverage_plans-{db}.txt"
     path.write_text(f"bench_coverage query plans [{db}], city case\n\n" + "\n\n".join(sections))
     return path

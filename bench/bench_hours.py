@@ -215,23 +215,12 @@ def what_query(sql):
 
 def explain_slow(name, timed):
     """The plans of the queries of one request that took over SLOW_MS ms, as the database
-    runs them (EXPLAIN ANALYZE on PostgreSQL, EXPLAIN QUERY PLAN on SQLite)."""
-    from django.db import connection
+    runs them (_setup.query_plan)."""
+    from _setup import query_plan
 
-    explain = (
-        "EXPLAIN (ANALYZE, BUFFERS) "
-        if connection.vendor == "postgresql"
-        else "EXPLAIN QUERY PLAN "
-    )
-    sections = []
-    with connection.cursor() as cursor:
-        for ms, sql in timed:
-            if ms < SLOW_MS:
-                break
-            cursor.execute(explain + sql)
-            plan = "\n".join("  " + " | ".join(str(c) for c in row) for row in cursor.fetchall())
-            sections.append(f"--- {name}: {ms:.1f} ms\n{sql}\n{plan}")
-    return sections
+    return [
+        f"--- {name}: {ms:.1f} ms\n{sql}\n{query_plan(sql)}" for ms, sql in timed if ms >= SLOW_MS
+    ]
 
 
 def percentile(values, share):
