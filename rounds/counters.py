@@ -1,15 +1,18 @@
 """Coverage counters: each round's figures per organisation, kept as rows.
 
-A ``CoverageCounter`` row holds the figures of the members who count DIRECTLY at one
-organisation in one round (at home, or at the organisation they are posted to), once per
-position of theirs and once for all positions together (``position=""``). A node's coverage is
-then one small GROUP BY over its subtree's rows (``rounds.coverage``), whatever the number of
-members: no ancestor row is ever written, so writers in different branches never wait on the
-city's row.
+Two kinds of row, both per round, organisation and position ("" = all positions together):
+
+- ``CoverageCounter``: the figures of the members who count DIRECTLY at one organisation (at
+  home, or at the organisation they are posted to);
+- ``CoverageRollup``: the sum of the counter rows of the organisation's whole subtree, with the
+  organisation's parent beside it, so any node's coverage is a read of its own row and its
+  children's (``rounds.coverage``), whatever the number of members or organisations.
 
 How they stay right: every write that can move a member's figure recounts, in the same
 transaction, the DIRECT rows of the organisations it touches — a recount of a few dozen members,
-not a delta, so a rule about who is in scope lives in one place (``Round``'s scope methods):
+not a delta, so a rule about who is in scope lives in one place (``Round``'s scope methods) —
+and adds the difference between the new and the stored direct rows to the subtree rows of
+those organisations and every ancestor:
 
 - a status change (``participation_refresh``): the member's own organisation and their postings';
 - a member saved (moved, deactivated, position, status, categories) or deleted: their old and new
@@ -17,19 +20,25 @@ not a delta, so a rule about who is in scope lives in one place (``Round``'s sco
   ``members.importing.roster_changed`` with the organisations it touched (or None: all);
 - a posting created, changed or deleted: its old and new organisation, the member's own, and the
   member's other postings';
-- an organisation's domain changed: the rounds that filter by domain, in full;
+- an organisation's domain changed: the rounds that filter by domain, in full; an organisation
+  moved in the tree: every round, in full (one with members or postings cannot be deleted);
 - a round's scope (its roots, statuses, positions, domains, categories, dates) changed: the round
   in full. Closing a round refreshes every participation, which recounts as above.
 
-A recount first locks the organisation rows it recounts (``FOR NO KEY UPDATE``: inserting a
-member there still works), in primary-key order, then reads: under READ COMMITTED a second
-writer of the same organisation waits, and its read sees the first one's commit. SQLite has one
-writer at a time anyway.
+A recount first locks the organisation rows it recounts AND their ancestors (``FOR NO KEY
+UPDATE``: inserting a member there still works), in path order, so the root comes first, then
+reads: under READ COMMITTED a second writer in the same tree waits at the root, and its read sees
+the first one's commit; no two writers can hold each other's rows, so they cannot deadlock.
+Writers therefore take turns city-wide, for the few milliseconds a recount lasts; a status
+change is a recount of one organisation. SQLite has one writer at a time anyway. A full recount
+(a round's scope changed, more than ``WHOLE_ROUND_OVER`` organisations) rebuilds both kinds of
+row from the roster.
 
-``counters_check`` compares a round's rows with a full live recount (the oracle);
+``counters_check`` compares a round's rows of both kinds with a full live recount (the oracle);
 ``manage.py coverage_counters`` reports drift and repairs it.
 """
 
+import logging
 from collections import defaultdict
 
 from django.db import transaction
@@ -39,7 +48,9 @@ from core.audit import audit_event
 from members.models import Member, Organization, Posting
 
 from .coverage import COUNTED, STATUS_OF, Figures, _aggregates, participation
-from .models import CoverageCounter, Participation, Round
+from .models import CoverageCounter, CoverageRollup, Participation, Round
+
+logger = logging.getLogger(__name__)
 
 ALL = CoverageCounter.ALL_POSITIONS
 FIELDS = ("in_scope", *COUNTED)
@@ -167,25 +178,102 @@ def counters_stored(*, training_round: Round, organization_ids=None) -> dict:
     }
 
 
-def counters_check(*, training_round: Round) -> list[tuple]:
-    """The drift: [(organisation id, position, stored Figures or None, live Figures or None)]
-    for every row that differs from a full live recount; empty when the rows are right."""
-    stored = counters_stored(training_round=training_round)
-    live = counters_live(training_round=training_round)
+def _subtract(a: Figures | None, b: Figures | None) -> Figures:
+    """``a`` − ``b`` field by field (None counts as zero)."""
+    out = Figures()
+    for name in FIELDS:
+        setattr(out, name, (getattr(a, name) if a else 0) - (getattr(b, name) if b else 0))
+    return out
+
+
+def _ancestry(organization_ids) -> dict:
+    """{organisation id: (path, parent id)} for ``organization_ids`` that exist and every
+    organisation above them."""
+    organization_ids = set(organization_ids)
+    steplen = Organization.steplen
+    if len(organization_ids) > WHOLE_ROUND_OVER:  # a round's worth: read the tree once
+        every = dict(Organization.objects.values_list("pk", "path"))
+        paths = {every[pk] for pk in organization_ids if pk in every}
+        above = {path[:end] for path in paths for end in range(steplen, len(path) + 1, steplen)}
+        ids = {path: pk for pk, path in every.items() if path in above}
+        return {pk: (path, ids.get(path[:-steplen])) for path, pk in ids.items()}
+    paths = set()
+    for chunk in _chunks(organization_ids):
+        paths.update(Organization.objects.filter(pk__in=chunk).values_list("path", flat=True))
+    above = {path[:end] for path in paths for end in range(steplen, len(path) + 1, steplen)}
+    ids = {}
+    for chunk in _chunks(sorted(above)):
+        ids.update(Organization.objects.filter(path__in=chunk).values_list("path", "pk"))
+    return {pk: (path, ids.get(path[:-steplen])) for path, pk in ids.items()}
+
+
+def _chunks(items, size=500):
+    items = list(items)
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _roll_up(direct: dict, ancestry: dict) -> dict:
+    """{(organisation id, position): Figures} summed over subtrees: each direct row added to its
+    organisation's subtree total and every ancestor's (``ancestry`` from ``_ancestry``)."""
+    by_path = {path: pk for pk, (path, _parent) in ancestry.items()}
+    steplen = Organization.steplen
+    totals: dict = defaultdict(Figures)
+    for (organization_id, position), figures in direct.items():
+        if organization_id not in ancestry:
+            continue
+        path = ancestry[organization_id][0]
+        for end in range(steplen, len(path) + 1, steplen):
+            totals[(by_path[path[:end]], position)].add(figures)
+    return dict(totals)
+
+
+def rollups_live(*, training_round: Round) -> dict:
+    """{(organisation id, position): Figures}: what the subtree rows must hold, rolled up from a
+    full live recount of the direct rows."""
+    direct = counters_live(training_round=training_round)
+    totals = _roll_up(direct, _ancestry({key[0] for key in direct}))
+    return {key: f for key, f in totals.items() if f.in_scope}
+
+
+def rollups_stored(*, training_round: Round) -> dict:
+    """{(organisation id, position): Figures} as the subtree rows hold them."""
+    rows = CoverageRollup.objects.filter(round=training_round)
+    return {
+        (r["organization_id"], r["position"]): Figures(**{k: r[k] for k in FIELDS})
+        for r in rows.values("organization_id", "position", *FIELDS)
+    }
+
+
+def _differences(stored: dict, live: dict, kind: str) -> list[tuple]:
     drift = []
     for key in sorted(set(stored) | set(live), key=lambda k: (k[0], k[1])):
         have, want = stored.get(key), live.get(key)
         if (have.as_dict() if have else None) != (want.as_dict() if want else None):
-            drift.append((*key, have, want))
+            drift.append((*key, have, want, kind))
     return drift
+
+
+DIRECT, SUBTREE = "direct", "subtree"
+
+
+def counters_check(*, training_round: Round) -> list[tuple]:
+    """The drift: [(organisation id, position, stored Figures or None, live Figures or None,
+    ``DIRECT`` or ``SUBTREE``)] for every row of either kind that differs from a full live
+    recount; empty when the rows are right."""
+    live = counters_live(training_round=training_round)
+    drift = _differences(counters_stored(training_round=training_round), live, DIRECT)
+    totals = _roll_up(live, _ancestry({key[0] for key in live}))
+    totals = {key: f for key, f in totals.items() if f.in_scope}
+    return drift + _differences(rollups_stored(training_round=training_round), totals, SUBTREE)
 
 
 # --- Keeping them -------------------------------------------------------------------------------
 
 
 def _lock(organization_ids=None) -> None:
-    """Lock the organisation rows about to be recounted (all of them: None), in key order."""
-    rows = Organization.objects.select_for_update(no_key=True).order_by("pk")
+    """Lock the organisation rows about to be recounted (all of them: None), in path order."""
+    rows = Organization.objects.select_for_update(no_key=True).order_by("path")
     if organization_ids is not None:
         rows = rows.filter(pk__in=sorted(organization_ids))
     list(rows.values_list("pk", flat=True))
@@ -211,9 +299,73 @@ def _store(training_round, organization_ids, figures: dict) -> None:
     )
 
 
+def _rollups_rebuild(training_round, direct: dict) -> None:
+    """Replace the round's subtree rows with ``direct`` rolled up."""
+    ancestry = _ancestry({key[0] for key in direct})
+    CoverageRollup.objects.filter(round=training_round).delete()
+    CoverageRollup.objects.bulk_create(
+        [
+            CoverageRollup(
+                round=training_round,
+                organization_id=organization_id,
+                parent_id=ancestry[organization_id][1],
+                position=position,
+                **{k: getattr(f, k) for k in FIELDS},
+            )
+            for (organization_id, position), f in _roll_up(direct, ancestry).items()
+            if f.in_scope
+        ],
+        batch_size=2000,
+    )
+
+
+def _rollups_add(training_round, changes: dict, ancestry: dict) -> None:
+    """Add ``changes`` ({(organisation id, position): Figures}, differences of direct rows) to
+    the subtree rows of those organisations and their ancestors; rows left with nobody in scope
+    go. The caller holds the locks of every organisation in ``ancestry``."""
+    totals = {key: f for key, f in _roll_up(changes, ancestry).items() if any(f.as_dict().values())}
+    if not totals:
+        return
+    rows = {
+        (row.organization_id, row.position): row
+        for chunk in _chunks({key[0] for key in totals})
+        for row in CoverageRollup.objects.filter(round=training_round, organization_id__in=chunk)
+    }
+    changed, created, gone = [], [], []
+    for (organization_id, position), delta in totals.items():
+        row = rows.get((organization_id, position))
+        if row is None:
+            row = CoverageRollup(
+                round=training_round,
+                organization_id=organization_id,
+                parent_id=ancestry[organization_id][1],
+                position=position,
+            )
+        values = {k: getattr(row, k) + getattr(delta, k) for k in FIELDS}
+        if min(values.values()) < 0:
+            # Only rows that were already wrong can go below zero: rebuild from the direct rows.
+            logger.warning("coverage subtree rows of round %s drifted; rebuilt", training_round.pk)
+            _rollups_rebuild(training_round, counters_stored(training_round=training_round))
+            return
+        for name, value in values.items():
+            setattr(row, name, value)
+        if not row.in_scope:
+            if row.pk:
+                gone.append(row.pk)
+        elif row.pk:
+            changed.append(row)
+        else:
+            created.append(row)
+    if gone:
+        CoverageRollup.objects.filter(pk__in=gone).delete()
+    CoverageRollup.objects.bulk_update(changed, FIELDS, batch_size=1000)
+    CoverageRollup.objects.bulk_create(created, batch_size=1000)
+
+
 def counters_recount(*, training_round: Round, organization_ids=None) -> None:
     """Recount ``training_round``'s rows of ``organization_ids`` (None: the whole round) from
-    the roster, in the caller's transaction (or one of its own)."""
+    the roster, and the subtree rows above them, in the caller's transaction (or one of its
+    own)."""
     if organization_ids is not None:
         organization_ids = set(organization_ids) - {None}
         if not organization_ids:
@@ -221,14 +373,26 @@ def counters_recount(*, training_round: Round, organization_ids=None) -> None:
         if len(organization_ids) > WHOLE_ROUND_OVER:
             organization_ids = None
     with transaction.atomic():
-        _lock(organization_ids)
+        if organization_ids is None:
+            _lock()
+            figures = counters_live(training_round=training_round)
+            _store(training_round, None, figures)
+            _rollups_rebuild(training_round, figures)
+            return
+        ancestry = _ancestry(organization_ids)
+        _lock(ancestry)
+        before = counters_stored(training_round=training_round, organization_ids=organization_ids)
         figures = counters_live(training_round=training_round, organization_ids=organization_ids)
         _store(training_round, organization_ids, figures)
+        changes = {
+            key: _subtract(figures.get(key), before.get(key)) for key in set(before) | set(figures)
+        }
+        _rollups_add(training_round, changes, ancestry)
 
 
 def counters_repair(*, training_round: Round, user=None, drift=None) -> int:
-    """Rebuild a round's rows from a full recount; audit-logged. Returns the rows that were
-    wrong (``drift``: as ``counters_check`` found them, else checked here)."""
+    """Rebuild a round's rows of both kinds from a full recount; audit-logged. Returns the rows
+    that were wrong (``drift``: as ``counters_check`` found them, else checked here)."""
     with transaction.atomic():
         if drift is None:
             drift = counters_check(training_round=training_round)
@@ -303,10 +467,28 @@ def counters_recount_members(*, member_ids, training_round: Round | None = None,
         counters_recount_organizations(organization_ids=organization_ids)
 
 
-def counters_rebuild_all() -> int:
-    """Every round's rows from a full recount (a new installation of the counters)."""
+def counters_rebuild_all(*, subtree=True) -> int:
+    """Every round's rows from a full recount (a new installation of the counters).
+    ``subtree=False``: the direct rows only (for a migration run before the subtree rows'
+    table exists)."""
     count = 0
     for training_round in Round.objects.order_by("pk"):
-        counters_recount(training_round=training_round)
+        if subtree:
+            counters_recount(training_round=training_round)
+        else:
+            with transaction.atomic():
+                _lock()
+                _store(training_round, None, counters_live(training_round=training_round))
+        count += 1
+    return count
+
+
+def rollups_rebuild_all() -> int:
+    """Every round's subtree rows from its stored counter rows (a new installation of them)."""
+    count = 0
+    for training_round in Round.objects.order_by("pk"):
+        with transaction.atomic():
+            _lock()
+            _rollups_rebuild(training_round, counters_stored(training_round=training_round))
         count += 1
     return count

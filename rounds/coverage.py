@@ -1,10 +1,10 @@
 """Coverage (覆盖率): who in scope is done, per node of the organisation tree.
 
-A node's figures are read from the round's coverage counters (``rounds.counters``): one row per
-organisation (and per position) with the figures of the members who count directly there, kept
-in the same transaction as every write that moves them, so transfers and new members show at
-once. A node's table is one small GROUP BY over its subtree's counter rows on the child-level
-path prefix, whatever the number of members.
+A node's figures are read from the round's coverage counters (``rounds.counters``), kept in the
+same transaction as every write that moves them, so transfers and new members show at once: one
+row per organisation (and per position) with the figures of the members who count directly
+there, and one with its whole subtree's. A node's table is a read of its own subtree row and its
+children's, whatever the number of members or organisations.
 
 The live count (members in scope joined to their ``Participation`` row in the round; a missing
 row means not started) remains the oracle the counters are checked against
@@ -20,7 +20,7 @@ from django.db.models.functions import Coalesce, Substr
 
 from members.models import Member, Organization, path_prefix_q
 
-from .models import CoverageCounter, CoverageSnapshot, Participation, Round
+from .models import CoverageCounter, CoverageRollup, CoverageSnapshot, Participation, Round
 
 P = Participation.Status
 COUNTED = ("completed", "in_progress", "on_leave", "exempt")
@@ -197,8 +197,14 @@ def _summed():
     return {name: Sum(name) for name in ("in_scope", *COUNTED)}
 
 
+FIELDS = ("in_scope", *COUNTED)
+
+
 def _figures(row) -> Figures:
-    return Figures(**{k: row[k] or 0 for k in ("in_scope", *COUNTED)})
+    """Figures from a values() dict or a counter row."""
+    if isinstance(row, dict):
+        return Figures(**{k: row[k] or 0 for k in FIELDS})
+    return Figures(**{k: getattr(row, k) for k in FIELDS})
 
 
 def coverage_children(
@@ -206,23 +212,41 @@ def coverage_children(
 ) -> NodeCoverage:
     """The node's figures and one row per child that has members in scope.
 
-    Two queries: the counter rows summed per child-level path prefix, and the children
-    themselves. Filtered by domain: counted live (``coverage_children_live``).
+    Two queries, whatever the size of the tree: the subtree rows of the node and of its
+    children (``CoverageRollup``, by parent), and the node's own counter row (the members
+    attached to it directly). Filtered by domain: counted live (``coverage_children_live``).
     """
     if domain:
         return coverage_children_live(
             training_round=training_round, node=node, domain=domain, position=position
         )
-    width = (node.depth + 1) * Organization.steplen
-    grouped = (
-        _counters(training_round, node, position)
-        .annotate(prefix=Substr("organization__path", 1, width))
-        .values("prefix")
-        .annotate(**_summed())
-        .order_by()
-    )
-    by_prefix = {row["prefix"]: _figures(row) for row in grouped}
-    return _node_coverage(training_round, node, by_prefix, domain=domain, position=position)
+    position = position or CoverageCounter.ALL_POSITIONS
+    total, rows = Figures(), []
+    for rollup in (
+        CoverageRollup.objects.filter(
+            Q(organization=node) | Q(parent=node), round=training_round, position=position
+        )
+        .select_related("organization")
+        .order_by("organization__path")
+    ):
+        if rollup.organization_id == node.pk:
+            total = _figures(rollup)
+        else:
+            rows.append(Row(rollup.organization, _figures(rollup)))
+    if total.in_scope:
+        direct = (
+            CoverageCounter.objects.filter(
+                round=training_round, organization=node, position=position
+            )
+            .values(*FIELDS)
+            .first()
+        )
+        if direct:
+            rows.insert(0, Row(node, _figures(direct), direct=True))
+    head = Row(node, total)
+    if training_round.is_closed and not domain and position == CoverageCounter.ALL_POSITIONS:
+        _attach_snapshots(training_round, [head, *rows])
+    return NodeCoverage(head=head, rows=rows)
 
 
 def coverage_children_live(
@@ -272,24 +296,14 @@ def _attach_snapshots(training_round, rows):
 
 
 def coverage_by_organization(*, training_round: Round) -> dict[int, dict]:
-    """Figures for every node that has members in scope below it, for the quarter-end snapshot.
-
-    The round's counter rows (one per organisation), rolled up the tree in Python along the
-    paths.
-    """
-    by_org = {
-        row["organization__path"]: _figures(row)
-        for row in CoverageCounter.objects.filter(
+    """Figures for every node that has members in scope below it, for the quarter-end snapshot:
+    the round's subtree rows, as they are."""
+    return {
+        row["organization_id"]: _figures(row).as_dict()
+        for row in CoverageRollup.objects.filter(
             round=training_round, position=CoverageCounter.ALL_POSITIONS
-        ).values("organization__path", *("in_scope", *COUNTED))
+        ).values("organization_id", *FIELDS)
     }
-    steplen = Organization.steplen
-    by_path: dict[str, Figures] = {}
-    for path, figures in by_org.items():
-        for end in range(steplen, len(path) + 1, steplen):
-            by_path.setdefault(path[:end], Figures()).add(figures)
-    ids = dict(Organization.objects.filter(path__in=list(by_path)).values_list("path", "pk"))
-    return {ids[path]: figures.as_dict() for path, figures in by_path.items() if path in ids}
 
 
 def coverage_tree(

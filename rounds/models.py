@@ -759,24 +759,32 @@ class CoverageSnapshot(models.Model):
         return f"{self.round} · {self.organization}"
 
 
-class CoverageCounter(models.Model):
-    """A round's figures for the members who count DIRECTLY at one organisation (at home, or
-    posted there), per position of theirs ("" = all positions together). Kept by
-    ``rounds.counters`` in the same transaction as every write that moves them; a node's
-    coverage sums its subtree's rows (see ``rounds.coverage``)."""
+class CoverageFigures(models.Model):
+    """A round's figures for one organisation and position ("" = all positions together)."""
 
     ALL_POSITIONS = ""
 
-    round = models.ForeignKey(Round, on_delete=models.CASCADE, related_name="coverage_counters")
-    organization = models.ForeignKey(
-        Organization, on_delete=models.CASCADE, related_name="coverage_counters"
-    )
     position = models.CharField(max_length=20, blank=True)
     in_scope = models.PositiveIntegerField(default=0)
     completed = models.PositiveIntegerField(default=0)
     in_progress = models.PositiveIntegerField(default=0)
     on_leave = models.PositiveIntegerField(default=0)
     exempt = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        abstract = True
+
+
+class CoverageCounter(CoverageFigures):
+    """A round's figures for the members who count DIRECTLY at one organisation (at home, or
+    posted there), per position of theirs ("" = all positions together). Kept by
+    ``rounds.counters`` in the same transaction as every write that moves them; a node's
+    coverage is read from the subtree totals above them (``CoverageRollup``)."""
+
+    round = models.ForeignKey(Round, on_delete=models.CASCADE, related_name="coverage_counters")
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="coverage_counters"
+    )
 
     class Meta:
         verbose_name = _("coverage counter")
@@ -790,6 +798,38 @@ class CoverageCounter(models.Model):
 
     def __str__(self):
         return f"{self.round} · {self.organization} · {self.position or '*'}"
+
+
+class CoverageRollup(CoverageFigures):
+    """A round's figures for a whole subtree: the sum of the ``CoverageCounter`` rows of an
+    organisation and every organisation below it, per position ("" = all positions). Kept by
+    ``rounds.counters`` in the same transaction as the counter rows it sums, so a node's coverage
+    is a read of its own row and its children's (``parent``), whatever the size of the tree."""
+
+    round = models.ForeignKey(Round, on_delete=models.CASCADE, related_name="coverage_rollups")
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="coverage_rollups"
+    )
+    # The organisation's parent in the tree (None for a root): a node's table reads its
+    # children's rows by this column.
+    parent = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        verbose_name = _("coverage subtree total")
+        verbose_name_plural = _("coverage subtree totals")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["round", "organization", "position"], name="coverage_rollup_once"
+            )
+        ]
+        indexes = [
+            models.Index(fields=["round", "parent", "position"], name="coverage_rollup_children")
+        ]
+
+    def __str__(self):
+        return f"{self.round} · {self.organization} ∑ · {self.position or '*'}"
 
 
 class Notice(models.Model):

@@ -9,13 +9,14 @@ close, in any order; after each step every counter row must equal the live recou
 coverage page's figures must equal the live GROUP BY's.
 """
 
+import threading
 from datetime import date
 from itertools import count
 
 import pytest
 from auditlog.models import LogEntry
 from django.core.management import call_command
-from django.db import transaction
+from django.db import connection, transaction
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -24,7 +25,14 @@ from members.models import Member, Organization, Posting
 from rounds import services
 from rounds.counters import counters_check, counters_live, counters_stored
 from rounds.coverage import coverage_by_organization, coverage_children, coverage_children_live
-from rounds.models import CoverageCounter, Exemption, LeaveRequest, Participation, Round
+from rounds.models import (
+    CoverageCounter,
+    CoverageRollup,
+    Exemption,
+    LeaveRequest,
+    Participation,
+    Round,
+)
 
 from .. import factories
 from ..members.spreadsheets import xlsx
@@ -210,16 +218,19 @@ def assert_no_drift(world, step):
     for training_round in [world.round(0), world.round(1)]:
         drift = counters_check(training_round=training_round)
         assert drift == [], (step, training_round.title, drift)
-        root = world.org(0)
-        for position in ("", Member.Position.SECRETARY):
-            ours = coverage_children(training_round=training_round, node=root, position=position)
-            live = coverage_children_live(
-                training_round=training_round, node=root, position=position
-            )
-            assert ours.head.figures == live.head.figures, (step, position)
-            assert [(r.organization.pk, r.figures) for r in ours.rows] == [
-                (r.organization.pk, r.figures) for r in live.rows
-            ], (step, position)
+        for node in world.orgs:
+            node = Organization.objects.get(pk=node.pk)
+            for position in ("", Member.Position.SECRETARY):
+                ours = coverage_children(
+                    training_round=training_round, node=node, position=position
+                )
+                live = coverage_children_live(
+                    training_round=training_round, node=node, position=position
+                )
+                assert ours.head.figures == live.head.figures, (step, node.name, position)
+                assert [(r.organization.pk, r.direct, r.figures) for r in ours.rows] == [
+                    (r.organization.pk, r.direct, r.figures) for r in live.rows
+                ], (step, node.name, position)
 
 
 class Rollback(Exception):
@@ -262,13 +273,41 @@ def test_counters_equal_a_full_recount_after_every_event(city, events):
 
 
 def test_the_coverage_page_reads_counter_rows_not_members(city):
-    """Rows changed behind the services' back show on the page: it reads them."""
+    """Rows changed behind the services' back show on the page: it reads the node's subtree
+    row, its children's, and its own direct row, not members nor the rows further down."""
     training_round = builders.training_round([city.root])
-    CoverageCounter.objects.filter(
-        round=training_round, organization=city.branch_a, position=""
-    ).update(completed=1)
+    CoverageRollup.objects.filter(round=training_round, organization=city.root, position="").update(
+        completed=1
+    )
+    CoverageRollup.objects.filter(
+        round=training_round, organization=city.county_b, position=""
+    ).update(on_leave=1)
+    CoverageCounter.objects.filter(round=training_round, organization=city.branch_a).update(
+        completed=1
+    )
     coverage = coverage_children(training_round=training_round, node=city.root)
     assert (coverage.head.figures.in_scope, coverage.head.figures.completed) == (2, 1)
+    by_name = {row.organization.name: row.figures for row in coverage.rows}
+    assert by_name[city.county_b.name].on_leave == 1
+    assert by_name[city.county_a.name].completed == 0  # the branch's direct row is not summed
+    branch = coverage_children(training_round=training_round, node=city.branch_a)
+    assert [(row.direct, row.figures.completed) for row in branch.rows] == [(True, 1)]
+
+
+def test_a_node_page_costs_the_same_queries_whatever_the_tree(city, django_assert_num_queries):
+    """Two queries for any node: the subtree rows, then the node's own row; more organisations
+    below do not add any."""
+    training_round = builders.training_round([city.root])
+    with django_assert_num_queries(2):
+        coverage_children(training_round=training_round, node=city.root)
+    for i in range(12):
+        branch = factories.org(f"新支部{i}", city.county_a, code=f"A-1{i:02d}")
+        factories.member(branch, name=f"新成员{i}")
+    root = Organization.objects.get(pk=city.root.pk)
+    with django_assert_num_queries(2):
+        coverage = coverage_children(training_round=training_round, node=root)
+    assert coverage.head.figures.in_scope == 14
+    assert counters_check(training_round=training_round) == []
 
 
 def test_the_close_snapshot_is_taken_from_the_counters(city):
@@ -335,11 +374,26 @@ def test_the_command_builds_every_round_from_nothing(city):
     """What an existing installation gets: rounds with no rows at all, built by --all."""
     training_round = builders.training_round([city.root])
     CoverageCounter.objects.all().delete()
+    CoverageRollup.objects.all().delete()
     with pytest.raises(SystemExit):
         call_command("coverage_counters", "--all")
     call_command("coverage_counters", "--all", "--repair")
     assert counters_check(training_round=training_round) == []
     assert CoverageCounter.objects.filter(round=training_round).count() == 4
+    # The city, two counties and two branches, each for all positions and for members.
+    assert CoverageRollup.objects.filter(round=training_round).count() == 10
+
+
+def test_the_command_finds_a_subtree_row_that_drifted(city, capsys):
+    training_round = builders.training_round([city.root])
+    CoverageRollup.objects.filter(round=training_round, organization=city.county_a).update(
+        in_scope=5
+    )
+    with pytest.raises(SystemExit):
+        call_command("coverage_counters", "--round", str(training_round.pk))
+    assert "subtree" in capsys.readouterr().out
+    call_command("coverage_counters", "--round", str(training_round.pk), "--repair")
+    assert counters_check(training_round=training_round) == []
 
 
 def test_the_command_refuses_an_unknown_round(db):
@@ -347,3 +401,44 @@ def test_the_command_refuses_an_unknown_round(db):
 
     with pytest.raises(CommandError):
         call_command("coverage_counters", "--round", "999")
+
+
+# --- Writers at once ---------------------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_members_completing_at_once_in_every_branch_leave_no_drift(city):
+    """Six writers in six branches under both counties complete lessons at the same time: every
+    one of them adds to the city's subtree row; none is lost, none waits forever."""
+    branches = [
+        factories.org(f"并发支部{i}", city.county_a if i % 2 else city.county_b, code=f"C-{i}")
+        for i in range(6)
+    ]
+    members = [factories.member(branch, name=f"并发{i:02d}") for i, branch in enumerate(branches)]
+    members += [
+        factories.member(branch, name=f"并发{i + 6:02d}") for i, branch in enumerate(branches)
+    ]
+    training_round = builders.training_round([city.root])
+    lessons = list(training_round.lessons.all())
+    errors = []
+
+    def writer(batch):
+        try:
+            for member in batch:
+                for lesson in lessons:
+                    builders.complete_online(member, lesson)
+        except Exception as error:  # reported below
+            errors.append(repr(error))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=writer, args=(members[i::6],)) for i in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert counters_check(training_round=training_round) == []
+    root = Organization.objects.get(pk=city.root.pk)
+    head = coverage_children(training_round=training_round, node=root).head.figures
+    assert (head.in_scope, head.completed) == (14, 12)

@@ -37,10 +37,10 @@ class Command(BaseCommand):
                 )
             )
             self.stdout.write(f"{label}: {len(drift)} counter rows differ from the live count:")
-            for organization_id, position, stored, live in drift[:50]:
+            for organization_id, position, stored, live, kind in drift[:50]:
                 self.stdout.write(
                     f"  {codes.get(organization_id, organization_id)} "
-                    f"[{position or 'all positions'}]: stored "
+                    f"[{position or 'all positions'}, {kind}]: stored "
                     f"{stored.as_dict() if stored else '-'}, live {live.as_dict() if live else '-'}"
                 )
             if len(drift) > 50:
