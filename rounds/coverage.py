@@ -221,28 +221,28 @@ def coverage_children(
             training_round=training_round, node=node, domain=domain, position=position
         )
     position = position or CoverageCounter.ALL_POSITIONS
-    total, rows = Figures(), []
-    for rollup in (
-        CoverageRollup.objects.filter(
-            Q(organization=node) | Q(parent=node), round=training_round, position=position
+    rows = [
+        Row(rollup.organization, _figures(rollup))
+        for rollup in CoverageRollup.objects.filter(
+            round=training_round, parent=node, position=position
         )
         .select_related("organization")
         .order_by("organization__path")
-    ):
-        if rollup.organization_id == node.pk:
-            total = _figures(rollup)
+    ]
+    # The node's subtree total and its direct row in one statement; each side reads its
+    # table's unique index (an OR of the two conditions would read the round's every row).
+    mine = [
+        table.objects.filter(round=training_round, organization=node, position=position)
+        .annotate(kind=Value(kind))
+        .values(*FIELDS, "kind")
+        for kind, table in (("subtree", CoverageRollup), ("direct", CoverageCounter))
+    ]
+    total = Figures()
+    for row in mine[0].union(mine[1], all=True):
+        if row["kind"] == "subtree":
+            total = _figures(row)
         else:
-            rows.append(Row(rollup.organization, _figures(rollup)))
-    if total.in_scope:
-        direct = (
-            CoverageCounter.objects.filter(
-                round=training_round, organization=node, position=position
-            )
-            .values(*FIELDS)
-            .first()
-        )
-        if direct:
-            rows.insert(0, Row(node, _figures(direct), direct=True))
+            rows.insert(0, Row(node, _figures(row), direct=True))
     head = Row(node, total)
     if training_round.is_closed and not domain and position == CoverageCounter.ALL_POSITIONS:
         _attach_snapshots(training_round, [head, *rows])
