@@ -99,6 +99,22 @@ def test_coverage_drills_down_and_lists_missing_names(world, client_for):
     assert "幸福社区党支部" in page
 
 
+def test_coverage_filters_show_the_choice_made(world, client_for):
+    """The filter selects keep what was chosen, in the page's language, one option each."""
+    city, training_round, _session = world
+    client = client_for(city.trainer)
+    url = reverse("rounds:coverage", args=[training_round.pk])
+    page = client.get(url).content.decode()
+    assert '<select name="status" id="id_status">' in page
+    assert " selected" not in page.split('id="id_status"')[1].split("</select>")[0]
+    page = client.get(url, {"status": "all", "position": "secretary"}).content.decode()
+    status = page.split('id="id_status"')[1].split("</select>")[0]
+    assert status.count(" selected") == 1 and '<option value="all" selected>' in status
+    position = page.split('id="id_position"')[1].split("</select>")[0]
+    assert '<option value="secretary" selected>' in position
+    assert '<option value="" >' not in position and "全部类别" in position
+
+
 def test_coverage_is_scoped_by_url(world, client_for):
     city, training_round, _session = world
     client = client_for(city.secretary_b)
