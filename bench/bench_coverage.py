@@ -478,12 +478,15 @@ def query_heads(function):
 
 
 def write_plans(db, training_round, city):
-    """EXPLAIN of the city case: the ORM's grouped query and the baseline."""
+    """EXPLAIN of the city case: the queries coverage_children runs, the live grouped count
+    (what the domain filter still counts) and the baseline."""
     from _setup import query_plan
+    from django.db import connection
     from django.db.models.functions import Substr
+    from django.test.utils import CaptureQueriesContext
 
     from members.models import Organization
-    from rounds.coverage import _grouped, members_in_node
+    from rounds.coverage import _grouped, coverage_children, members_in_node
 
     width = (city.depth + 1) * Organization.steplen
 
@@ -493,13 +496,24 @@ def write_plans(db, training_round, city):
         "prefix",
         Substr("organization__path", 1, width),
     )
-    ours_sql, ours_params = grouped.query.sql_with_params()
+    live_sql, live_params = grouped.query.sql_with_params()
     base_params = [width, training_round.pk, True, city.path + "%", city.path + "%", width]
+    with CaptureQueriesContext(connection) as context:
+        coverage_children(training_round=training_round, node=city)
+    # Captured with their values filled in: EXPLAIN them as they are.
+    ours = [
+        (f"coverage_children, query {i}", q["sql"], None)
+        for i, q in enumerate(context.captured_queries, 1)
+    ]
     sections = []
     for label, sql, params in (
-        ("coverage_children's grouped query", ours_sql, ours_params),
+        *ours,
+        ("the live grouped count (coverage_children_live)", live_sql, live_params),
         ("baseline", baseline_sql(), base_params),
     ):
+        if params is None:
+            sections.append(f"--- {label}\n{sql}\n{query_plan(sql, ())}")
+            continue
         plan = query_plan(sql, params)
         shown = sql % tuple("'" + str(p) + "'" if isinstance(p, str) else p for p in params)
         sections.append(f"--- {label}\n{shown}\n{plan}")
