@@ -393,8 +393,10 @@ class Server:
                 self.process.wait()
 
 
-def cpu_seconds():
-    """CPU seconds used so far by every process, by (pid, command name), from /proc."""
+def cpu_seconds(server=None):
+    """CPU seconds used so far by every process, by (pid, command name), from /proc. The
+    processes of ``server``'s session (gunicorn's master and workers, which /proc names after
+    their interpreter, "python3") are named "gunicorn"."""
     ticks = os.sysconf("SC_CLK_TCK")
     used = {}
     for pid in os.listdir("/proc"):
@@ -406,6 +408,8 @@ def cpu_seconds():
             continue
         name = stat[stat.index("(") + 1 : stat.rindex(")")]
         fields = stat[stat.rindex(")") + 2 :].split()
+        if server is not None and int(fields[3]) == server.process.pid:  # its session id
+            name = "gunicorn"
         used[pid, name] = (int(fields[11]) + int(fields[12])) / ticks
     return used
 
@@ -746,14 +750,14 @@ def run_one(args):
     server = Server(args.db, workers, worker_class)
     try:
         load.run(server, "bare", 2)  # warm-up
-        bare_cpu, bare_started = cpu_seconds(), time.monotonic()
+        bare_cpu, bare_started = cpu_seconds(server), time.monotonic()
         bare = load.run(server, "bare", args.seconds)
         bare_share = cpu_share(
-            bare_cpu, cpu_seconds(), time.monotonic() - bare_started, bare["cpu"]
+            bare_cpu, cpu_seconds(server), time.monotonic() - bare_started, bare["cpu"]
         )
-        measured_from, cpu_before = timezone.now(), cpu_seconds()
+        measured_from, cpu_before = timezone.now(), cpu_seconds(server)
         reports = load.run(server, "report", args.seconds)
-        measured_to, cpu_after = timezone.now(), cpu_seconds()
+        measured_to, cpu_after = timezone.now(), cpu_seconds(server)
         bare_session = load.run(server, "bare-session", max(5, args.seconds // 2))
     finally:
         server.stop()
