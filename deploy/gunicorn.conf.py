@@ -9,6 +9,7 @@ Threaded workers: a request mostly waits on the database, Redis or object storag
 upload must not hold a whole process. Every figure can be set from the environment.
 """
 
+import gc
 import multiprocessing
 import os
 
@@ -39,6 +40,8 @@ max_requests_jitter = _int("GUNICORN_MAX_REQUESTS_JITTER", 500)
 forwarded_allow_ips = os.environ.get("GUNICORN_FORWARDED_ALLOW_IPS", "127.0.0.1")
 # Load the application once in the arbiter; workers fork with it already imported.
 preload_app = os.environ.get("GUNICORN_PRELOAD", "1") == "1"
+
+
 accesslog = os.environ.get("GUNICORN_ACCESS_LOG", "-")
 errorlog = os.environ.get("GUNICORN_ERROR_LOG", "-")
 loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "info")
@@ -51,3 +54,11 @@ pidfile = os.environ.get("GUNICORN_PIDFILE") or None
 control_socket_disable = not os.environ.get("GUNICORN_CONTROL_SOCKET")
 if os.environ.get("GUNICORN_CONTROL_SOCKET"):
     control_socket = os.environ["GUNICORN_CONTROL_SOCKET"]
+
+
+def pre_fork(server, worker):
+    """What the arbiter loaded lives as long as the workers: frozen before each fork, the
+    garbage collector's full collections in a worker never walk it (shorter pauses, and its
+    pages stay shared between the workers instead of being copied when the collector touches
+    them)."""
+    gc.freeze()

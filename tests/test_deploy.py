@@ -215,6 +215,20 @@ def test_gunicorn_configuration_defaults_to_production(monkeypatch):
     assert "DJANGO_SETTINGS_MODULE=config.settings.production" in config["raw_env"]
 
 
+def test_gunicorn_freezes_the_preloaded_application_before_each_fork():
+    """Workers inherit the preloaded app frozen: the collector's full collections skip it."""
+    import gc
+
+    config = {}
+    exec((ROOT / "deploy" / "gunicorn.conf.py").read_text(), config)
+    gc.unfreeze()
+    try:
+        config["pre_fork"](None, None)
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
+
+
 def test_gunicorn_configuration_keeps_settings_named_by_the_environment(monkeypatch):
     monkeypatch.setenv("DJANGO_SETTINGS_MODULE", "config.settings.test")
     config = {}
