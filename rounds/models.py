@@ -337,9 +337,17 @@ class Round(models.Model):
         if not roots:
             return {}
         placed = {}
+        # Not at home in scope, stated on the posting's own member row: a NOT IN over every
+        # member at home in scope read the whole city's members for a city-wide round.
+        at_home = self._place_q(
+            roots,
+            org="member__organization",
+            position="member__position",
+            since="member__position_since",
+        )
         rows = (
             self.postings_in_scope(roots)
-            .exclude(member__in=Member.objects.filter(self._home_q(roots)))
+            .exclude(at_home)
             .values_list("member_id", "organization__path")
             .order_by("organization__path")
         )
