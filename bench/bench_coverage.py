@@ -24,6 +24,7 @@ to bench/out/coverage_plans-<db>.txt.
 """
 
 import argparse
+import gc
 import json
 import os
 import random
@@ -168,6 +169,18 @@ def write_summary(args, results, problems):
                 target="(reference)",
             )
         )
+        if "recount" in r:
+            rows.append(
+                result_row(
+                    f"[{db}] a status change's recount: one branch's counter rows and the "
+                    "subtree rows of the branch and its ancestors, locked root first, median",
+                    round(r["recount"]["median"], 1),
+                    "ms",
+                    target="(reference)",
+                    notes=f"{r['recount']['queries']} queries; max "
+                    f"{r['recount']['max']:.1f} ms over {len(r['recount']['runs'])} runs",
+                )
+            )
         counts = [r["cases"][level]["queries"] for level in LEVELS]
         rows.append(
             result_row(
@@ -435,6 +448,10 @@ def page_timings(client, url, runs):
     request after one warm-up, with the p95."""
     response = client.get(url)
     assert response.status_code == 200, (url, response.status_code)
+    # The data set and everything built before stay alive: frozen, so that no full garbage
+    # collection of them lands on a timed request (as bench_pages.measure does).
+    gc.collect()
+    gc.freeze()
     times, cpu = [], []
     for _ in range(runs):
         started, started_cpu = time.perf_counter(), time.process_time()
@@ -585,12 +602,23 @@ def run_one(args):
                 client, f"{page_url}?org={node.pk}", max(PAGE_RUNS, args.repeat)
             )
     plans = write_plans(args.db, training_round, nodes["city"])
+    # What a status change costs the counters: one branch's direct rows recounted and the
+    # difference added to the subtree rows of the branch and its ancestors, under their locks.
+    branch = nodes["branch"]
+
+    def recount():
+        counters_recount(training_round=training_round, organization_ids={branch.pk})
+
+    recount_times = timings({"recount": recount}, 20)["recount"]
+    recount_times["queries"] = len(query_heads(recount))
+    assert counters_check(training_round=training_round) == []
 
     result = {
         "machine": machine(),
         "data": data,
         "cases": cases,
         "counters_built_s": counters_built,
+        "recount": recount_times,
         "load_average": os.getloadavg(),
     }
     print(f"bench_coverage [{args.db}]  machine: {result['machine']}")
@@ -609,6 +637,11 @@ def run_one(args):
             + f" (CPU median {case['page']['cpu_median']:.1f} ms)"
         )
     print("  figures: equal to the baseline's at every level (checked)")
+    print(
+        f"  a status change's recount (branch {branch.code}, depth {branch.depth}): median "
+        f"{recount_times['median']:.1f} ms, max {recount_times['max']:.1f} ms, "
+        f"{recount_times['queries']} queries"
+    )
     print(f"  the {len(cases['city']['sql'])} queries of one call (city):")
     for sql in cases["city"]["sql"]:
         print(f"    {sql}")
