@@ -47,13 +47,12 @@ from django.db.models import Q
 from core.audit import audit_event
 from members.models import Member, Organization, Posting
 
-from .coverage import COUNTED, STATUS_OF, Figures, _aggregates, participation
+from .coverage import FIELDS, STATUS_OF, Figures, _aggregates, _figures, participation
 from .models import CoverageCounter, CoverageRollup, Participation, Round
 
 logger = logging.getLogger(__name__)
 
 ALL = CoverageCounter.ALL_POSITIONS
-FIELDS = ("in_scope", *COUNTED)
 # Beyond this many organisations a recount reads the whole round (one GROUP BY) instead.
 WHOLE_ROUND_OVER = 500
 # The fields of a round that decide who is in scope (besides its roots).
@@ -167,15 +166,20 @@ def counters_live(*, training_round: Round, organization_ids=None) -> dict:
     return dict(result)
 
 
-def counters_stored(*, training_round: Round, organization_ids=None) -> dict:
-    """{(organisation id, position): Figures} as the rows hold them."""
-    rows = CoverageCounter.objects.filter(round=training_round)
+def _stored(model, training_round, organization_ids=None) -> dict:
+    """{(organisation id, position): Figures} as ``model``'s rows of the round hold them."""
+    rows = model.objects.filter(round=training_round)
     if organization_ids is not None:
         rows = rows.filter(organization_id__in=list(organization_ids))
     return {
-        (r["organization_id"], r["position"]): Figures(**{k: r[k] for k in FIELDS})
+        (r["organization_id"], r["position"]): _figures(r)
         for r in rows.values("organization_id", "position", *FIELDS)
     }
+
+
+def counters_stored(*, training_round: Round, organization_ids=None) -> dict:
+    """{(organisation id, position): Figures} as the direct rows hold them."""
+    return _stored(CoverageCounter, training_round, organization_ids)
 
 
 def _subtract(a: Figures | None, b: Figures | None) -> Figures:
@@ -228,21 +232,12 @@ def _roll_up(direct: dict, ancestry: dict) -> dict:
     return dict(totals)
 
 
-def rollups_live(*, training_round: Round) -> dict:
-    """{(organisation id, position): Figures}: what the subtree rows must hold, rolled up from a
-    full live recount of the direct rows."""
-    direct = counters_live(training_round=training_round)
-    totals = _roll_up(direct, _ancestry({key[0] for key in direct}))
-    return {key: f for key, f in totals.items() if f.in_scope}
-
-
-def rollups_stored(*, training_round: Round) -> dict:
-    """{(organisation id, position): Figures} as the subtree rows hold them."""
-    rows = CoverageRollup.objects.filter(round=training_round)
-    return {
-        (r["organization_id"], r["position"]): Figures(**{k: r[k] for k in FIELDS})
-        for r in rows.values("organization_id", "position", *FIELDS)
-    }
+def _subtree_totals(direct: dict, ancestry: dict | None = None) -> dict:
+    """``direct`` rows rolled up (``_roll_up``), keeping the totals with anybody in scope: what
+    the subtree rows must hold."""
+    if ancestry is None:
+        ancestry = _ancestry({key[0] for key in direct})
+    return {key: f for key, f in _roll_up(direct, ancestry).items() if f.in_scope}
 
 
 def _differences(stored: dict, live: dict, kind: str) -> list[tuple]:
@@ -263,9 +258,8 @@ def counters_check(*, training_round: Round) -> list[tuple]:
     recount; empty when the rows are right."""
     live = counters_live(training_round=training_round)
     drift = _differences(counters_stored(training_round=training_round), live, DIRECT)
-    totals = _roll_up(live, _ancestry({key[0] for key in live}))
-    totals = {key: f for key, f in totals.items() if f.in_scope}
-    return drift + _differences(rollups_stored(training_round=training_round), totals, SUBTREE)
+    stored_totals = _stored(CoverageRollup, training_round)
+    return drift + _differences(stored_totals, _subtree_totals(live), SUBTREE)
 
 
 # --- Keeping them -------------------------------------------------------------------------------
@@ -312,8 +306,7 @@ def _rollups_rebuild(training_round, direct: dict) -> None:
                 position=position,
                 **{k: getattr(f, k) for k in FIELDS},
             )
-            for (organization_id, position), f in _roll_up(direct, ancestry).items()
-            if f.in_scope
+            for (organization_id, position), f in _subtree_totals(direct, ancestry).items()
         ],
         batch_size=2000,
     )

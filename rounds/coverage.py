@@ -15,7 +15,7 @@ are posted.
 
 from dataclasses import dataclass, field
 
-from django.db.models import Count, FilteredRelation, Q, Sum, Value
+from django.db.models import Count, FilteredRelation, Q, Value
 from django.db.models.functions import Coalesce, Substr
 
 from members.models import Member, Organization, path_prefix_q
@@ -24,6 +24,7 @@ from .models import CoverageCounter, CoverageRollup, CoverageSnapshot, Participa
 
 P = Participation.Status
 COUNTED = ("completed", "in_progress", "on_leave", "exempt")
+FIELDS = ("in_scope", *COUNTED)
 STATUS_OF = {
     "completed": P.COMPLETED,
     "in_progress": P.IN_PROGRESS,
@@ -191,13 +192,6 @@ def _counters(training_round: Round, node: Organization, position=""):
         round=training_round,
         position=position or CoverageCounter.ALL_POSITIONS,
     )
-
-
-def _summed():
-    return {name: Sum(name) for name in ("in_scope", *COUNTED)}
-
-
-FIELDS = ("in_scope", *COUNTED)
 
 
 def _figures(row) -> Figures:
