@@ -659,16 +659,10 @@ def slowest_statements(statements, runs):
 
 
 def explain(sql, params):
-    from django.db import connection
+    """The plan of ``sql`` (``_setup.query_plan``), indented under the statement it explains."""
+    from _setup import query_plan
 
-    prefix = (
-        "EXPLAIN (ANALYZE, BUFFERS) "
-        if connection.vendor == "postgresql"
-        else "EXPLAIN QUERY PLAN "
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(prefix + sql, params)
-        return ["    " + " | ".join(str(c) for c in row) for row in cursor.fetchall()]
+    return ["  " + line for line in query_plan(sql, params).splitlines()]
 
 
 def layer(path, function):
