@@ -6,19 +6,11 @@ import json
 from datetime import timedelta
 
 import pytest
-import time_machine
 from django.urls import reverse
-from django.utils import timezone
 
 from courses.models import LessonProgress
 
 from .builders import lesson
-
-
-@pytest.fixture
-def clock():
-    with time_machine.travel(timezone.now(), tick=False) as traveller:
-        yield traveller
 
 
 def begin(client, page):

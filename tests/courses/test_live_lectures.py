@@ -4,7 +4,6 @@ their words, and the credit for watching live (the same honest rules as a record
 from datetime import timedelta
 
 import pytest
-import time_machine
 from auditlog.models import LogEntry
 from django.test import Client
 from django.urls import reverse
@@ -21,12 +20,6 @@ def chinese():
     # The words members see are the issue's own (直播状态).
     with translation.override("zh-hans"):
         yield
-
-
-@pytest.fixture
-def clock():
-    with time_machine.travel(timezone.now(), tick=False) as traveller:
-        yield traveller
 
 
 @pytest.fixture

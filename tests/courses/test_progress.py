@@ -4,8 +4,6 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-import time_machine
-from django.utils import timezone
 
 from courses import services
 from courses.models import LessonProgress
@@ -16,12 +14,6 @@ from .builders import lesson, session_of
 @pytest.fixture
 def viewer(city):
     return city.member_a
-
-
-@pytest.fixture
-def clock():
-    with time_machine.travel(timezone.now(), tick=False) as traveller:
-        yield traveller
 
 
 def start(member, page):

@@ -8,7 +8,6 @@ import re
 from datetime import timedelta
 
 import pytest
-import time_machine
 from auditlog.models import LogEntry
 from django.core import signals
 from django.core.handlers.wsgi import WSGIHandler
@@ -36,12 +35,6 @@ SECURITY_HEADERS = (
 @pytest.fixture
 def page(city):
     return lesson(course(title="学习党章"), duration=120, title="第一课")
-
-
-@pytest.fixture
-def clock():
-    with time_machine.travel(timezone.now(), tick=False) as traveller:
-        yield traveller
 
 
 def _start(client, page):

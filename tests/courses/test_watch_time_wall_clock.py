@@ -14,7 +14,6 @@ import time
 from datetime import timedelta
 
 import pytest
-import time_machine
 from django.contrib.sessions.models import Session
 from django.db import IntegrityError, connection, transaction
 from django.urls import reverse
@@ -24,12 +23,6 @@ from courses import services
 from courses.models import LessonProgress
 
 from .builders import course, lesson, session_of
-
-
-@pytest.fixture
-def clock():
-    with time_machine.travel(timezone.now(), tick=False) as traveller:
-        yield traveller
 
 
 @pytest.fixture
