@@ -541,7 +541,8 @@ def run_build(args):
 class ReportPage:
     """Progress reports of a few members, each through its own logged-in client: a viewing
     started as the lesson page starts it, then form POSTs to the report URL, as a player sends
-    them (segments growing by REPORT_STEP seconds; never reaching the end of the lesson)."""
+    them (segments growing by REPORT_STEP seconds; never reaching the end of the lesson; each
+    carrying the signed row of the last answer, so after the first it needs no read)."""
 
     key = "report"
 
@@ -597,15 +598,18 @@ class ReportPage:
         if seconds >= self.duration:
             raise SystemExit("!!! report: more reports than the lesson has seconds; fewer requests")
         player["seconds"] = seconds
-        return player["client"].post(
-            player["url"],
-            {
-                "csrfmiddlewaretoken": player["csrf"],
-                "viewing": player["viewing"],
-                "segments": json.dumps([[0, seconds]]),
-                "position": seconds,
-            },
-        )
+        data = {
+            "csrfmiddlewaretoken": player["csrf"],
+            "viewing": player["viewing"],
+            "segments": json.dumps([[0, seconds]]),
+            "position": seconds,
+        }
+        if player.get("state"):
+            data["state"] = player["state"]  # as the player does: the last answer's signed row
+        response = player["client"].post(player["url"], data)
+        if response.status_code == 200:
+            player["state"] = response.json()["state"]
+        return response
 
     def check(self):
         response = self.get()

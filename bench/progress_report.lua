@@ -8,6 +8,9 @@
 -- BASE: reports already sent per member by earlier runs (report n claims [0, (BASE + n) * 15]).
 -- MODE: report (POST /progress/<id>/ with the member's cookies), bare (POST /bench/bare/, no
 --       cookies) or bare-session (POST /bench/bare/ with the member's cookies).
+-- A report's answer carries its row's signed state (courses/progress_state.py); as the player
+-- does, the member's next report sends it back, so it needs no read. Answers are matched to
+-- members by the progress id the state starts with.
 -- done() prints STATUS, MAXN (most reports sent to one member), SAMPLE (first non-2xx) and one
 -- SENT line per thread (its id, requests sent, members owned): which report each member got
 -- last, for the check that no acknowledged second is missing from the database.
@@ -23,6 +26,8 @@ end
 
 local members = {}
 local steps = {}
+local states = {}
+local index_of = {}
 local cursor = 0
 local base = 0
 local mode = "report"
@@ -40,6 +45,7 @@ function init(args)
       table.insert(members, {progress = progress, cookie = cookie, token = token,
                              viewing = viewing})
       table.insert(steps, 0)
+      index_of[progress] = #members
     end
     index = index + 1
   end
@@ -63,6 +69,9 @@ function request()
   if mode == "report" then
     path = "/progress/" .. member.progress .. "/"
     headers["Cookie"] = member.cookie
+    if states[cursor] then
+      body = body .. "&state=" .. states[cursor]
+    end
   elseif mode == "bare-session" then
     headers["Cookie"] = member.cookie
   end
@@ -72,6 +81,13 @@ end
 function response(status, headers, body)
   if status < 300 then
     c2 = c2 + 1
+    if mode == "report" and body then
+      local state = body:match('"state": "([^"]+)"')
+      local index = state and index_of[state:match("^(%d+):")]
+      if index then
+        states[index] = state
+      end
+    end
   elseif status < 400 then
     c3 = c3 + 1
   elseif status < 500 then

@@ -444,6 +444,8 @@ class LessonProgress(models.Model):
     hours_earned = models.DecimalField(
         _("study hours earned"), max_digits=4, decimal_places=1, default=Decimal("0")
     )
+    # Every write to a row sets it (saves by auto_now, queryset updates by hand): a report's
+    # write applies only while it is the one read or signed (courses/progress_state.py).
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

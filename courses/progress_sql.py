@@ -1,5 +1,6 @@
-"""A progress report's two statements, written once: the read that finds the viewing's row
-if it may still earn, and the conditional write of the credit.
+"""A progress report's statements, written once: the read that finds the viewing's row if it
+may still earn, and the conditional write of the credit (which, for a report that carried its
+row's signed state, asks in the same statement what the read would have).
 
 The ORM built both for every report, and building them cost far more than running them (the
 profile in bench/out/progress_profile-<db>.txt: filter building and SQL compilation were over
@@ -56,17 +57,30 @@ class _Statements:
             f"AND m.{quote('is_active')} AND u.{quote('is_active')}"
             + (f" AND {self.session_condition}" if self.session_condition else "")
         )
+        # What the SELECT's joins check, for an UPDATE that was not preceded by one (a report
+        # that carried its row's state, courses/progress_state.py): the member and their
+        # account active and, where sessions live in the database, the viewing's session alive.
+        live_session = live_session_condition(f"{table}.{quote('viewing_session')}")
+        self.live_condition = (
+            f" AND EXISTS (SELECT 1 FROM {quote(Member._meta.db_table)} m "
+            f"INNER JOIN {quote(user._meta.db_table)} u "
+            f"ON u.{quote(user._meta.pk.column)} = m.{user_column} "
+            f"WHERE m.{member_pk} = {table}.{member_id} "
+            f"AND m.{quote('is_active')} AND u.{quote('is_active')})"
+            + (f" AND {live_session}" if live_session else "")
+        )
         self.updates = {}
 
-    def update_sql(self, names):
-        sql = self.updates.get(names)
+    def update_sql(self, names, live):
+        sql = self.updates.get((names, live))
         if sql is None:
             quote = connection.ops.quote_name
             assignments = ", ".join(f"{quote(self.by_name[name].column)} = %s" for name in names)
-            sql = self.updates[names] = (
+            sql = self.updates[names, live] = (
                 f"UPDATE {self.table} SET {assignments} "
-                f"WHERE {quote('id')} = %s AND {quote('viewing')} = %s "
-                f"AND {quote('updated_at')} = %s"
+                f"WHERE {self.table}.{quote('id')} = %s AND {self.table}.{quote('viewing')} = %s "
+                f"AND {self.table}.{quote('updated_at')} = %s"
+                + (self.live_condition if live else "")
             )
         return sql
 
@@ -134,17 +148,25 @@ def earning_row(*, progress_id: int, viewing, now) -> LessonProgress | None:
     return LessonProgress.from_db(connection.alias, statements.names, values)
 
 
-def credit_write(*, progress: LessonProgress, fields, viewing, read_at) -> bool:
+def credit_write(*, progress: LessonProgress, fields, viewing, read_at, live_at=None) -> bool:
     """Write ``fields`` of ``progress`` if its row is still as it was read (the same viewing,
-    the same ``updated_at``): one conditional UPDATE. False when something changed it since."""
+    the same ``updated_at``): one conditional UPDATE. False when something changed it since.
+
+    ``live_at``: the row was not read by ``earning_row`` but known from the report's signed
+    state (courses/progress_state.py), so the UPDATE also asks what that read would have: that
+    the member and their account are active and, where sessions live in the database, that
+    the viewing's session is alive at ``live_at``. False when any of it is not so."""
     statements = _statements()
     names = tuple(fields)
+    live = live_at is not None
     params = [_prep(statements, name, getattr(progress, name)) for name in names]
     params += [
         progress.pk,
         _prep(statements, "viewing", viewing),
         _prep(statements, "updated_at", read_at),
     ]
+    if live and statements.session_condition:
+        params.append(connection.ops.adapt_datetimefield_value(live_at))
     with _cursor() as cursor:
-        cursor.execute(statements.update_sql(names), params)
+        cursor.execute(statements.update_sql(names, live), params)
         return cursor.rowcount == 1

@@ -27,7 +27,7 @@ from core.sessions import session_alive_elsewhere, with_live_session
 from members.models import Member
 
 from . import captions as captions_format
-from . import live, progress_sql, segments
+from . import live, progress_sql, progress_state, segments
 from .models import LessonPage, LessonProgress, LessonVideo, LiveStream
 from .tasks import live_expire_task, live_recording_process_task, video_process_task
 from .video import (
@@ -376,7 +376,7 @@ def _open_viewing(*, member, lesson, session_key, duration: float) -> LessonProg
 
 
 def progress_report(
-    *, progress_id: int, viewing, segments, position, request=None
+    *, progress_id: int, viewing, segments, position, request=None, state=""
 ) -> LessonProgress:
     """Credit a viewing's played segments: the hottest write in the system.
 
@@ -389,8 +389,11 @@ def progress_report(
     repeated or reordered reports are harmless. The report that completes the lesson is
     audit-logged (``lesson_completed``, from ``request``'s address) with its write.
 
-    Two prepared statements (courses/progress_sql.py), without holding a lock in between: one
-    SELECT that also checks the session and the account, and one conditional UPDATE that
+    ``state``: the signed row the answer to the viewing's last report (or its start) carried
+    (courses/progress_state.py). While it is the row as it stands, the report is one prepared
+    statement: the conditional UPDATE, which also checks the session and the account. Without
+    it, or when it is stale, two (courses/progress_sql.py), without holding a lock in between:
+    one SELECT that also checks the session and the account, and one conditional UPDATE that
     applies only if the row is still as it was read (same viewing, same updated_at). A
     concurrent change makes it read again, and persistent contention falls back to a lock.
     """
@@ -398,6 +401,9 @@ def progress_report(
         viewing = uuid.UUID(str(viewing))
     except ValueError:
         raise ViewingSuperseded from None
+    known = progress_state.read(state, progress_id=progress_id, viewing=viewing)
+    if known is not None and _credit_known(known, segments, position, request):
+        return known
     for _attempt in range(3):
         now = timezone.now()
         progress = progress_sql.earning_row(progress_id=progress_id, viewing=viewing, now=now)
@@ -430,6 +436,29 @@ def progress_report(
         if "completed_at" in fields:
             _report_completed(progress, request)
     return progress
+
+
+def _credit_known(progress: LessonProgress, segments, position, request) -> bool:
+    """Credit a report against the row its signed state says it is, in one conditional
+    UPDATE that also asks whether the viewing may still earn; False when it wrote nothing
+    (the row changed since, the session ended, the member or account was deactivated): the
+    report then takes the path that reads the row."""
+    if not _session_alive(progress):
+        return False
+    now = timezone.now()
+    read_at = progress.updated_at
+    fields = _credit_report(progress, segments, position, now)
+    if "completed_at" not in fields:
+        return progress_sql.credit_write(
+            progress=progress, fields=fields, viewing=progress.viewing, read_at=read_at, live_at=now
+        )
+    with transaction.atomic():
+        if progress_sql.credit_write(
+            progress=progress, fields=fields, viewing=progress.viewing, read_at=read_at, live_at=now
+        ):
+            _report_completed(progress, request)
+            return True
+    return False
 
 
 def _earning(progress_id, viewing, now):

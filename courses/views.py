@@ -11,7 +11,7 @@ from django.views.decorators.http import require_POST
 from core.lean import FullStackNeeded, lean_path, on_lean_path
 from core.middleware import session_free
 
-from . import live, services
+from . import live, progress_state, services
 from .lesson_page import counting_member
 from .models import LessonPage, LessonProgress, LiveStream
 
@@ -35,6 +35,8 @@ def _progress_json(progress: LessonProgress) -> dict:
         "complete": progress.completed_at is not None,
         "status": services.status_text(progress),
         "report_url": reverse("courses:progress_report", args=[progress.pk]),
+        # Sent back with the first report, so that it needs no read (courses/progress_state.py).
+        "state": progress_state.issue(progress),
     }
 
 
@@ -98,6 +100,7 @@ def progress_report(request, progress_id):
             segments=segments,
             position=request.POST.get("position", 0),
             request=request,
+            state=request.POST.get("state", ""),
         )
     except services.ViewingRejected as rejection:
         if on_lean_path(request):
@@ -110,6 +113,8 @@ def progress_report(request, progress_id):
             "furthest": progress.furthest,
             "complete": progress.completed_at is not None,
             "status": services.status_text(progress),
+            # The row as this report left it, for the next report (courses/progress_state.py).
+            "state": progress_state.issue(progress),
         }
     )
 

@@ -63,6 +63,7 @@
 
   var state = {
     viewing: null, reportUrl: null,
+    row: null,               // the server's last answer's signed row, sent back: no read needed
     segments: [],            // this viewing's played segments [[start, end], ...]
     current: null,           // the segment being played now
     furthest: 0,             // furthest point credited or played: seeking beyond is refused
@@ -122,10 +123,12 @@
     data.set("viewing", state.viewing);
     data.set("segments", JSON.stringify(allSegments()));
     data.set("position", String((LIVE ? mediaClock() : video.currentTime) || 0));
+    if (state.row) data.set("state", state.row);
     return data;
   }
 
   function showStatus(result) {
+    if (result && result.state) state.row = result.state;
     if (result && result.status && statusEl) statusEl.textContent = result.status;
     if (result && typeof result.furthest === "number") state.furthest = Math.max(state.furthest, result.furthest);
     if (result && result.complete) root.dataset.complete = "true";
@@ -349,6 +352,7 @@
         if (!response.ok) { say(result.error || text.unavailable); return null; }
         state.viewing = result.viewing;
         state.reportUrl = result.report_url;
+        state.row = null;
         state.segments = [];
         state.current = null;
         state.stopped = null;
