@@ -256,6 +256,7 @@ def run_one(args):
     from django.urls import reverse
     from django.utils import timezone
 
+    from core.planner import planner_statistics_refresh
     from members.models import Member, Role
     from rounds import ledger
     from rounds.hours import hours_summary_rebuild
@@ -271,9 +272,14 @@ def run_one(args):
         rebuild_started = time.perf_counter()
         summary_rows = hours_summary_rebuild()
         rebuild_s = time.perf_counter() - rebuild_started
+        # As the product does after a bulk load (core/planner.py: the seeds, an import, a
+        # rebuild by command): the planner's statistics. PostgreSQL is also vacuumed, as
+        # autovacuum would have done by the time a city holds this much.
         if connection.vendor == "postgresql":
             with connection.cursor() as cursor:
                 cursor.execute("VACUUM ANALYZE")
+        else:
+            planner_statistics_refresh()
         client = staff_client("bench_trainer", Role.TRAINER, nodes["city"])
         user = get_user_model().objects.get(username="bench_trainer")
         url = reverse("rounds:ledger_org")

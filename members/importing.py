@@ -20,6 +20,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from core.audit import audit_event
+from core.planner import planner_statistics_refresh
 from core.tabular import (
     Column,
     ExportWorkbook,
@@ -763,6 +764,7 @@ class Importer:
                 **report["counts"],
                 **affected,
             )
+        planner_statistics_refresh()  # an import is a bulk load (core/planner.py)
         return report
 
 

@@ -2,6 +2,7 @@ import time
 
 from django.core.management.base import BaseCommand
 
+from core.planner import planner_statistics_refresh
 from members.demo import demo_city_seeded, seed_demo_city, seed_scale_city
 
 
@@ -25,6 +26,7 @@ class Command(BaseCommand):
                     f"Scale city: {result['organizations']} organisations, "
                     f"{result['members']} members in {time.perf_counter() - started:.1f} s"
                 )
+                planner_statistics_refresh()
             else:
                 self.stdout.write("Scale city already present; nothing changed.")
             return
@@ -38,3 +40,4 @@ class Command(BaseCommand):
         for _receiver, message in demo_city_seeded.send(sender=self.__class__):
             if message:
                 self.stdout.write(str(message))
+        planner_statistics_refresh()  # the demo is a bulk load (core/planner.py)

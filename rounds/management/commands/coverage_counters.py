@@ -1,5 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
+from core.planner import planner_statistics_refresh
 from members.models import Organization
 from rounds.counters import counters_check, counters_repair
 from rounds.models import Round
@@ -24,7 +25,7 @@ class Command(BaseCommand):
             rounds = list(Round.objects.filter(pk=round_id))
             if not rounds:
                 raise CommandError(f"No round with id {round_id}.")
-        unrepaired = 0
+        unrepaired = repaired = 0
         for training_round in rounds:
             drift = counters_check(training_round=training_round)
             label = f"round {training_round.pk} ({training_round.title})"
@@ -48,8 +49,11 @@ class Command(BaseCommand):
             if repair:
                 counters_repair(training_round=training_round, drift=drift)
                 self.stdout.write(f"{label}: repaired.")
+                repaired += 1
             else:
                 unrepaired += 1
+        if repaired:
+            planner_statistics_refresh()  # a rebuild is a bulk load (core/planner.py)
         if unrepaired:
             self.stderr.write(
                 f"{unrepaired} round(s) with drift; run again with --repair to rebuild them."

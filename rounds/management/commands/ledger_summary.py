@@ -4,6 +4,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from core.planner import planner_statistics_refresh
 from rounds.hours import hours_summary_check, hours_summary_repair, source_years
 
 SHOWN = 20
@@ -35,7 +36,7 @@ class Command(BaseCommand):
             years = year or [timezone.localdate().year]
         if any(y < 1900 or y > 9999 for y in years):
             raise CommandError(_("Give a year such as 2026."))
-        remaining = 0
+        remaining = repaired = 0
         for each in years:
             if repair:
                 drift = hours_summary_repair(year=each)
@@ -60,5 +61,8 @@ class Command(BaseCommand):
                 message = _("%(year)s: the summary matches its sources.")
             self.stdout.write(message % {"year": each, "n": len(drift)})
             remaining += len(left)
+            repaired += len(drift) if repair else 0
+        if repaired:
+            planner_statistics_refresh()  # a rebuild is a bulk load (core/planner.py)
         if remaining:
             raise SystemExit(1)
