@@ -46,7 +46,7 @@ from core.audit import audit_event
 from core.tabular import ExportWorkbook
 from courses.models import LessonProgress
 from members import access
-from members.models import Member
+from members.models import Member, Organization
 
 from .models import Attendance, HoursSummary, StudyRecord, day_start
 
@@ -353,8 +353,18 @@ class LedgerList:
         self.year = year
         self.below_only = below_only
 
-    def _scoped(self, *, use_index=True):
+    @cached_property
+    def _everywhere(self) -> bool:
+        """Whether ``roots`` cover the whole tree (the city's trainer, at its only top node):
+        the list then needs no condition on the members' organisations, which at city scale
+        cost a join of every member to the organisation tree to keep them all."""
         if self.roots is None:
+            return True
+        tops = {root.pk for root in self.roots if root.depth == 1}
+        return bool(tops) and not Organization.objects.filter(depth=1).exclude(pk__in=tops).exists()
+
+    def _scoped(self, *, use_index=True):
+        if self._everywhere:
             return self.members
         return self.members.in_subtree(*self.roots, use_index=use_index)
 

@@ -502,3 +502,40 @@ def test_list_pages_follow_the_one_sorted_order(
     # A committee member needs no hours: met without any, never listed as below.
     committee = Member.objects.filter(position=Member.Position.COMMITTEE, name__startswith="甲")
     assert not set(committee.values_list("pk", flat=True)) & set(below)
+
+
+# --- The whole tree ---------------------------------------------------------------------------
+
+
+def _listed(roots, below_only=False):
+    listed = ledger.LedgerList(
+        members=Member.objects.active().party_members(),
+        roots=roots,
+        year=2026,
+        below_only=below_only,
+    )
+    with CaptureQueriesContext(connection) as captured:
+        count = listed.count()
+        names = [member.name for member in listed[0 : count + 1]]
+    return count, names, [q["sql"] for q in captured.captured_queries]
+
+
+def test_the_only_top_nodes_list_states_no_organisation_condition(city):
+    count, names, statements = _listed([city.root])
+    assert count == 2 and sorted(names) == sorted([city.member_a.name, city.member_b.name])
+    (counted,) = [s for s in statements if "COUNT(" in s]
+    assert "members_organization" not in counted
+    assert _listed([city.root], below_only=True)[:2] == (count, names)
+    # A county is not the whole tree: its members only, by their organisations' paths.
+    county = _listed([city.county_a])
+    assert county[:2] == (1, [city.member_a.name])
+    assert any("members_organization" in s for s in county[2] if "COUNT(" in s)
+
+
+def test_a_second_top_node_keeps_the_organisation_condition(city):
+    other_city = factories.org("另一市委", code="OTHER")
+    factories.member(other_city, name="外市党员")
+    count, names, _statements = _listed([city.root])
+    assert count == 2 and "外市党员" not in names
+    everywhere = _listed([city.root, other_city])
+    assert everywhere[0] == 3 and "外市党员" in everywhere[1]
