@@ -148,6 +148,12 @@ def earning_row(*, progress_id: int, viewing, now) -> LessonProgress | None:
     return LessonProgress.from_db(connection.alias, statements.names, values)
 
 
+def sessions_asked_in_sql() -> bool:
+    """Whether these statements ask themselves whether the viewing's session is alive (sessions
+    live in the database); otherwise the caller asks ``session_alive_elsewhere``."""
+    return _statements().session_condition is not None
+
+
 def credit_write(*, progress: LessonProgress, fields, viewing, read_at, live_at=None) -> bool:
     """Write ``fields`` of ``progress`` if its row is still as it was read (the same viewing,
     the same ``updated_at``): one conditional UPDATE. False when something changed it since.

@@ -34,13 +34,20 @@ from django.db import connection, models
 
 from .models import LessonProgress
 
+# Never in a token: the key of the session the viewing began in is the session cookie's value,
+# which the browser keeps from the page's scripts (HttpOnly). A row read from a token leaves it
+# unloaded; the write asks about the session in SQL (progress_sql.sessions_asked_in_sql).
+UNSIGNED = {"viewing_session"}
+
 
 @cache
 def _columns():
-    """(attname, how a JSON value becomes the field's value) for every column, in order. Only
-    values this module signed are ever loaded, so each needs at most a type restored."""
+    """(attname, how a JSON value becomes the field's value) for every column signed, in order.
+    Only values this module signed are ever loaded, so each needs at most a type restored."""
     columns = []
     for field in LessonProgress._meta.concrete_fields:
+        if field.attname in UNSIGNED:
+            continue
         if isinstance(field, models.DateTimeField):
             load = datetime.fromisoformat
         elif isinstance(field, models.UUIDField):

@@ -64,10 +64,26 @@ def test_a_report_with_its_rows_state_is_one_update(page, city, client_for, cloc
     assert second.json()["state"] != first.json()["state"]
     row = LessonProgress.objects.get()
     assert row.watched_seconds == 40 and row.segments == [[0.0, 40.0]]
-    # The answer's token is the row as it now stands in the database.
+    # The answer's token is the row as it now stands in the database, all but the session key.
     token = progress_state.read(second.json()["state"], progress_id=row.pk, viewing=row.viewing)
-    for field in LessonProgress._meta.concrete_fields:
-        assert getattr(token, field.attname) == getattr(row, field.attname), field.name
+    names = [name for name, _load in progress_state._columns()]
+    assert "viewing_session" not in names
+    assert len(names) == len(LessonProgress._meta.concrete_fields) - 1
+    for name in names:
+        assert getattr(token, name) == getattr(row, name), name
+
+
+def test_no_answer_reveals_the_session_key(page, city, client_for, clock):
+    """The session cookie is HttpOnly: a page's scripts must not read its value in a token."""
+    client = client_for(city.member_a.user)
+    started = _start(client, page)
+    clock.shift(timedelta(seconds=20))
+    answer = _report(client, started, 20, started["state"])
+    key = client.session.session_key
+    for token in (started["state"], answer.json()["state"]):
+        _pk, payload, _signature = token.split(":")
+        assert key not in signing.b64_decode(payload.encode()).decode()
+    assert key not in answer.content.decode()
 
 
 def test_a_stale_state_is_read_again_and_counts_nothing_twice(page, city, client_for, clock):
