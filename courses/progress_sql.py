@@ -46,27 +46,27 @@ class _Statements:
         member_id = quote(LessonProgress._meta.get_field("member").column)
         user = get_user_model()
         user_column = quote(Member._meta.get_field("user").column)
+        members = quote(Member._meta.db_table)
+        # The member (m) and their account (u), both active: what a viewing needs to earn.
+        users_join = (
+            f"INNER JOIN {quote(user._meta.db_table)} u "
+            f"ON u.{quote(user._meta.pk.column)} = m.{user_column}"
+        )
+        active = f"m.{quote('is_active')} AND u.{quote('is_active')}"
         self.session_condition = live_session_condition(f"p.{quote('viewing_session')}")
         self.select = (
             f"SELECT {', '.join(f'p.{quote(field.column)}' for field in self.fields)} "
             f"FROM {table} p "
-            f"INNER JOIN {quote(Member._meta.db_table)} m ON m.{member_pk} = p.{member_id} "
-            f"INNER JOIN {quote(user._meta.db_table)} u "
-            f"ON u.{quote(user._meta.pk.column)} = m.{user_column} "
-            f"WHERE p.{quote('id')} = %s AND p.{quote('viewing')} = %s "
-            f"AND m.{quote('is_active')} AND u.{quote('is_active')}"
+            f"INNER JOIN {members} m ON m.{member_pk} = p.{member_id} {users_join} "
+            f"WHERE p.{quote('id')} = %s AND p.{quote('viewing')} = %s AND {active}"
             + (f" AND {self.session_condition}" if self.session_condition else "")
         )
-        # What the SELECT's joins check, for an UPDATE that was not preceded by one (a report
-        # that carried its row's state, courses/progress_state.py): the member and their
-        # account active and, where sessions live in the database, the viewing's session alive.
+        # What the SELECT checks, for an UPDATE that was not preceded by one (a report that
+        # carried its row's state, courses/progress_state.py).
         live_session = live_session_condition(f"{table}.{quote('viewing_session')}")
         self.live_condition = (
-            f" AND EXISTS (SELECT 1 FROM {quote(Member._meta.db_table)} m "
-            f"INNER JOIN {quote(user._meta.db_table)} u "
-            f"ON u.{quote(user._meta.pk.column)} = m.{user_column} "
-            f"WHERE m.{member_pk} = {table}.{member_id} "
-            f"AND m.{quote('is_active')} AND u.{quote('is_active')})"
+            f" AND EXISTS (SELECT 1 FROM {members} m {users_join} "
+            f"WHERE m.{member_pk} = {table}.{member_id} AND {active})"
             + (f" AND {live_session}" if live_session else "")
         )
         self.updates = {}

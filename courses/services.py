@@ -411,18 +411,8 @@ def progress_report(
             raise _rejection(progress_id, viewing)
         read_at = progress.updated_at
         fields = _credit_report(progress, segments, position, now)
-        if "completed_at" not in fields:
-            if progress_sql.credit_write(
-                progress=progress, fields=fields, viewing=viewing, read_at=read_at
-            ):
-                return progress
-            continue
-        with transaction.atomic():
-            if progress_sql.credit_write(
-                progress=progress, fields=fields, viewing=viewing, read_at=read_at
-            ):
-                _report_completed(progress, request)
-                return progress
+        if _write_credit(progress, fields, viewing=viewing, read_at=read_at, request=request):
+            return progress
     # Still contended (several reports of one viewing at once): take the row lock.
     with transaction.atomic():
         now = timezone.now()
@@ -448,14 +438,26 @@ def _credit_known(progress: LessonProgress, segments, position, request) -> bool
     now = timezone.now()
     read_at = progress.updated_at
     fields = _credit_report(progress, segments, position, now)
+    return _write_credit(
+        progress, fields, viewing=progress.viewing, read_at=read_at, request=request, live_at=now
+    )
+
+
+def _write_credit(progress, fields, *, viewing, read_at, request, live_at=None) -> bool:
+    """Write a report's credit (progress_sql.credit_write); the write that completes the lesson
+    goes in one transaction with its audit entry and the hours signal. False when it wrote
+    nothing (the row changed since it was read or signed, or may no longer earn)."""
+    write = {
+        "progress": progress,
+        "fields": fields,
+        "viewing": viewing,
+        "read_at": read_at,
+        "live_at": live_at,
+    }
     if "completed_at" not in fields:
-        return progress_sql.credit_write(
-            progress=progress, fields=fields, viewing=progress.viewing, read_at=read_at, live_at=now
-        )
+        return progress_sql.credit_write(**write)
     with transaction.atomic():
-        if progress_sql.credit_write(
-            progress=progress, fields=fields, viewing=progress.viewing, read_at=read_at, live_at=now
-        ):
+        if progress_sql.credit_write(**write):
             _report_completed(progress, request)
             return True
     return False
